@@ -1,0 +1,3 @@
+"""pytest-policyeval: evaluate reinforcement-learning policies as pytest tests."""
+
+__version__ = "0.1.0"

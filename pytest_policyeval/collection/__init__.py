@@ -1,0 +1,1 @@
+"""Collection: suite files to pytest items."""

@@ -1,0 +1,86 @@
+"""Suite files become pytest items: one `pytest.Function` per (task, policy).
+
+Items are real `pytest.Function`s whose function takes fixtures, so `-k`, `--lf`, junitxml,
+xdist and user fixtures all behave as for Python tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from pytest_policyeval.collection.suite import SuiteError, Task, load_suite
+from pytest_policyeval.policies.uri import policy_label
+
+RESULT_KEY = pytest.StashKey[dict]()
+
+
+def unique_labels(uris: Sequence[str]) -> list[str]:
+    labels: list[str] = []
+    for uri in uris:
+        label = policy_label(uri)
+        candidate, n = label, 2
+        while candidate in labels:
+            candidate, n = f"{label}-{n}", n + 1
+        labels.append(candidate)
+    return labels
+
+
+def make_task_test(task: Task, uri: str, label: str, order: tuple[int, int, int]) -> Callable[..., None]:
+    def evaluate_task(policyeval, request: pytest.FixtureRequest) -> None:
+        resolved = policyeval.resolve(task)
+        result = policyeval.evaluate(resolved, uri, label, order)
+        request.node.stash[RESULT_KEY] = result.to_dict()
+        if result.error is not None:
+            pytest.fail(f"{task.name} [{label}]: {result.error}", pytrace=False)
+        if result.passed is False:
+            pytest.fail(f"below threshold: {result.summary_line()}", pytrace=False)
+
+    evaluate_task.__doc__ = task.description or f"Evaluate {task.name}"
+    return evaluate_task
+
+
+class SuiteFile(pytest.File):
+    """A suite YAML file; its items are the suite's tasks times the policies under test."""
+
+    suite_index: int = 0
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from pytest_policyeval.plugin import session_of
+
+        session = session_of(self.config)
+        uris = session.options.policy_uris
+        if not uris:
+            raise pytest.UsageError(
+                f"{self.path}: this is a policy evaluation suite; say which policy to evaluate with "
+                "--policy-uri URI (e.g. --policy-uri random:// or --policy-uri file://policy.pt)"
+            )
+        suite = load_suite(self.path)
+        labels = unique_labels(uris)
+        for task_index, task in enumerate(suite.tasks):
+            for policy_index, (uri, label) in enumerate(zip(uris, labels, strict=True)):
+                order = (self.suite_index, task_index, policy_index)
+                yield pytest.Function.from_parent(
+                    self,
+                    name=f"{task.name}[{label}]",
+                    callobj=make_task_test(task, uri, label, order),
+                )
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:
+        if isinstance(excinfo.value, SuiteError):
+            return f"invalid suite: {excinfo.value}"
+        return super().repr_failure(excinfo)
+
+
+def is_suite_path(path: Path, explicit: set[Path], patterns: Sequence[str], rootpath: Path) -> bool:
+    if path.suffix not in (".yaml", ".yml"):
+        return False
+    if path.resolve() in explicit or path.parent.name == "suites":
+        return True
+    try:
+        relative = path.resolve().relative_to(rootpath.resolve())
+    except ValueError:
+        return False
+    return any(relative.match(pattern) for pattern in patterns)

@@ -1,0 +1,206 @@
+"""Suite files: YAML that lists evaluation tasks, validated into `Suite` objects.
+
+A suite has a name, a seed, `defaults` that every task inherits, and `tasks`. Each task is
+`category/name`, an ASCII map, step and episode budgets and an optional score threshold.
+This module knows nothing about pytest or the engine; it only reads and checks files.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pytest_policyeval.envs.gridmap import MapError, read_map
+
+TASK_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+class SuiteError(Exception):
+    """A suite file that cannot be used; the message names the file, the task and the key."""
+
+
+class TaskSettings(BaseModel):
+    """Fields a task may set itself or inherit from the suite's `defaults`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    num_episodes: int = Field(default=10, ge=1, le=100_000)
+    max_steps: int = Field(default=200, ge=1)
+    max_time_s: float = Field(default=600.0, gt=0)
+    threshold: float | None = None
+    higher_is_better: bool = True
+    # "mean": the mean score must clear the threshold. "ci": the whole 95% interval must.
+    gate: Literal["mean", "ci"] = "mean"
+    obs_window: int = Field(default=11, ge=3, le=15)
+    num_tokens: int = Field(default=200, ge=16, le=1000)
+    # How many goals end an episode; "all" = every goal on the map.
+    goals_to_finish: int | Literal["all"] = 1
+
+    @field_validator("obs_window")
+    @classmethod
+    def _odd_window(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError("must be odd, so the agent sits at the centre of its view")
+        return value
+
+    @field_validator("goals_to_finish")
+    @classmethod
+    def _positive_goals(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be at least 1 or 'all'")
+        return value
+
+
+class TaskModel(TaskSettings):
+    name: str
+    map: str
+    description: str = ""
+
+    @field_validator("name")
+    @classmethod
+    def _category_slash_task(cls, value: str) -> str:
+        if not TASK_NAME.match(value):
+            raise ValueError("must look like 'category/task' (letters, digits, _ . -)")
+        return value
+
+
+class SuiteModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    seed: int = Field(default=0, ge=0)
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    tasks: list[dict[str, Any]] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One evaluation task, with every default resolved."""
+
+    suite: str
+    name: str
+    map_path: Path
+    settings: TaskSettings
+    seed: int
+    description: str = ""
+
+    @property
+    def category(self) -> str:
+        return self.name.split("/", 1)[0]
+
+    @property
+    def short_name(self) -> str:
+        return self.name.split("/", 1)[1]
+
+    def with_overrides(self, *, num_episodes: int | None = None, seed: int | None = None) -> Task:
+        settings = self.settings
+        if num_episodes is not None:
+            settings = settings.model_copy(update={"num_episodes": num_episodes})
+        return replace(self, settings=settings, seed=self.seed if seed is None else seed)
+
+    def with_settings(self, **changes: Any) -> Task:
+        return replace(self, settings=self.settings.model_copy(update=changes))
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: Path
+    seed: int
+    tasks: tuple[Task, ...]
+    description: str = ""
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def _describe(error: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    if error["type"] == "extra_forbidden":
+        return f"unknown key '{_where(loc)}'"
+    if error["type"] == "missing":
+        return f"missing required key '{_where(loc)}'"
+    return f"key '{_where(loc)}': {error['msg']} (got {error.get('input')!r})"
+
+
+def _errors(path: Path, context: str, exc: ValidationError) -> SuiteError:
+    lines = [f"{path}: {context}: {_describe(err, tuple(err['loc']))}" for err in exc.errors()]
+    return SuiteError("\n".join(lines))
+
+
+def read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path}: not valid YAML: {exc}") from None
+    except OSError as exc:
+        raise SuiteError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Read and validate a suite file. Raises SuiteError naming the file, task and key."""
+    path = Path(path)
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise SuiteError(f"{path}: a suite must be a mapping with 'name' and 'tasks'")
+    try:
+        suite = SuiteModel.model_validate(raw)
+    except ValidationError as exc:
+        raise _errors(path, "suite", exc) from None
+
+    try:
+        TaskSettings.model_validate(suite.defaults)
+    except ValidationError as exc:
+        raise SuiteError(
+            "\n".join(f"{path}: defaults: {_describe(e, tuple(e['loc']))}" for e in exc.errors())
+        ) from None
+
+    tasks: list[Task] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(suite.tasks):
+        label = (
+            f"task '{entry.get('name')}' (tasks[{index}])" if isinstance(entry, dict) else f"tasks[{index}]"
+        )
+        if not isinstance(entry, dict):
+            raise SuiteError(f"{path}: {label}: must be a mapping")
+        try:
+            model = TaskModel.model_validate({**suite.defaults, **entry})
+        except ValidationError as exc:
+            raise _errors(path, label, exc) from None
+        if model.name in seen:
+            raise SuiteError(f"{path}: {label}: key 'name': duplicate task name '{model.name}'")
+        seen.add(model.name)
+        map_path = (path.parent / model.map).resolve()
+        if not map_path.is_file():
+            raise SuiteError(
+                f"{path}: {label}: key 'map': map file not found: {model.map} (looked at {map_path})"
+            )
+        try:
+            grid = read_map(map_path)
+        except MapError as exc:
+            raise SuiteError(f"{path}: {label}: key 'map': {model.map}: {exc}") from None
+        if isinstance(model.goals_to_finish, int) and model.goals_to_finish > grid.num_goals:
+            raise SuiteError(
+                f"{path}: {label}: key 'goals_to_finish': {model.goals_to_finish} but the map has "
+                f"{grid.num_goals} goal(s)"
+            )
+        settings = TaskSettings.model_validate(model.model_dump(include=set(TaskSettings.model_fields)))
+        tasks.append(
+            Task(
+                suite=suite.name,
+                name=model.name,
+                map_path=map_path,
+                settings=settings,
+                seed=suite.seed,
+                description=model.description,
+            )
+        )
+    return Suite(
+        name=suite.name, path=path, seed=suite.seed, tasks=tuple(tasks), description=suite.description
+    )

@@ -1,0 +1,200 @@
+"""The mettagrid adapter: the only module that touches mettagrid's API.
+
+It turns a `Task` into a `MettaGridConfig` and runs many episodes of it side by side. Every
+simulation writes its observations into one slice of a shared array and reads its actions from
+one slice of another (mettagrid's `set_buffers`), so the runner sees all live agents of all
+episodes as one batch without copying per episode. A mettagrid version bump touches this file only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+
+os.environ.setdefault("METTAGRID_LOG_LEVEL", "WARNING")
+
+from mettagrid import Simulator
+from mettagrid.config.game_value import InventoryValue
+from mettagrid.config.handler_config import Handler, logStat, withdraw
+from mettagrid.config.mettagrid_config import (
+    ActionsConfig,
+    AgentConfig,
+    ChangeVibeActionConfig,
+    GameConfig,
+    GlobalObsConfig,
+    GridObjectConfig,
+    InventoryConfig,
+    MettaGridConfig,
+    MoveActionConfig,
+    NoopActionConfig,
+    ObsConfig,
+    WallConfig,
+)
+from mettagrid.config.reward_config import reward
+from mettagrid.map_builder.ascii import AsciiMapBuilder
+from mettagrid.mettagrid_c import (
+    dtype_actions,
+    dtype_masks,
+    dtype_observations,
+    dtype_rewards,
+    dtype_terminals,
+    dtype_truncations,
+)
+from mettagrid.policy.policy_env_interface import PolicyEnvInterface
+from mettagrid.simulator.simulator import Buffers
+
+from pytest_policyeval.collection.suite import Task
+from pytest_policyeval.envs.gridmap import AGENT, GOAL, GridMap, read_map
+from pytest_policyeval.envs.spec import EnvSpec
+
+# mettagrid configures the root logger on import; keep a test run's output quiet.
+logging.getLogger().setLevel(logging.WARNING)
+
+GOAL_OBJECT = "altar"
+GOAL_STAT = "goals_reached"
+REWARD_ITEM = "heart"
+
+
+def goals_to_finish(task: Task, grid: GridMap) -> int:
+    wanted = task.settings.goals_to_finish
+    return grid.num_goals if wanted == "all" else int(wanted)
+
+
+def build_config(task: Task, grid: GridMap | None = None) -> MettaGridConfig:
+    """The mettagrid config of a grid task: walls, goals that pay one heart each, agents."""
+    grid = grid or read_map(task.map_path)
+    settings = task.settings
+    # A goal holds one heart; walking into it moves the heart to the agent (the reward),
+    # counts a game stat and removes the goal, so each goal pays once.
+    goal = GridObjectConfig(
+        name=GOAL_OBJECT,
+        map_name=GOAL_OBJECT,
+        inventory=InventoryConfig(initial={REWARD_ITEM: 1}),
+        on_use_handler=Handler(
+            mutations=[withdraw({REWARD_ITEM: 1}, remove_when_empty=True), logStat(GOAL_STAT)]
+        ),
+    )
+    end_after = goals_to_finish(task, grid)
+    game = GameConfig(
+        num_agents=grid.num_agents,
+        max_steps=settings.max_steps,
+        resource_names=[REWARD_ITEM],
+        objects={"wall": WallConfig(), GOAL_OBJECT: goal},
+        actions=ActionsConfig(
+            noop=NoopActionConfig(),
+            move=MoveActionConfig(),
+            change_vibe=ChangeVibeActionConfig(enabled=False),
+        ),
+        agent=AgentConfig(rewards={REWARD_ITEM: reward(InventoryValue(item=REWARD_ITEM))}),
+        obs=ObsConfig(
+            width=settings.obs_window,
+            height=settings.obs_window,
+            num_tokens=settings.num_tokens,
+            global_obs=GlobalObsConfig(local_position=True),
+        ),
+        end_episode_on_game_stats={GOAL_STAT: end_after} if end_after else {},
+        map_builder=AsciiMapBuilder.Config(
+            map_data=[list(row) for row in grid.rows],
+            char_to_map_name={GOAL: GOAL_OBJECT, AGENT: "agent.agent"},
+        ),
+    )
+    return MettaGridConfig(label=task.name, game=game)
+
+
+def env_spec_of(config: MettaGridConfig) -> EnvSpec:
+    interface = PolicyEnvInterface.from_mg_cfg(config)
+    names = [""] * (max((f.id for f in interface.obs_features), default=-1) + 1)
+    for feature in interface.obs_features:
+        names[feature.id] = feature.name
+    height, width = interface.egocentric_shape
+    return EnvSpec(
+        feature_names=tuple(names),
+        tag_names=tuple(interface.tags),
+        action_names=tuple(interface.action_names),
+        num_agents=config.game.num_agents,
+        num_tokens=config.game.obs.num_tokens,
+        obs_height=int(height),
+        obs_width=int(width),
+        max_steps=config.game.max_steps,
+    )
+
+
+@lru_cache(maxsize=64)
+def _task_config(task: Task) -> tuple[MettaGridConfig, EnvSpec, int]:
+    grid = read_map(task.map_path)
+    config = build_config(task, grid)
+    return config, env_spec_of(config), goals_to_finish(task, grid)
+
+
+def task_env_spec(task: Task) -> EnvSpec:
+    return _task_config(task)[1]
+
+
+class EpisodeBatch:
+    """All episodes of one task, stepped in lockstep over shared observation/action arrays.
+
+    Agent `a` of episode `e` is row `e * num_agents + a` of `observations` and `actions`.
+    """
+
+    def __init__(self, task: Task, seeds: Sequence[int]):
+        config, self.spec, self._goals_to_finish = _task_config(task)
+        self.num_episodes = len(seeds)
+        agents = self.spec.num_agents
+        rows = self.num_episodes * agents
+        self.observations = np.zeros((rows, self.spec.num_tokens, 3), dtype=dtype_observations)
+        self.actions = np.zeros(rows, dtype=dtype_actions)
+        self._terminals = np.zeros(rows, dtype=dtype_terminals)
+        self._truncations = np.zeros(rows, dtype=dtype_truncations)
+        self._rewards = np.zeros(rows, dtype=dtype_rewards)
+        self._masks = np.ones(rows, dtype=dtype_masks)
+        self._vibe_actions = np.zeros(rows, dtype=dtype_actions)
+        self._sims = []
+        for episode, seed in enumerate(seeds):
+            part = slice(episode * agents, (episode + 1) * agents)
+            buffers = Buffers(
+                self.observations[part],
+                self._terminals[part],
+                self._truncations[part],
+                self._rewards[part],
+                self._masks[part],
+                self.actions[part],
+                self._vibe_actions[part],
+            )
+            # A fresh Simulator per episode: map seeds then depend on the episode seed alone.
+            self._sims.append(Simulator().new_simulation(config, seed=int(seed), buffers=buffers))
+        self._c_sims = [sim._c_sim for sim in self._sims]
+        self._done_rows = (self._terminals.reshape(-1, agents), self._truncations.reshape(-1, agents))
+
+    def step(self, episodes: Sequence[int]) -> list[int]:
+        """Advance the given episodes one step (actions already written); return those that ended."""
+        terminals, truncations = self._done_rows
+        ended = []
+        for episode in episodes:
+            c_sim = self._c_sims[episode]
+            c_sim.step()
+            if terminals[episode].all() or truncations[episode].all():
+                ended.append(episode)
+            elif self._goals_to_finish:
+                reached = c_sim.get_game_stat(GOAL_STAT)
+                if reached is not None and reached >= self._goals_to_finish:
+                    ended.append(episode)
+        return ended
+
+    def episode_rewards(self, episode: int) -> np.ndarray:
+        return np.asarray(self._c_sims[episode].get_episode_rewards(), dtype=np.float64)
+
+    def episode_steps(self, episode: int) -> int:
+        return int(self._c_sims[episode].current_step)
+
+    def episode_stats(self, episode: int) -> dict:
+        return self._c_sims[episode].get_episode_stats()
+
+    def close(self) -> None:
+        for sim in self._sims:
+            sim.close()
+        self._sims.clear()
+        self._c_sims.clear()

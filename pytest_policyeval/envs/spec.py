@@ -1,0 +1,29 @@
+"""What a policy needs to know about an environment, independent of the engine behind it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Observation and action layout of a task, by name, so policies can map onto it.
+
+    Observations are tokens `[num_tokens, 3]` of `(packed row/col, feature id, value)`;
+    `feature_names[i]` names feature id i, `tag_names[v]` names tag value v of the "tag" feature.
+    """
+
+    feature_names: tuple[str, ...]
+    tag_names: tuple[str, ...]
+    action_names: tuple[str, ...]
+    num_agents: int
+    num_tokens: int
+    obs_height: int
+    obs_width: int
+    max_steps: int
+
+    def feature_id(self, name: str) -> int | None:
+        try:
+            return self.feature_names.index(name)
+        except ValueError:
+            return None

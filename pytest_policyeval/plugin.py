@@ -1,0 +1,229 @@
+"""The pytest plugin (`pytest11` entry point `policyeval`).
+
+This module is imported by every pytest run in a repository where the package is installed, so
+it imports nothing heavy: suites, policies, torch and the engine are imported inside hooks, when
+a suite is actually collected or run.
+
+Flow: options -> `EvalSession` in `config.stash` -> suite YAML files collected as `SuiteFile`s
+-> each item evaluates one task for one policy -> its result rides on the test report (so it
+reaches the xdist controller) -> the controller writes the summary and result files.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_policyeval.session import EvalSession
+
+SESSION_KEY = pytest.StashKey["EvalSession"]()
+DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+GATES = ("mean", "ci")
+
+
+# -- option values, checked when parsed ---------------------------------------------------------
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"must be 0 or more, got {value}")
+    return value
+
+
+def device_name(text: str) -> str:
+    if not DEVICE.match(text):
+        raise ValueError(f"unknown device '{text}'; use cpu, cuda, cuda:N or mps")
+    return text
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("policyeval", "policy evaluation (pytest-policyeval)")
+    group.addoption(
+        "--policy-uri",
+        action="append",
+        default=[],
+        dest="policyeval_policy_uris",
+        metavar="URI",
+        help="policy to evaluate (repeatable): random://, file://PATH or a path to a checkpoint",
+    )
+    group.addoption(
+        "--num-episodes",
+        type=positive_int,
+        default=None,
+        dest="policyeval_num_episodes",
+        metavar="N",
+        help="episodes per task, overriding the suite (ini: policyeval_num_episodes)",
+    )
+    group.addoption(
+        "--eval-seed",
+        type=non_negative_int,
+        default=None,
+        dest="policyeval_seed",
+        metavar="SEED",
+        help="base seed of every episode, overriding the suite (ini: policyeval_seed)",
+    )
+    group.addoption(
+        "--device",
+        type=device_name,
+        default=None,
+        dest="policyeval_device",
+        metavar="DEVICE",
+        help="torch device for policies: cpu (default), cuda, cuda:N (ini: policyeval_device)",
+    )
+    group.addoption(
+        "--eval-gate",
+        choices=GATES,
+        default=None,
+        dest="policyeval_gate",
+        help="pass a task when its mean clears the threshold (mean) or its whole 95%% interval does (ci)",
+    )
+    group.addoption(
+        "--eval-json",
+        default=None,
+        dest="policyeval_json",
+        metavar="PATH",
+        help="write results in the evaluator service's JSON shape",
+    )
+    group.addoption(
+        "--eval-yaml",
+        default=None,
+        dest="policyeval_yaml",
+        metavar="PATH",
+        help="write Metta's evaluation_results.yaml",
+    )
+    parser.addini("policyeval_policy_uris", type="linelist", default=[], help="policies to evaluate")
+    parser.addini("policyeval_num_episodes", default="", help="episodes per task")
+    parser.addini("policyeval_seed", default="", help="base seed of every episode")
+    parser.addini("policyeval_device", default="", help="torch device: cpu, cuda, cuda:N")
+    parser.addini("policyeval_gate", default="", help="mean or ci")
+    parser.addini(
+        "policyeval_suite_patterns",
+        type="linelist",
+        default=[],
+        help="glob patterns (relative to rootdir) of suite files, besides YAML files in a 'suites' folder",
+    )
+
+
+def _ini(config: pytest.Config, name: str, parse: Any) -> Any:
+    raw = str(config.getini(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise pytest.UsageError(f"ini option {name} = {raw!r}: {exc}") from None
+
+
+def _options(config: pytest.Config) -> Any:
+    from pytest_policyeval.session import EvalOptions
+
+    def pick(option: str, ini: str, parse: Any) -> Any:
+        value = config.getoption(option)
+        return value if value is not None else _ini(config, ini, parse)
+
+    def gate(text: str) -> str:
+        if text not in GATES:
+            raise ValueError(f"must be one of {GATES}")
+        return text
+
+    uris = tuple(config.getoption("policyeval_policy_uris") or config.getini("policyeval_policy_uris"))
+    json_path = config.getoption("policyeval_json")
+    yaml_path = config.getoption("policyeval_yaml")
+    return EvalOptions(
+        policy_uris=uris,
+        num_episodes=pick("policyeval_num_episodes", "policyeval_num_episodes", positive_int),
+        seed=pick("policyeval_seed", "policyeval_seed", non_negative_int),
+        device=pick("policyeval_device", "policyeval_device", device_name) or "cpu",
+        gate=pick("policyeval_gate", "policyeval_gate", gate),
+        json_path=Path(json_path) if json_path else None,
+        yaml_path=Path(yaml_path) if yaml_path else None,
+    )
+
+
+def session_of(config: pytest.Config) -> EvalSession:
+    return config.stash[SESSION_KEY]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from pytest_policyeval.session import EvalSession
+
+    session = EvalSession(_options(config), is_controller=not hasattr(config, "workerinput"))
+    config.stash[SESSION_KEY] = session
+    # The session's own hooks (gathering results, writing files, the summary) run as a plugin.
+    config.pluginmanager.register(session, "policyeval-session")
+
+
+# -- collection ---------------------------------------------------------------------------------
+
+
+def _explicit_paths(config: pytest.Config) -> set[Path]:
+    base = Path(config.invocation_params.dir)
+    return {(base / arg.split("::", 1)[0]).resolve() for arg in config.args}
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    from pytest_policyeval.collection.items import SuiteFile, is_suite_path
+
+    config = parent.config
+    if not is_suite_path(
+        file_path, _explicit_paths(config), config.getini("policyeval_suite_patterns"), config.rootpath
+    ):
+        return None
+    suite_file = SuiteFile.from_parent(parent, path=file_path)
+    session = session_of(config)
+    suite_file.suite_index = session.suite_index(file_path)
+    return suite_file
+
+
+# -- fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def policyeval(pytestconfig: pytest.Config) -> EvalSession:
+    """The evaluation session: options, the per-process policy cache, `evaluate(task, uri)`."""
+    return session_of(pytestconfig)
+
+
+@pytest.fixture
+def eval_policy(policyeval: EvalSession, eval_policy_uri: str) -> Any:
+    """The loaded policy for each --policy-uri (tests asking for it run once per policy)."""
+    return policyeval.policy(eval_policy_uri)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "eval_policy_uri" in metafunc.fixturenames:
+        from pytest_policyeval.collection.items import unique_labels
+
+        uris = list(session_of(metafunc.config).options.policy_uris)
+        metafunc.parametrize("eval_policy_uri", uris, ids=unique_labels(uris))
+
+
+# -- results: worker -> report -> controller ----------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if call.when == "call":
+        from pytest_policyeval.collection.items import RESULT_KEY
+
+        data = item.stash.get(RESULT_KEY, None)
+        if data is not None:
+            # A plain attribute of JSON types: xdist serialises it to the controller.
+            report.policyeval = data
+            report.user_properties.append(("policyeval_score", data["score"]))
+    return report

@@ -1,0 +1,43 @@
+"""The one policy interface the runner uses: batched observations in, environment actions out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from pytest_policyeval.envs.spec import EnvSpec
+
+
+class PolicyLoadError(Exception):
+    """A policy URI that cannot be turned into a policy: the message says why and where."""
+
+
+class Actor(ABC):
+    """A policy bound to one environment layout, acting for many agents at once.
+
+    Rows are agent slots (one per agent of one episode). `reset` starts fresh slots: recurrent
+    state zeroed, per-slot random streams seeded. `act` gets the observations of the live rows
+    only, with their slot indices, and returns one environment action id per row.
+    """
+
+    @abstractmethod
+    def reset(self, slot_seeds: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def act(self, observations: np.ndarray, slots: np.ndarray, step: int) -> np.ndarray: ...
+
+
+class Policy(ABC):
+    """A loaded policy. Loading happens once per process; `actor` is cheap and per task."""
+
+    uri: str
+    name: str
+
+    @abstractmethod
+    def actor(self, env: EnvSpec, device: str = "cpu") -> Actor: ...
+
+    def describe(self) -> dict[str, Any]:
+        """Facts about the policy for result files (kind, digest, architecture...)."""
+        return {"uri": self.uri, "name": self.name}

@@ -1,0 +1,140 @@
+"""Result documents in the shapes Metta users know.
+
+`evaluator_json`: the evaluator service's output,
+    {simulation_suite, policies: [{policy_uri, checkpoints: [{name, uri, metrics, replay_url}]}]}
+with per-task detail under `metrics.tasks`.
+`evaluation_yaml`: Metta's evaluation_results.yaml,
+    {policy, suite, num_episodes, device, results: {avg_simulation_score, avg_category_score,
+     detailed_scores: {category: {task: score}}}}
+(several policies: a `policies:` list of those mappings).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from pytest_policyeval.results import TaskResult
+from pytest_policyeval.scoring import averages, category_scores
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def by_policy(results: Sequence[TaskResult]) -> dict[str, list[TaskResult]]:
+    grouped: dict[str, list[TaskResult]] = {}
+    for result in sorted(results, key=lambda r: (r.order[2], r.order[0], r.order[1])):
+        grouped.setdefault(result.policy_uri, []).append(result)
+    return grouped
+
+
+def scored(results: Sequence[TaskResult]) -> dict[str, float]:
+    """Task scores that count toward averages: tasks that ran to the end."""
+    return {r.task: r.score for r in results if r.error is None and not math.isnan(r.score)}
+
+
+def suite_names(results: Sequence[TaskResult]) -> list[str]:
+    return list(dict.fromkeys(r.suite for r in sorted(results, key=lambda r: r.order)))
+
+
+def _task_detail(result: TaskResult) -> dict[str, Any]:
+    return {
+        "suite": result.suite,
+        "category": result.category,
+        "score": _finite(result.score),
+        "ci_low": _finite(result.ci_low),
+        "ci_high": _finite(result.ci_high),
+        "threshold": result.threshold,
+        "higher_is_better": result.higher_is_better,
+        "gate": result.gate,
+        "passed": result.passed,
+        "num_episodes": result.num_episodes,
+        "seed": result.seed,
+        "seeds": result.seeds,
+        "episode_scores": result.episode_scores,
+        "episode_rewards": result.episode_rewards,
+        "episode_steps": result.episode_steps,
+        "wall_time_s": round(result.wall_time_s, 4),
+        "agent_steps": result.agent_steps,
+        "error": result.error,
+    }
+
+
+def policy_metrics(results: Sequence[TaskResult]) -> dict[str, Any]:
+    scores = scored(results)
+    avg_sim, avg_cat = averages(scores)
+    return {
+        "avg_simulation_score": _finite(avg_sim),
+        "avg_category_score": _finite(avg_cat),
+        "category_scores": category_scores(scores),
+        "num_tasks": len(results),
+        "num_failed": sum(1 for r in results if r.passed is False),
+        "num_errors": sum(1 for r in results if r.error is not None),
+        "tasks": {r.task: _task_detail(r) for r in results},
+    }
+
+
+def evaluator_json(results: Sequence[TaskResult], run: dict[str, Any]) -> dict[str, Any]:
+    policies = []
+    for uri, group in by_policy(results).items():
+        info = next((r.policy for r in group if r.policy), {})
+        policies.append(
+            {
+                "policy_uri": uri,
+                "checkpoints": [
+                    {
+                        "name": group[0].policy_label,
+                        "uri": uri,
+                        "digest": info.get("digest"),
+                        "metrics": policy_metrics(group),
+                        "replay_url": None,
+                    }
+                ],
+            }
+        )
+    return {
+        "simulation_suite": ",".join(suite_names(results)),
+        **run,
+        "passed": all(r.ok for r in results),
+        "policies": policies,
+    }
+
+
+def _metta_layout(uri: str, results: Sequence[TaskResult], run: dict[str, Any]) -> dict[str, Any]:
+    scores = scored(results)
+    avg_sim, avg_cat = averages(scores)
+    detailed: dict[str, dict[str, float]] = {}
+    for result in results:
+        if result.task in scores:
+            detailed.setdefault(result.category, {})[result.short_task] = float(scores[result.task])
+    episodes = sorted({r.num_episodes for r in results})
+    return {
+        "policy": uri,
+        "suite": ",".join(suite_names(results)),
+        "num_episodes": episodes[0] if len(episodes) == 1 else {r.task: r.num_episodes for r in results},
+        "device": run.get("device", "cpu"),
+        "results": {
+            "avg_simulation_score": _finite(avg_sim),
+            "avg_category_score": _finite(avg_cat),
+            "detailed_scores": detailed,
+        },
+    }
+
+
+def evaluation_yaml(results: Sequence[TaskResult], run: dict[str, Any]) -> dict[str, Any]:
+    grouped = by_policy(results)
+    layouts = [_metta_layout(uri, group, run) for uri, group in grouped.items()]
+    return layouts[0] if len(layouts) == 1 else {"policies": layouts}
+
+
+def dump_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, allow_nan=False) + "\n"
+
+
+def dump_yaml(document: dict[str, Any]) -> str:
+    return yaml.safe_dump(document, sort_keys=False)

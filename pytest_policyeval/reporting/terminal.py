@@ -1,0 +1,44 @@
+"""The terminal summary printed after a run: averages and one line per task."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from pytest_policyeval.reporting.documents import by_policy, scored
+from pytest_policyeval.results import TaskResult
+from pytest_policyeval.scoring import averages
+
+
+def _num(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def _verdict(result: TaskResult) -> str:
+    if result.error is not None:
+        return "ERROR"
+    return {True: "PASS", False: "FAIL", None: "-"}[result.passed]
+
+
+def summary_lines(results: Sequence[TaskResult]) -> list[str]:
+    lines: list[str] = []
+    for uri, group in by_policy(results).items():
+        avg_sim, avg_cat = averages(scored(group))
+        width = max(len("task"), *(len(r.task) for r in group))
+        lines.append(f"policy {group[0].policy_label} ({uri})")
+        lines.append(f"  Average simulation score: {_num(avg_sim)}")
+        lines.append(f"  Average category score:   {_num(avg_cat)}")
+        lines.append(
+            f"  {'task':<{width}}  {'score':>7}  {'95% CI':>17}  {'threshold':>10}  {'episodes':>8}  result"
+        )
+        for r in group:
+            interval = f"[{_num(r.ci_low)}, {_num(r.ci_high)}]"
+            threshold = (
+                "-" if r.threshold is None else f"{'>=' if r.higher_is_better else '<='} {r.threshold:g}"
+            )
+            lines.append(
+                f"  {r.task:<{width}}  {_num(r.score):>7}  {interval:>17}  {threshold:>10}  "
+                f"{r.num_episodes:>8}  {_verdict(r)}"
+            )
+        lines.append("")
+    return lines
