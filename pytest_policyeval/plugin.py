@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pytest_policyeval.session import EvalSession
 
 SESSION_KEY = pytest.StashKey["EvalSession"]()
+RESULT_KEY = pytest.StashKey[dict]()  # an item's TaskResult, as a dict
 DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 GATES = ("mean", "ci")
 
@@ -159,6 +160,11 @@ def session_of(config: pytest.Config) -> EvalSession:
 def pytest_configure(config: pytest.Config) -> None:
     from pytest_policyeval.session import EvalSession
 
+    # mettagrid depends on importnb, whose pytest plugin collects every file named on the command
+    # line as a notebook, suite YAML included, and fails on it. Nobody evaluating policies asked for it.
+    if config.pluginmanager.has_plugin("importnb"):
+        config.pluginmanager.set_blocked("importnb")
+
     session = EvalSession(_options(config), is_controller=not hasattr(config, "workerinput"))
     config.stash[SESSION_KEY] = session
     # The session's own hooks (gathering results, writing files, the summary) run as a plugin.
@@ -187,6 +193,16 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     session = session_of(config)
     suite_file.suite_index = session.suite_index(file_path)
     return suite_file
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
+    unplayable = session_of(config).suites_without_policy
+    if unplayable:
+        # Raised here, not in collect(), so pytest reports a usage error (exit 4), not a crash.
+        raise pytest.UsageError(
+            f"{unplayable[0]} is a policy evaluation suite; say which policy to evaluate with "
+            "--policy-uri URI (e.g. --policy-uri random:// or --policy-uri file://policy.pt)"
+        )
 
 
 # -- fixtures -----------------------------------------------------------------------------------
@@ -219,11 +235,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     if call.when == "call":
-        from pytest_policyeval.collection.items import RESULT_KEY
-
         data = item.stash.get(RESULT_KEY, None)
         if data is not None:
             # A plain attribute of JSON types: xdist serialises it to the controller.
             report.policyeval = data
-            report.user_properties.append(("policyeval_score", data["score"]))
     return report

@@ -41,6 +41,7 @@ class EvalSession:
     is_controller: bool = True
     results: list[TaskResult] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
+    suites_without_policy: list[Path] = field(default_factory=list)
     _policies: dict[str, Any] = field(default_factory=dict)
     _suites: dict[Path, int] = field(default_factory=dict)
 

@@ -14,8 +14,6 @@ import pytest
 from pytest_policyeval.collection.suite import SuiteError, Task, load_suite
 from pytest_policyeval.policies.uri import policy_label
 
-RESULT_KEY = pytest.StashKey[dict]()
-
 
 def unique_labels(uris: Sequence[str]) -> list[str]:
     labels: list[str] = []
@@ -30,9 +28,12 @@ def unique_labels(uris: Sequence[str]) -> list[str]:
 
 def make_task_test(task: Task, uri: str, label: str, order: tuple[int, int, int]) -> Callable[..., None]:
     def evaluate_task(policyeval, request: pytest.FixtureRequest) -> None:
+        from pytest_policyeval.plugin import RESULT_KEY
+
         resolved = policyeval.resolve(task)
         result = policyeval.evaluate(resolved, uri, label, order)
         request.node.stash[RESULT_KEY] = result.to_dict()
+        request.node.user_properties.append(("policyeval_score", result.score))
         if result.error is not None:
             pytest.fail(f"{task.name} [{label}]: {result.error}", pytrace=False)
         if result.passed is False:
@@ -40,6 +41,13 @@ def make_task_test(task: Task, uri: str, label: str, order: tuple[int, int, int]
 
     evaluate_task.__doc__ = task.description or f"Evaluate {task.name}"
     return evaluate_task
+
+
+class TaskItem(pytest.Function):
+    """One task for one policy. Reports name the suite file and the task, not this module."""
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name
 
 
 class SuiteFile(pytest.File):
@@ -53,16 +61,14 @@ class SuiteFile(pytest.File):
         session = session_of(self.config)
         uris = session.options.policy_uris
         if not uris:
-            raise pytest.UsageError(
-                f"{self.path}: this is a policy evaluation suite; say which policy to evaluate with "
-                "--policy-uri URI (e.g. --policy-uri random:// or --policy-uri file://policy.pt)"
-            )
+            session.suites_without_policy.append(self.path)
+            return
         suite = load_suite(self.path)
         labels = unique_labels(uris)
         for task_index, task in enumerate(suite.tasks):
             for policy_index, (uri, label) in enumerate(zip(uris, labels, strict=True)):
                 order = (self.suite_index, task_index, policy_index)
-                yield pytest.Function.from_parent(
+                yield TaskItem.from_parent(
                     self,
                     name=f"{task.name}[{label}]",
                     callobj=make_task_test(task, uri, label, order),

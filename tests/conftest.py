@@ -1,0 +1,21 @@
+"""Fixtures for the plugin's tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# pytester's in-process runs drop modules first imported inside them; native extensions cannot
+# be imported twice, so load them once here, in the outer process.
+import numpy  # noqa: F401
+import pytest
+import scipy.stats  # noqa: F401
+import torch  # noqa: F401
+from helpers import MINI_SUITE, write_suite
+
+import pytest_policyeval.envs.mettagrid_env
+import pytest_policyeval.policies.torch_policy  # noqa: F401
+
+
+@pytest.fixture
+def mini_suite(pytester: pytest.Pytester) -> Path:
+    return write_suite(pytester.path, MINI_SUITE)

@@ -1,0 +1,86 @@
+"""Helpers for the plugin's tests: tiny suites and checkpoints written into temp directories."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+# Random moves reach a goal beside the start almost surely: west and east both score.
+EASY_MAP = """
+#####
+#_@_#
+#####
+"""
+# A goal far behind walls: random play never reaches it in a few steps.
+HARD_MAP = """
+###########
+#@#......_#
+#.#.#######
+#.........#
+###########
+"""
+
+
+def write_suite(
+    root: Path, body: str, maps: dict[str, str] | None = None, name: str = "suites/mini.yaml"
+) -> Path:
+    """Write a suite file (and its maps under maps/) below `root`; return the suite path."""
+    suite = root / name
+    suite.parent.mkdir(parents=True, exist_ok=True)
+    for map_name, text in (maps or {"easy": EASY_MAP, "hard": HARD_MAP}).items():
+        path = suite.parent / "maps" / f"{map_name}.map"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).strip() + "\n")
+    suite.write_text(textwrap.dedent(body).lstrip())
+    return suite
+
+
+MINI_SUITE = """
+name: mini
+seed: 3
+defaults:
+  num_episodes: 4
+  max_steps: 30
+tasks:
+  - name: nav/easy
+    map: maps/easy.map
+    threshold: 0.9
+  - name: nav/hard
+    map: maps/hard.map
+"""
+
+
+def make_checkpoint(path: Path, task_map: str = EASY_MAP, *, seed: int = 0, **config) -> Path:
+    """A randomly initialised token_cnn_lstm checkpoint whose names match the grid tasks."""
+    import torch
+
+    from pytest_policyeval.policies.checkpoint import Checkpoint, save_checkpoint
+    from pytest_policyeval.policies.networks import build_network
+
+    spec = grid_env_spec(path.parent, task_map)
+    features = [name for name in spec.feature_names if name and name != "tag"]
+    settings = {
+        "num_features": len(features),
+        "num_tags": len(spec.tag_names),
+        "num_actions": len(spec.action_names),
+        **config,
+    }
+    torch.manual_seed(seed)
+    network = build_network("token_cnn_lstm", settings)
+    checkpoint = Checkpoint(
+        architecture="token_cnn_lstm",
+        config=settings,
+        feature_names=features,
+        tag_names=list(spec.tag_names),
+        action_names=list(spec.action_names),
+        state_dict=network.state_dict(),
+    )
+    return save_checkpoint(checkpoint, path)
+
+
+def grid_env_spec(workdir: Path, task_map: str = EASY_MAP):
+    from pytest_policyeval.collection.suite import load_suite
+    from pytest_policyeval.envs.mettagrid_env import task_env_spec
+
+    suite = write_suite(workdir / "_spec", MINI_SUITE, maps={"easy": task_map, "hard": HARD_MAP})
+    return task_env_spec(load_suite(suite).tasks[0])

@@ -1,0 +1,85 @@
+"""Thresholds become assertions: exit code 1 below a threshold, 0 above, with a full message."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import write_suite
+
+SUITE = """
+name: gates
+seed: 0
+defaults:
+  num_episodes: 6
+  max_steps: 20
+tasks:
+  - name: nav/easy
+    map: maps/easy.map
+    threshold: {threshold}
+    {extra}
+"""
+
+
+def run(pytester: pytest.Pytester, threshold: float, extra: str = "", *args: str) -> pytest.RunResult:
+    write_suite(pytester.path, SUITE.format(threshold=threshold, extra=extra))
+    return pytester.runpytest("--policy-uri", "random://", *args)
+
+
+def test_passing_gate_exits_zero(pytester: pytest.Pytester) -> None:
+    result = run(pytester, 0.8)
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_failing_gate_exits_one_with_score_interval_threshold_episodes(pytester: pytest.Pytester) -> None:
+    result = run(pytester, 1.5)
+    result.assert_outcomes(failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*below threshold: nav/easy [[]random[]]: score 1.000, 95% CI [[]1.000, 1.000[]], threshold >= 1.5*6 episodes*"
+        ]
+    )
+
+
+def test_lower_is_better_reverses_the_gate(pytester: pytest.Pytester) -> None:
+    failing = run(pytester, 0.5, "higher_is_better: false")
+    failing.assert_outcomes(failed=1)
+    failing.stdout.fnmatch_lines(["*threshold <= 0.5*"])
+
+
+def test_ci_gate_fails_where_the_mean_would_pass(pytester: pytest.Pytester) -> None:
+    body = """
+    name: gates
+    defaults: {num_episodes: 8, max_steps: 10}
+    tasks:
+      - name: nav/coin
+        map: maps/coin.map
+        threshold: 0.2
+    """
+    # A goal two cells west of the start: a fair share of 10-step random walks reach it.
+    write_suite(pytester.path, body, maps={"coin": "#######\n#_.@..#\n#######"})
+    mean_gate = pytester.runpytest("--policy-uri", "random://", "--eval-json", "mean.json")
+    ci_gate = pytester.runpytest("--policy-uri", "random://", "--eval-gate", "ci")
+    import json
+
+    task = json.loads((pytester.path / "mean.json").read_text())["policies"][0]["checkpoints"][0]["metrics"]
+    detail = task["tasks"]["nav/coin"]
+    assert detail["ci_low"] < 0.2 <= detail["score"], detail  # the premise of this test
+    mean_gate.assert_outcomes(passed=1)
+    ci_gate.assert_outcomes(failed=1)
+    ci_gate.stdout.fnmatch_lines(["*gate on 95% interval*"])
+
+
+def test_task_without_threshold_passes_and_is_reported(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path, "name: s\ntasks:\n  - {name: nav/hard, map: maps/hard.map, max_steps: 8}\n")
+    result = pytester.runpytest("--policy-uri", "random://")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*policy evaluation*", "*nav/hard*0.000*"])
+
+
+def test_policy_that_cannot_load_fails_every_task_with_one_clear_message(pytester: pytest.Pytester) -> None:
+    result = run(pytester, 0.5, "", "--policy-uri", "nope://x")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["*policy could not be loaded: nope://x: unknown policy URI scheme 'nope://'*"]
+    )
