@@ -36,7 +36,8 @@ def test_failing_gate_exits_one_with_score_interval_threshold_episodes(pytester:
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
-            "*below threshold: nav/easy [[]random[]]: score 1.000, 95% CI [[]1.000, 1.000[]], threshold >= 1.5*6 episodes*"
+            "*below threshold: nav/easy [[]random[]]: score 1.000, "
+            "95% CI [[]1.000, 1.000[]], threshold >= 1.5*6 episodes*"
         ]
     )
 

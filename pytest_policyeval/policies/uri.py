@@ -1,6 +1,7 @@
 """Policy URIs to policies, through one registry of schemes.
 
     random://            uniform random actions (the baseline)
+    scripted://navigator a hand-written explorer (the competent reference for navigation)
     file://PATH, PATH    a pytest-policyeval checkpoint (.pt)
 
 Loaders import torch lazily, so resolving `random://` or importing this module stays light.
@@ -24,6 +25,18 @@ def _load_random(uri: str, rest: str) -> Policy:
     return RandomPolicy(uri)
 
 
+SCRIPTED = {"navigator"}
+
+
+def _load_scripted(uri: str, rest: str) -> Policy:
+    name = rest.strip("/")
+    if name not in SCRIPTED:
+        raise PolicyLoadError(f"{uri}: unknown scripted policy '{name}'; known: {sorted(SCRIPTED)}")
+    from pytest_policyeval.policies.scripted import NavigatorPolicy
+
+    return NavigatorPolicy(uri)
+
+
 def _load_file(uri: str, rest: str) -> Policy:
     path = Path(rest).expanduser()
     if not path.exists():
@@ -33,7 +46,7 @@ def _load_file(uri: str, rest: str) -> Policy:
     return load_file_policy(uri, path, name=policy_label(uri))
 
 
-SCHEMES: dict[str, Loader] = {"random": _load_random, "file": _load_file}
+SCHEMES: dict[str, Loader] = {"random": _load_random, "scripted": _load_scripted, "file": _load_file}
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -59,6 +72,8 @@ def policy_label(uri: str) -> str:
     scheme, rest = split_uri(uri)
     if scheme == "random":
         return "random"
+    if scheme == "scripted":
+        return rest.strip("/") or scheme
     stem = Path(rest.rstrip("/")).name
     for suffix in (".pt", ".pth", ".ckpt"):
         if stem.endswith(suffix):

@@ -1,0 +1,127 @@
+"""`scripted://navigator`: a hand-written explorer, the "competent" reference for navigation.
+
+It reads only its observations: wall and goal tags in its window, and its offset from spawn (the
+`lp:*` global tokens). It remembers every cell it has seen, walks by breadth-first search to the
+nearest goal it knows of, and otherwise to the nearest seen cell that borders unseen ground.
+Thresholds of the navigation suite sit between this policy and `random://`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from pytest_policyeval.envs.spec import EnvSpec
+from pytest_policyeval.policies.base import Actor, Policy, PolicyLoadError
+
+MOVES = {"move_north": (-1, 0), "move_south": (1, 0), "move_west": (0, -1), "move_east": (0, 1)}
+WALL_TAG, GOAL_TAG = "type:wall", "type:altar"
+
+
+class _Memory:
+    def __init__(self) -> None:
+        self.walls: set[tuple[int, int]] = set()
+        self.free: set[tuple[int, int]] = set()
+        self.goals: set[tuple[int, int]] = set()
+        self.visited: set[tuple[int, int]] = set()
+
+
+class NavigatorActor(Actor):
+    def __init__(self, env: EnvSpec):
+        missing = [name for name in MOVES if name not in env.action_names]
+        if missing:
+            raise PolicyLoadError(f"scripted://navigator needs actions {missing}, the environment lacks them")
+        self.action_ids = {name: env.action_names.index(name) for name in MOVES}
+        self.noop = (
+            env.action_names.index("noop") if "noop" in env.action_names else self.action_ids["move_north"]
+        )
+        self.tag_id = env.feature_id("tag")
+        self.offset_ids = {name: env.feature_id(f"lp:{name}") for name in ("north", "south", "west", "east")}
+        if self.tag_id is None or None in self.offset_ids.values():
+            raise PolicyLoadError("scripted://navigator needs tag and lp:* (local position) observations")
+        self.wall_tag = env.tag_names.index(WALL_TAG) if WALL_TAG in env.tag_names else -1
+        self.goal_tag = env.tag_names.index(GOAL_TAG) if GOAL_TAG in env.tag_names else -1
+        self.centre = (env.obs_height // 2, env.obs_width // 2)
+        self.memory: list[_Memory] = []
+
+    def reset(self, slot_seeds: np.ndarray) -> None:
+        self.memory = [_Memory() for _ in range(len(slot_seeds))]
+
+    def act(self, observations: np.ndarray, slots: np.ndarray, step: int) -> np.ndarray:
+        return np.array(
+            [self._act_one(obs, self.memory[slot]) for obs, slot in zip(observations, slots)], dtype=np.int32
+        )
+
+    def _act_one(self, tokens: np.ndarray, memory: _Memory) -> int:
+        tokens = tokens[tokens[:, 0] != 0xFF]
+        globals_ = tokens[tokens[:, 0] == 0xFE]
+        offset = {
+            name: int(globals_[globals_[:, 1] == fid, 2].sum()) for name, fid in self.offset_ids.items()
+        }
+        here = (offset["south"] - offset["north"], offset["east"] - offset["west"])
+        memory.visited.add(here)
+        spatial = tokens[tokens[:, 0] != 0xFE]
+        seen: set[tuple[int, int]] = set()
+        for coord, feature, value in spatial:
+            cell = (
+                here[0] + (int(coord) >> 4) - self.centre[0],
+                here[1] + (int(coord) & 0xF) - self.centre[1],
+            )
+            seen.add(cell)
+            if feature == self.tag_id and value == self.wall_tag:
+                memory.walls.add(cell)
+            elif feature == self.tag_id and value == self.goal_tag:
+                memory.goals.add(cell)
+        # The window is square around the agent; every cell in it is seen, objects or not.
+        radius_r, radius_c = self.centre
+        for dr in range(-radius_r, radius_r + 1):
+            for dc in range(-radius_c, radius_c + 1):
+                cell = (here[0] + dr, here[1] + dc)
+                if cell not in memory.walls:
+                    memory.free.add(cell)
+        memory.goals -= {here}
+        memory.goals &= {cell for cell in memory.goals if cell in seen or cell not in memory.visited}
+        # Head for a known goal; if none is reachable through known ground yet, explore.
+        first_step = self._path_to_target(here, memory, to_goal=True) if memory.goals else None
+        if first_step is None:
+            first_step = self._path_to_target(here, memory, to_goal=False)
+        if first_step is None:
+            return self.noop
+        return self.action_ids[first_step]
+
+    def _path_to_target(self, start: tuple[int, int], memory: _Memory, to_goal: bool) -> str | None:
+        def is_target(cell: tuple[int, int]) -> bool:
+            if to_goal:
+                return cell in memory.goals
+            return any(
+                (cell[0] + dr, cell[1] + dc) not in memory.free
+                and (cell[0] + dr, cell[1] + dc) not in memory.walls
+                for dr, dc in MOVES.values()
+            )
+
+        queue = deque([(start, None)])
+        parents: dict[tuple[int, int], str | None] = {start: None}
+        while queue:
+            cell, first = queue.popleft()
+            if cell != start and is_target(cell):
+                return first
+            for name, (dr, dc) in MOVES.items():
+                nxt = (cell[0] + dr, cell[1] + dc)
+                if nxt in parents or nxt in memory.walls or nxt not in memory.free:
+                    continue
+                parents[nxt] = first or name
+                queue.append((nxt, first or name))
+        return None
+
+
+class NavigatorPolicy(Policy):
+    def __init__(self, uri: str = "scripted://navigator"):
+        self.uri = uri
+        self.name = "navigator"
+
+    def actor(self, env: EnvSpec, device: str = "cpu") -> Actor:
+        return NavigatorActor(env)
+
+    def describe(self) -> dict:
+        return {"uri": self.uri, "name": self.name, "kind": "scripted"}
