@@ -50,7 +50,8 @@ class NavigatorActor(Actor):
 
     def act(self, observations: np.ndarray, slots: np.ndarray, step: int) -> np.ndarray:
         return np.array(
-            [self._act_one(obs, self.memory[slot]) for obs, slot in zip(observations, slots)], dtype=np.int32
+            [self._act_one(obs, self.memory[slot]) for obs, slot in zip(observations, slots, strict=True)],
+            dtype=np.int32,
         )
 
     def _act_one(self, tokens: np.ndarray, memory: _Memory) -> int:
