@@ -46,7 +46,7 @@ def test_missing_tensor_is_refused(tmp_path: Path) -> None:
     checkpoint = read_checkpoint(path)
     del checkpoint.state_dict["actor.bias"]
     save_checkpoint(checkpoint, path)
-    with pytest.raises(PolicyLoadError, match="lacks 'actor.bias'"):
+    with pytest.raises(PolicyLoadError, match=r"lacks 'actor\.bias'"):
         load_policy(str(path))
 
 
