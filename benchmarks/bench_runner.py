@@ -191,14 +191,17 @@ def main() -> None:
     engine_plus_policy = c_time * (a_steps / c_steps) + d_time
     print(
         f"task {task.name}: {args.episodes} episodes x {steps_per_episode} steps "
-        f"({task_env_spec(task).num_agents} agent), torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"({task_env_spec(task).num_agents} agent), torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
     )
     print(
-        f"(a) batched runner            {rate['a']:>10,.0f} agent-steps/s  ({a_steps} steps in {a_time:.2f}s; "
+        f"(a) batched runner            {rate['a']:>10,.0f} agent-steps/s  "
+        f"({a_steps} steps in {a_time:.2f}s; "
         f"policy calls {a_policy:.2f}s)"
     )
     print(
-        f"(b) mettagrid rollout         {rate['b']:>10,.0f} agent-steps/s  ({b_steps} steps in {b_time:.2f}s, "
+        f"(b) mettagrid rollout         {rate['b']:>10,.0f} agent-steps/s  "
+        f"({b_steps} steps in {b_time:.2f}s, "
         f"{args.baseline_episodes} episodes)"
     )
     print(
