@@ -133,6 +133,11 @@ class TorchPolicy(Policy):
         return self._on_device[key]
 
     def actor(self, env: EnvSpec, device: str = "cpu") -> Actor:
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise PolicyLoadError(
+                f"--device {device}: torch {torch.__version__} sees no CUDA device on this machine; "
+                "use --device cpu"
+            )
         return TorchActor(self, env, device)
 
     def describe(self) -> dict[str, Any]:
