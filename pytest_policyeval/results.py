@@ -31,6 +31,7 @@ class TaskResult:
     agent_steps: int = 0
     policy: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    traceback: str | None = None  # where an unexpected error came from
 
     @property
     def category(self) -> str:

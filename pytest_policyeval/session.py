@@ -101,7 +101,7 @@ class EvalSession:
             return result
         except Exception as exc:
             result.error = f"{type(exc).__name__}: {exc}"
-            result.policy["traceback"] = traceback.format_exc(limit=8)
+            result.traceback = traceback.format_exc(limit=8)
             return result
         rewards = [episode.rewards for episode in rollout.episodes]
         score = score_task(rewards, Gate(settings.threshold, settings.higher_is_better, settings.gate))

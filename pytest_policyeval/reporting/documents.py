@@ -62,6 +62,7 @@ def _task_detail(result: TaskResult) -> dict[str, Any]:
         "wall_time_s": round(result.wall_time_s, 4),
         "agent_steps": result.agent_steps,
         "error": result.error,
+        "traceback": result.traceback,
     }
 
 
