@@ -130,9 +130,10 @@ def _ini(config: pytest.Config, name: str, parse: Any) -> Any:
 def _options(config: pytest.Config) -> Any:
     from pytest_policyeval.session import EvalOptions
 
-    def pick(option: str, ini: str, parse: Any) -> Any:
-        value = config.getoption(option)
-        return value if value is not None else _ini(config, ini, parse)
+    def pick(name: str, parse: Any) -> Any:
+        # Each option's dest is also its ini key: the command line wins, then the ini file.
+        value = config.getoption(name)
+        return value if value is not None else _ini(config, name, parse)
 
     def gate(text: str) -> str:
         if text not in GATES:
@@ -144,10 +145,10 @@ def _options(config: pytest.Config) -> Any:
     yaml_path = config.getoption("policyeval_yaml")
     return EvalOptions(
         policy_uris=uris,
-        num_episodes=pick("policyeval_num_episodes", "policyeval_num_episodes", positive_int),
-        seed=pick("policyeval_seed", "policyeval_seed", non_negative_int),
-        device=pick("policyeval_device", "policyeval_device", device_name) or "cpu",
-        gate=pick("policyeval_gate", "policyeval_gate", gate),
+        num_episodes=pick("policyeval_num_episodes", positive_int),
+        seed=pick("policyeval_seed", non_negative_int),
+        device=pick("policyeval_device", device_name) or "cpu",
+        gate=pick("policyeval_gate", gate),
         json_path=Path(json_path) if json_path else None,
         yaml_path=Path(yaml_path) if yaml_path else None,
     )
