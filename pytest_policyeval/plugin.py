@@ -166,7 +166,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.has_plugin("importnb"):
         config.pluginmanager.set_blocked("importnb")
 
-    session = EvalSession(_options(config), is_controller=not hasattr(config, "workerinput"))
+    base = Path(config.invocation_params.dir)
+    session = EvalSession(
+        _options(config),
+        is_controller=not hasattr(config, "workerinput"),
+        # Files named on the command line are suites wherever they live.
+        explicit_paths=frozenset((base / arg.split("::", 1)[0]).resolve() for arg in config.args),
+    )
     config.stash[SESSION_KEY] = session
     # The session's own hooks (gathering results, writing files, the summary) run as a plugin.
     config.pluginmanager.register(session, "policyeval-session")
@@ -175,23 +181,17 @@ def pytest_configure(config: pytest.Config) -> None:
 # -- collection ---------------------------------------------------------------------------------
 
 
-def _explicit_paths(config: pytest.Config) -> set[Path]:
-    base = Path(config.invocation_params.dir)
-    return {(base / arg.split("::", 1)[0]).resolve() for arg in config.args}
-
-
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix not in (".yaml", ".yml"):
         return None
     from pytest_policyeval.collection.items import SuiteFile, is_suite_path
 
     config = parent.config
-    if not is_suite_path(
-        file_path, _explicit_paths(config), config.getini("policyeval_suite_patterns"), config.rootpath
-    ):
+    session = session_of(config)
+    patterns = config.getini("policyeval_suite_patterns")
+    if not is_suite_path(file_path, session.explicit_paths, patterns, config.rootpath):
         return None
     suite_file = SuiteFile.from_parent(parent, path=file_path)
-    session = session_of(config)
     suite_file.suite_index = session.suite_index(file_path)
     return suite_file
 

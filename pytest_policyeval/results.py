@@ -56,11 +56,17 @@ class TaskResult:
         data["order"] = tuple(data["order"])
         return cls(**data)
 
+    @property
+    def threshold_text(self) -> str:
+        """The gate as people read it: '>= 0.5', '<= 3', or '-' without a threshold."""
+        if self.threshold is None:
+            return "-"
+        return f"{'>=' if self.higher_is_better else '<='} {self.threshold:g}"
+
     def summary_line(self) -> str:
         interval = f"[{self.ci_low:.3f}, {self.ci_high:.3f}]" if not math.isnan(self.ci_low) else "[n/a]"
-        direction = ">=" if self.higher_is_better else "<="
         gate = "mean" if self.gate == "mean" else "95% interval"
         return (
             f"{self.task} [{self.policy_label}]: score {self.score:.3f}, 95% CI {interval}, "
-            f"threshold {direction} {self.threshold:g} (gate on {gate}), {self.num_episodes} episodes"
+            f"threshold {self.threshold_text} (gate on {gate}), {self.num_episodes} episodes"
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,7 +41,6 @@ class Rollout:
     wall_time_s: float
     agent_steps: int
     policy_time_s: float
-    stats: dict = field(default_factory=dict)
 
 
 def run_task(

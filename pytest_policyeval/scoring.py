@@ -49,11 +49,6 @@ class Gate:
             value = interval[0] if self.higher_is_better else interval[1]
         return value >= self.threshold if self.higher_is_better else value <= self.threshold
 
-    def describe(self) -> str:
-        if self.threshold is None:
-            return "-"
-        return f"{'>=' if self.higher_is_better else '<='} {self.threshold:g}"
-
 
 @dataclass(frozen=True)
 class TaskScore:

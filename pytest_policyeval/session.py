@@ -39,6 +39,7 @@ class EvalOptions:
 class EvalSession:
     options: EvalOptions
     is_controller: bool = True
+    explicit_paths: frozenset[Path] = frozenset()
     results: list[TaskResult] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     suites_without_policy: list[Path] = field(default_factory=list)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_policyeval.collection.suite import SuiteError, Task, load_suite
+from pytest_policyeval.plugin import RESULT_KEY, session_of
 from pytest_policyeval.policies.uri import policy_label
 
 
@@ -28,8 +29,6 @@ def unique_labels(uris: Sequence[str]) -> list[str]:
 
 def make_task_test(task: Task, uri: str, label: str, order: tuple[int, int, int]) -> Callable[..., None]:
     def evaluate_task(policyeval, request: pytest.FixtureRequest) -> None:
-        from pytest_policyeval.plugin import RESULT_KEY
-
         resolved = policyeval.resolve(task)
         result = policyeval.evaluate(resolved, uri, label, order)
         request.node.stash[RESULT_KEY] = result.to_dict()
@@ -56,8 +55,6 @@ class SuiteFile(pytest.File):
     suite_index: int = 0
 
     def collect(self) -> Iterator[pytest.Item]:
-        from pytest_policyeval.plugin import session_of
-
         session = session_of(self.config)
         uris = session.options.policy_uris
         if not uris:
@@ -80,7 +77,7 @@ class SuiteFile(pytest.File):
         return super().repr_failure(excinfo)
 
 
-def is_suite_path(path: Path, explicit: set[Path], patterns: Sequence[str], rootpath: Path) -> bool:
+def is_suite_path(path: Path, explicit: frozenset[Path], patterns: Sequence[str], rootpath: Path) -> bool:
     if path.suffix not in (".yaml", ".yml"):
         return False
     if path.resolve() in explicit or path.parent.name == "suites":

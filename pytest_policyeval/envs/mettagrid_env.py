@@ -190,9 +190,6 @@ class EpisodeBatch:
     def episode_steps(self, episode: int) -> int:
         return int(self._c_sims[episode].current_step)
 
-    def episode_stats(self, episode: int) -> dict:
-        return self._c_sims[episode].get_episode_stats()
-
     def close(self) -> None:
         for sim in self._sims:
             sim.close()

@@ -24,7 +24,6 @@ class _Memory:
         self.walls: set[tuple[int, int]] = set()
         self.free: set[tuple[int, int]] = set()
         self.goals: set[tuple[int, int]] = set()
-        self.visited: set[tuple[int, int]] = set()
 
 
 class NavigatorActor(Actor):
@@ -61,15 +60,12 @@ class NavigatorActor(Actor):
             name: int(globals_[globals_[:, 1] == fid, 2].sum()) for name, fid in self.offset_ids.items()
         }
         here = (offset["south"] - offset["north"], offset["east"] - offset["west"])
-        memory.visited.add(here)
         spatial = tokens[tokens[:, 0] != 0xFE]
-        seen: set[tuple[int, int]] = set()
         for coord, feature, value in spatial:
             cell = (
                 here[0] + (int(coord) >> 4) - self.centre[0],
                 here[1] + (int(coord) & 0xF) - self.centre[1],
             )
-            seen.add(cell)
             if feature == self.tag_id and value == self.wall_tag:
                 memory.walls.add(cell)
             elif feature == self.tag_id and value == self.goal_tag:
@@ -81,8 +77,7 @@ class NavigatorActor(Actor):
                 cell = (here[0] + dr, here[1] + dc)
                 if cell not in memory.walls:
                     memory.free.add(cell)
-        memory.goals -= {here}
-        memory.goals &= {cell for cell in memory.goals if cell in seen or cell not in memory.visited}
+        memory.goals.discard(here)  # walking into a goal uses it up
         # Head for a known goal; if none is reachable through known ground yet, explore.
         first_step = self._path_to_target(here, memory, to_goal=True) if memory.goals else None
         if first_step is None:

@@ -70,9 +70,7 @@ def load_policy(uri: str) -> Policy:
 def policy_label(uri: str) -> str:
     """A short, readable name for test ids: the file stem, or the scheme for built-ins."""
     scheme, rest = split_uri(uri)
-    if scheme == "random":
-        return "random"
-    if scheme == "scripted":
+    if scheme != "file":  # built-ins: random:// -> random, scripted://navigator -> navigator
         return rest.strip("/") or scheme
     stem = Path(rest.rstrip("/")).name
     for suffix in (".pt", ".pth", ".ckpt"):

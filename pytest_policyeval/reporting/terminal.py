@@ -33,11 +33,8 @@ def summary_lines(results: Sequence[TaskResult]) -> list[str]:
         )
         for r in group:
             interval = f"[{_num(r.ci_low)}, {_num(r.ci_high)}]"
-            threshold = (
-                "-" if r.threshold is None else f"{'>=' if r.higher_is_better else '<='} {r.threshold:g}"
-            )
             lines.append(
-                f"  {r.task:<{width}}  {_num(r.score):>7}  {interval:>17}  {threshold:>10}  "
+                f"  {r.task:<{width}}  {_num(r.score):>7}  {interval:>17}  {r.threshold_text:>10}  "
                 f"{r.num_episodes:>8}  {_verdict(r)}"
             )
         lines.append("")
