@@ -43,6 +43,13 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def existing_file(text: str) -> Path:
+    path = Path(text).expanduser().resolve()
+    if not path.is_file():
+        raise ValueError(f"no such file: {text}")
+    return path
+
+
 def device_name(text: str) -> str:
     if not DEVICE.match(text):
         raise ValueError(f"unknown device '{text}'; use cpu, cuda, cuda:N or mps")
@@ -104,7 +111,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="write Metta's evaluation_results.yaml",
     )
+    group.addoption(
+        "--npc-policy-uri",
+        default=None,
+        dest="policyeval_npc_policy_uri",
+        metavar="URI",
+        help="policy for the agents that the policy under test does not play (tasks with "
+        "policy_agents_pct < 1), overriding the suite's npc_policy_uri (ini: policyeval_npc_policy_uri)",
+    )
+    group.addoption(
+        "--pytorch-config",
+        type=existing_file,
+        default=None,
+        dest="policyeval_pytorch_config",
+        metavar="PATH",
+        help="architecture of pytorch:// checkpoints: Hydra-style YAML with _target_ (default: inferred "
+        "from the checkpoint; ini: policyeval_pytorch_config)",
+    )
     parser.addini("policyeval_policy_uris", type="linelist", default=[], help="policies to evaluate")
+    parser.addini("policyeval_npc_policy_uri", default="", help="policy for the agents not under test")
+    parser.addini("policyeval_pytorch_config", default="", help="architecture config of pytorch:// checkpoints")
     parser.addini("policyeval_num_episodes", default="", help="episodes per task")
     parser.addini("policyeval_seed", default="", help="base seed of every episode")
     parser.addini("policyeval_device", default="", help="torch device: cpu, cuda, cuda:N")
@@ -141,6 +167,7 @@ def _options(config: pytest.Config) -> Any:
         return text
 
     uris = tuple(config.getoption("policyeval_policy_uris") or config.getini("policyeval_policy_uris"))
+    ini_dir = config.inipath.parent if config.inipath else config.rootpath  # ini paths are relative to it
     json_path = config.getoption("policyeval_json")
     yaml_path = config.getoption("policyeval_yaml")
     return EvalOptions(
@@ -151,6 +178,9 @@ def _options(config: pytest.Config) -> Any:
         gate=pick("policyeval_gate", gate),
         json_path=Path(json_path) if json_path else None,
         yaml_path=Path(yaml_path) if yaml_path else None,
+        npc_policy_uri=pick("policyeval_npc_policy_uri", str),
+        pytorch_config=config.getoption("policyeval_pytorch_config")
+        or _ini(config, "policyeval_pytorch_config", lambda text: existing_file(str(ini_dir / text))),
     )
 
 

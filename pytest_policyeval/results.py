@@ -30,6 +30,8 @@ class TaskResult:
     wall_time_s: float = 0.0
     agent_steps: int = 0
     policy: dict[str, Any] = field(default_factory=dict)
+    policy_agents_pct: float = 1.0  # share of agents the policy played; the rest played the npc
+    npc_policy_uri: str | None = None
     error: str | None = None
     traceback: str | None = None  # where an unexpected error came from
 

@@ -3,12 +3,17 @@
 Each step gathers the observations of every live agent of every live episode, makes a single
 `Actor.act` call, writes the actions back and steps the engines. Episodes that end drop out of
 the batch; their rewards are final. Nothing here depends on the engine beyond `EpisodeBatch`.
+
+Mixed episodes: with `policy_agents_pct` below 1 some agents play an "npc" policy (one more
+batched call per step). Only the policy's agents are scored. `policy_agents` decides which agents
+those are so that no side of a map favours the policy: whole teams first, and the starting team
+alternates with the episode index.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,11 +27,28 @@ class TaskTimeout(RuntimeError):
     """A task ran past its `max_time_s`."""
 
 
+def policy_agents(teams: Sequence[int], share: float, episode: int) -> np.ndarray:
+    """Boolean mask over an episode's agents: True where the policy under test plays."""
+    count = len(teams)
+    wanted = min(count, max(1, round(share * count)))
+    team_ids = sorted(set(teams)) or [0]
+    start = episode % len(team_ids)
+    order = [
+        agent
+        for team in team_ids[start:] + team_ids[:start]
+        for agent in range(count)
+        if (teams[agent] if teams else 0) == team
+    ]
+    mask = np.zeros(count, dtype=bool)
+    mask[order[:wanted]] = True
+    return mask
+
+
 @dataclass
 class EpisodeResult:
     index: int
     seed: int
-    rewards: list[float]  # one per scored agent
+    rewards: list[float]  # one per scored agent (the policy's)
     steps: int
 
     @property
@@ -48,8 +70,10 @@ def run_task(
     policy: Policy,
     device: str = "cpu",
     *,
+    npc: Policy | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Rollout:
+    """Every episode of `task`; `npc` plays the agents the policy does not (policy_agents_pct < 1)."""
     from pytest_policyeval.envs.mettagrid_env import EpisodeBatch
 
     settings = task.settings
@@ -58,10 +82,25 @@ def run_task(
     batch = EpisodeBatch(task, seeds)
     try:
         agents = batch.spec.num_agents
-        actor = policy.actor(batch.spec, device)
-        actor.reset(slot_seeds(seeds, agents))
+        scored = np.concatenate(
+            [policy_agents(batch.spec.agent_teams, settings.policy_agents_pct, i) for i in range(len(seeds))]
+        )
+        actors = [(policy.actor(batch.spec, device), scored)]
+        if not scored.all():
+            if npc is None:
+                raise ValueError(
+                    f"task {task.name} gives the policy {settings.policy_agents_pct:.0%} of the agents "
+                    "but names no npc policy for the rest (npc_policy_uri in the suite, or --npc-policy-uri)"
+                )
+            actors.append((npc.actor(batch.spec, device), ~scored))
+        for actor, _ in actors:
+            actor.reset(slot_seeds(seeds, agents))
         live = list(range(len(seeds)))
         rows = np.arange(len(seeds) * agents)
+
+        def scored_in(episode: int) -> np.ndarray:
+            return scored[episode * agents : (episode + 1) * agents]
+
         results: dict[int, EpisodeResult] = {}
         agent_steps = 0
         policy_time = 0.0
@@ -76,7 +115,13 @@ def run_task(
                 batch.observations if len(rows) == len(batch.observations) else batch.observations[rows]
             )
             tick = clock()
-            batch.actions[rows] = actor.act(observations, rows, step)
+            if len(actors) == 1:
+                batch.actions[rows] = actors[0][0].act(observations, rows, step)
+            else:
+                for actor, mine in actors:
+                    pick = mine[rows]
+                    if pick.any():
+                        batch.actions[rows[pick]] = actor.act(observations[pick], rows[pick], step)
             policy_time += clock() - tick
             agent_steps += len(rows)
             ended = batch.step(live)
@@ -86,7 +131,7 @@ def run_task(
                     results[episode] = EpisodeResult(
                         index=episode,
                         seed=seeds[episode],
-                        rewards=batch.episode_rewards(episode).tolist(),
+                        rewards=batch.episode_rewards(episode)[scored_in(episode)].tolist(),
                         steps=batch.episode_steps(episode),
                     )
                 finished = set(ended)

@@ -33,6 +33,8 @@ class EvalOptions:
     gate: str | None = None
     json_path: Path | None = None
     yaml_path: Path | None = None
+    npc_policy_uri: str | None = None  # overrides the suite's npc_policy_uri
+    pytorch_config: Path | None = None  # overrides the suite's pytorch_config
 
 
 @dataclass(eq=False)
@@ -52,19 +54,26 @@ class EvalSession:
         """A stable number per suite file, in collection order (identical on every xdist worker)."""
         return self._suites.setdefault(Path(path).resolve(), len(self._suites))
 
-    def policy(self, uri: str) -> Policy:
+    def policy(self, uri: str, task: Task | None = None) -> Policy:
         """Load a policy once per process; a failed load fails every task of that policy alike."""
-        from pytest_policyeval.policies import PolicyLoadError, load_policy
+        from pytest_policyeval.policies import LoadOptions, PolicyLoadError, load_policy
 
-        if uri not in self._policies:
+        config = self.options.pytorch_config or (task.pytorch_config if task else None)
+        key = (uri, config)
+        if key not in self._policies:
             try:
-                self._policies[uri] = load_policy(uri)
+                self._policies[key] = load_policy(uri, LoadOptions(pytorch_config=config))
             except PolicyLoadError as exc:
-                self._policies[uri] = exc
-        loaded = self._policies[uri]
+                self._policies[key] = exc
+        loaded = self._policies[key]
         if isinstance(loaded, PolicyLoadError):
             raise loaded
         return loaded
+
+    def npc_uri(self, task: Task) -> str | None:
+        if task.settings.policy_agents_pct >= 1.0:
+            return None
+        return self.options.npc_policy_uri or task.settings.npc_policy_uri
 
     def resolve(self, task: Task) -> Task:
         """The task as it will run: command-line and ini overrides applied."""
@@ -92,14 +101,22 @@ class EvalSession:
             gate=settings.gate,
             num_episodes=settings.num_episodes,
             seed=task.seed,
+            policy_agents_pct=settings.policy_agents_pct,
+            npc_policy_uri=self.npc_uri(task),
         )
         try:
-            policy = self.policy(uri)
+            policy = self.policy(uri, task)
             result.policy = policy.describe()
-            rollout = run_task(task, policy, self.options.device)
         except PolicyLoadError as exc:
             result.error = f"policy could not be loaded: {exc}"
             return result
+        try:
+            npc = self.policy(result.npc_policy_uri, task) if result.npc_policy_uri else None
+        except PolicyLoadError as exc:
+            result.error = f"npc policy could not be loaded: {exc}"
+            return result
+        try:
+            rollout = run_task(task, policy, self.options.device, npc=npc)
         except Exception as exc:
             result.error = f"{type(exc).__name__}: {exc}"
             result.traceback = traceback.format_exc(limit=8)

@@ -2,6 +2,9 @@
 
 A suite has a name, a seed, `defaults` that every task inherits, and `tasks`. Each task is
 `category/name`, an ASCII map, step and episode budgets and an optional score threshold.
+`include` lists other suite files whose tasks join this suite as they are (their own defaults and
+seed), so a combined suite such as `full_eval` never copies its parts; a task included twice
+with the same definition counts once.
 This module knows nothing about pytest or the engine; it only reads and checks files.
 """
 
@@ -38,8 +41,16 @@ class TaskSettings(BaseModel):
     gate: Literal["mean", "ci"] = "mean"
     obs_window: int = Field(default=11, ge=3, le=15)
     num_tokens: int = Field(default=200, ge=16, le=1000)
-    # How many goals end an episode; "all" = every goal on the map.
+    # What is played on the map: reach goals (navigation) or tag the other team (laser_tag).
+    game: Literal["navigation", "laser_tag"] = "navigation"
+    # navigation: how many goals end an episode; "all" = every goal on the map.
     goals_to_finish: int | Literal["all"] = 1
+    # laser_tag: steps a tagged agent stays frozen (it can neither move nor tag, nor be tagged).
+    freeze_steps: int = Field(default=10, ge=1, le=1000)
+    # Share of a task's agents that the policy under test controls; the rest play `npc_policy_uri`.
+    # Only the policy's agents are scored. Whole teams go to the policy first, alternating by episode.
+    policy_agents_pct: float = Field(default=1.0, gt=0.0, le=1.0)
+    npc_policy_uri: str | None = None
 
     @field_validator("obs_window")
     @classmethod
@@ -75,8 +86,11 @@ class SuiteModel(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     seed: int = Field(default=0, ge=0)
+    include: list[str] = Field(default_factory=list)
+    # Architecture config for pytorch:// policies (relative to the suite file); --pytorch-config wins.
+    pytorch_config: str | None = None
     defaults: dict[str, Any] = Field(default_factory=dict)
-    tasks: list[dict[str, Any]] = Field(min_length=1)
+    tasks: list[dict[str, Any]] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,7 @@ class Task:
     settings: TaskSettings
     seed: int
     description: str = ""
+    pytorch_config: Path | None = None
 
     @property
     def category(self) -> str:
@@ -143,9 +158,12 @@ def read_yaml(path: Path) -> Any:
         raise SuiteError(f"{path}: cannot read: {exc.strerror}") from None
 
 
-def load_suite(path: str | Path) -> Suite:
+def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
     """Read and validate a suite file. Raises SuiteError naming the file, task and key."""
     path = Path(path)
+    if path.resolve() in _including:
+        chain = " -> ".join(str(p) for p in (*_including, path.resolve()))
+        raise SuiteError(f"{path}: suites include each other in a cycle: {chain}")
     raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise SuiteError(f"{path}: a suite must be a mapping with 'name' and 'tasks'")
@@ -153,6 +171,9 @@ def load_suite(path: str | Path) -> Suite:
         suite = SuiteModel.model_validate(raw)
     except ValidationError as exc:
         raise _errors(path, "suite", exc) from None
+    if not suite.tasks and not suite.include:
+        raise SuiteError(f"{path}: suite: key 'tasks': a suite needs 'tasks' or 'include'")
+    pytorch_config = (path.parent / suite.pytorch_config).resolve() if suite.pytorch_config else None
 
     try:
         TaskSettings.model_validate(suite.defaults)
@@ -163,6 +184,18 @@ def load_suite(path: str | Path) -> Suite:
 
     tasks: list[Task] = []
     seen: set[str] = set()
+    for number, name in enumerate(suite.include):
+        included = path.parent / name
+        if not included.is_file():
+            raise SuiteError(f"{path}: key 'include.{number}': suite file not found: {name} (looked at {included})")
+        for task in load_suite(included, (*_including, path.resolve())).tasks:
+            task = replace(task, suite=suite.name, pytorch_config=pytorch_config or task.pytorch_config)
+            if task.name in seen:
+                if task != next(t for t in tasks if t.name == task.name):
+                    raise SuiteError(f"{path}: {included}: task '{task.name}' is defined differently twice")
+                continue
+            seen.add(task.name)
+            tasks.append(task)
     for index, entry in enumerate(suite.tasks):
         label = (
             f"task '{entry.get('name')}' (tasks[{index}])" if isinstance(entry, dict) else f"tasks[{index}]"
@@ -185,10 +218,17 @@ def load_suite(path: str | Path) -> Suite:
             grid = read_map(map_path)
         except MapError as exc:
             raise SuiteError(f"{path}: {label}: key 'map': {model.map}: {exc}") from None
-        if isinstance(model.goals_to_finish, int) and model.goals_to_finish > grid.num_goals:
+        if model.game == "navigation" and grid.num_goals == 0:
+            raise SuiteError(f"{path}: {label}: key 'map': {model.map}: a navigation map needs a goal ('_')")
+        if model.game == "navigation" and isinstance(model.goals_to_finish, int):
+            if model.goals_to_finish > grid.num_goals:
+                raise SuiteError(
+                    f"{path}: {label}: key 'goals_to_finish': {model.goals_to_finish} but the map has "
+                    f"{grid.num_goals} goal(s)"
+                )
+        if model.game == "laser_tag" and grid.num_teams < 2:
             raise SuiteError(
-                f"{path}: {label}: key 'goals_to_finish': {model.goals_to_finish} but the map has "
-                f"{grid.num_goals} goal(s)"
+                f"{path}: {label}: key 'map': {model.map}: laser_tag needs agents of two teams ('1' and '2')"
             )
         settings = TaskSettings.model_validate(model.model_dump(include=set(TaskSettings.model_fields)))
         tasks.append(
@@ -199,6 +239,7 @@ def load_suite(path: str | Path) -> Suite:
                 settings=settings,
                 seed=suite.seed,
                 description=model.description,
+                pytorch_config=pytorch_config,
             )
         )
     return Suite(

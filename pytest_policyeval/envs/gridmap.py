@@ -1,7 +1,8 @@
 """ASCII maps for grid tasks, read and checked without the engine.
 
 Legend: `#` wall, `.` empty floor, `@` an agent's start, `_` a goal (the altar: walking into it
-gives one heart, the reward). Lines must all have the same width.
+gives one heart, the reward), `1` / `2` the start of an agent of team 1 / team 2 (`@` is team 1).
+Lines must all have the same width. Agents are numbered in reading order (row by row).
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 WALL, EMPTY, AGENT, GOAL = "#", ".", "@", "_"
-LEGEND = {WALL: "wall", EMPTY: "empty", AGENT: "agent", GOAL: "goal"}
+TEAM_CHARS = {AGENT: 0, "1": 0, "2": 1}
+LEGEND = {WALL: "wall", EMPTY: "empty", AGENT: "agent", GOAL: "goal", "1": "agent of team 1", "2": "agent of team 2"}
 
 
 class MapError(ValueError):
@@ -33,8 +35,17 @@ class GridMap:
         return sum(row.count(char) for row in self.rows)
 
     @property
+    def agent_teams(self) -> tuple[int, ...]:
+        """Team index (0 or 1) of each agent, in agent order."""
+        return tuple(TEAM_CHARS[char] for row in self.rows for char in row if char in TEAM_CHARS)
+
+    @property
     def num_agents(self) -> int:
-        return self.count(AGENT)
+        return len(self.agent_teams)
+
+    @property
+    def num_teams(self) -> int:
+        return len(set(self.agent_teams))
 
     @property
     def num_goals(self) -> int:
@@ -54,7 +65,7 @@ def parse_map(text: str) -> GridMap:
             raise MapError(f"line {number} has unknown characters {unknown}; known: {sorted(LEGEND)}")
     grid = GridMap(rows)
     if grid.num_agents == 0:
-        raise MapError(f"no agent start ('{AGENT}')")
+        raise MapError(f"no agent start ('{AGENT}', '1' or '2')")
     return grid
 
 

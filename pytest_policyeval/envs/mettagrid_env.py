@@ -19,7 +19,16 @@ os.environ.setdefault("METTAGRID_LOG_LEVEL", "WARNING")
 
 from mettagrid import Simulator
 from mettagrid.config.game_value import InventoryValue
-from mettagrid.config.handler_config import Handler, logStat, withdraw
+from mettagrid.config.filter import sharedTagPrefix
+from mettagrid.config.handler_config import (
+    Handler,
+    isNot,
+    logStat,
+    targetHas,
+    updateActor,
+    updateTarget,
+    withdraw,
+)
 from mettagrid.config.mettagrid_config import (
     ActionsConfig,
     AgentConfig,
@@ -32,6 +41,7 @@ from mettagrid.config.mettagrid_config import (
     MoveActionConfig,
     NoopActionConfig,
     ObsConfig,
+    ResourceLimitsConfig,
     WallConfig,
 )
 from mettagrid.config.reward_config import reward
@@ -48,7 +58,7 @@ from mettagrid.policy.policy_env_interface import PolicyEnvInterface
 from mettagrid.simulator.simulator import Buffers
 
 from pytest_policyeval.collection.suite import Task
-from pytest_policyeval.envs.gridmap import AGENT, GOAL, GridMap, read_map
+from pytest_policyeval.envs.gridmap import AGENT, GOAL, TEAM_CHARS, GridMap, read_map
 from pytest_policyeval.envs.spec import EnvSpec
 
 # mettagrid configures the root logger on import; keep a test run's output quiet.
@@ -57,17 +67,23 @@ logging.getLogger().setLevel(logging.WARNING)
 GOAL_OBJECT = "altar"
 GOAL_STAT = "goals_reached"
 REWARD_ITEM = "heart"
+# laser_tag: an agent can act while it holds `freeze_steps` READY; a tag empties it and it refills
+# by one a step. Each tag gives the tagger one TAGS item, its reward.
+READY_ITEM = "ready"
+TAGS_ITEM = "tags"
+TAG_STAT = "tags"
+TEAM_NAMES = ("red", "blue")
 
 
 def goals_to_finish(task: Task, grid: GridMap) -> int:
+    if task.settings.game != "navigation":
+        return 0
     wanted = task.settings.goals_to_finish
     return grid.num_goals if wanted == "all" else int(wanted)
 
 
-def build_config(task: Task, grid: GridMap | None = None) -> MettaGridConfig:
-    """The mettagrid config of a grid task: walls, goals that pay one heart each, agents."""
-    grid = grid or read_map(task.map_path)
-    settings = task.settings
+def _navigation(task: Task, grid: GridMap) -> dict:
+    """Walls and goals that pay one heart each."""
     # A goal holds one heart; walking into it moves the heart to the agent (the reward),
     # counts a game stat and removes the goal, so each goal pays once.
     goal = GridObjectConfig(
@@ -79,33 +95,88 @@ def build_config(task: Task, grid: GridMap | None = None) -> MettaGridConfig:
         ),
     )
     end_after = goals_to_finish(task, grid)
-    game = GameConfig(
-        num_agents=grid.num_agents,
-        max_steps=settings.max_steps,
-        resource_names=[REWARD_ITEM],
-        objects={"wall": WallConfig(), GOAL_OBJECT: goal},
-        actions=ActionsConfig(
+    return {
+        "resource_names": [REWARD_ITEM],
+        "objects": {"wall": WallConfig(), GOAL_OBJECT: goal},
+        "actions": ActionsConfig(
             noop=NoopActionConfig(),
             move=MoveActionConfig(),
             change_vibe=ChangeVibeActionConfig(enabled=False),
         ),
-        agent=AgentConfig(rewards={REWARD_ITEM: reward(InventoryValue(item=REWARD_ITEM))}),
+        "agent": AgentConfig(rewards={REWARD_ITEM: reward(InventoryValue(item=REWARD_ITEM))}),
+        "end_episode_on_game_stats": {GOAL_STAT: end_after} if end_after else {},
+    }
+
+
+def _laser_tag(task: Task, grid: GridMap) -> dict:
+    """Two teams; moving into an opponent tags it (contact: mettagrid 0.26's attack action is inert)."""
+    freeze = task.settings.freeze_steps
+    tag = Handler(
+        filters=[isNot(sharedTagPrefix("team:")), targetHas({READY_ITEM: freeze})],
+        mutations=[updateTarget({READY_ITEM: -freeze}), updateActor({TAGS_ITEM: 1}), logStat(TAG_STAT)],
+    )
+    refill = Handler(mutations=[updateActor({READY_ITEM: 1})])
+    inventory = InventoryConfig(
+        initial={READY_ITEM: freeze},
+        limits={READY_ITEM: ResourceLimitsConfig(resources=[READY_ITEM], base=freeze, max=freeze)},
+    )
+
+    return {
+        "resource_names": [READY_ITEM, TAGS_ITEM],
+        "objects": {"wall": WallConfig()},
+        "actions": ActionsConfig(
+            noop=NoopActionConfig(),
+            # A frozen agent lacks the full READY stock, so its moves (and tags) fail.
+            move=MoveActionConfig(required_resources={READY_ITEM: freeze}),
+            change_vibe=ChangeVibeActionConfig(enabled=False),
+        ),
+        "agent": AgentConfig(
+            inventory=inventory,
+            rewards={TAGS_ITEM: reward(InventoryValue(item=TAGS_ITEM))},
+            on_use_handler=tag,
+            on_tick=refill,
+        ),
+    }
+
+
+GAMES = {"navigation": _navigation, "laser_tag": _laser_tag}
+
+
+def build_config(task: Task, grid: GridMap | None = None) -> MettaGridConfig:
+    """The mettagrid config of a grid task: the map, the game's rules, observations."""
+    grid = grid or read_map(task.map_path)
+    settings = task.settings
+    rules = GAMES[settings.game](task, grid)
+    template: AgentConfig = rules.pop("agent")
+    # One agent config per agent, grouped by team; with two teams each carries a `team:` tag.
+    agents = [
+        template.model_copy(
+            update={"team_id": team, "tags": [f"team:{TEAM_NAMES[team]}"] if grid.num_teams > 1 else []}
+        )
+        for team in sorted(grid.agent_teams)
+    ]
+    # mettagrid maps '@' to agent.agent itself (an alias of the first team).
+    cells = {char: f"agent.{TEAM_NAMES[team]}" for char, team in TEAM_CHARS.items() if char != AGENT}
+    game = GameConfig(
+        num_agents=grid.num_agents,
+        max_steps=settings.max_steps,
         obs=ObsConfig(
             width=settings.obs_window,
             height=settings.obs_window,
             num_tokens=settings.num_tokens,
             global_obs=GlobalObsConfig(local_position=True),
         ),
-        end_episode_on_game_stats={GOAL_STAT: end_after} if end_after else {},
         map_builder=AsciiMapBuilder.Config(
             map_data=[list(row) for row in grid.rows],
-            char_to_map_name={GOAL: GOAL_OBJECT, AGENT: "agent.agent"},
+            char_to_map_name={GOAL: GOAL_OBJECT, **cells},
         ),
+        agents=agents,
+        **rules,
     )
     return MettaGridConfig(label=task.name, game=game)
 
 
-def env_spec_of(config: MettaGridConfig) -> EnvSpec:
+def env_spec_of(config: MettaGridConfig, agent_teams: tuple[int, ...] = ()) -> EnvSpec:
     interface = PolicyEnvInterface.from_mg_cfg(config)
     names = [""] * (max((f.id for f in interface.obs_features), default=-1) + 1)
     for feature in interface.obs_features:
@@ -120,6 +191,8 @@ def env_spec_of(config: MettaGridConfig) -> EnvSpec:
         obs_height=int(height),
         obs_width=int(width),
         max_steps=config.game.max_steps,
+        resource_names=tuple(config.game.resource_names),
+        agent_teams=agent_teams,
     )
 
 
@@ -127,7 +200,7 @@ def env_spec_of(config: MettaGridConfig) -> EnvSpec:
 def _task_config(task: Task) -> tuple[MettaGridConfig, EnvSpec, int]:
     grid = read_map(task.map_path)
     config = build_config(task, grid)
-    return config, env_spec_of(config), goals_to_finish(task, grid)
+    return config, env_spec_of(config, grid.agent_teams), goals_to_finish(task, grid)
 
 
 def task_env_spec(task: Task) -> EnvSpec:

@@ -21,6 +21,9 @@ class EnvSpec:
     obs_height: int
     obs_width: int
     max_steps: int
+    resource_names: tuple[str, ...] = ()
+    # Team of each agent, in agent order (all 0 for single-team tasks).
+    agent_teams: tuple[int, ...] = ()
 
     def feature_id(self, name: str) -> int | None:
         try:

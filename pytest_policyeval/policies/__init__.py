@@ -4,6 +4,6 @@ Nothing here imports torch at module level: the plugin imports this package on e
 """
 
 from pytest_policyeval.policies.base import Actor, Policy, PolicyLoadError
-from pytest_policyeval.policies.uri import load_policy, policy_label
+from pytest_policyeval.policies.uri import LoadOptions, load_policy, policy_label
 
-__all__ = ["Actor", "Policy", "PolicyLoadError", "load_policy", "policy_label"]
+__all__ = ["Actor", "LoadOptions", "Policy", "PolicyLoadError", "load_policy", "policy_label"]

@@ -20,11 +20,7 @@ from pytest_policyeval.policies.base import Actor, Policy, PolicyLoadError
 from pytest_policyeval.policies.checkpoint import Checkpoint, file_digest, read_checkpoint
 from pytest_policyeval.policies.networks import build_network
 from pytest_policyeval.policies.observations import TokenEncoder
-from pytest_policyeval.seeding import uniforms
-
-
-class PolicyOutputError(RuntimeError):
-    """The policy produced something that is not an action distribution (NaN, inf)."""
+from pytest_policyeval.policies.sampling import check_finite, gumbel_noise
 
 
 def load_state_strict(module: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
@@ -44,6 +40,16 @@ def load_state_strict(module: nn.Module, state_dict: dict[str, torch.Tensor], so
     if extra:
         raise PolicyLoadError(f"{source}: checkpoint has keys the architecture does not: {extra[:5]}")
     module.load_state_dict(state_dict, strict=True)
+
+
+def torch_device(device: str) -> str:
+    """The device name, or a clear error where torch cannot use it."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise PolicyLoadError(
+            f"--device {device}: torch {torch.__version__} sees no CUDA device on this machine; "
+            "use --device cpu"
+        )
+    return device
 
 
 def action_table(policy_actions: list[str], env: EnvSpec, source: str) -> torch.Tensor:
@@ -90,15 +96,8 @@ class TorchActor(Actor):
         logits, _value, (new_hidden, new_cell) = self.network(box, globals_, (hidden[index], cell[index]))
         hidden[index] = new_hidden
         cell[index] = new_cell
-        if not torch.isfinite(logits).all():
-            bad = int((~torch.isfinite(logits)).any(dim=1).nonzero()[0, 0])
-            raise PolicyOutputError(
-                f"policy {self.policy.uri} produced non-finite logits (NaN or inf) at step {step} "
-                f"for agent slot {int(slots[bad])}"
-            )
-        noise = uniforms(self.seeds[slots], step, logits.shape[1])
-        gumbel = -torch.log(-torch.log(torch.from_numpy(noise).to(self.device, logits.dtype)))
-        scores = (logits + gumbel).masked_fill(self.unavailable, float("-inf"))
+        check_finite(logits, self.policy.uri, step, slots)
+        scores = (logits + gumbel_noise(self.seeds[slots], step, logits.shape[1], logits)).masked_fill(self.unavailable, float("-inf"))
         return self.env_action[scores.argmax(dim=1)].to(torch.int32).cpu().numpy()
 
 
@@ -133,12 +132,7 @@ class TorchPolicy(Policy):
         return self._on_device[key]
 
     def actor(self, env: EnvSpec, device: str = "cpu") -> Actor:
-        if device.startswith("cuda") and not torch.cuda.is_available():
-            raise PolicyLoadError(
-                f"--device {device}: torch {torch.__version__} sees no CUDA device on this machine; "
-                "use --device cpu"
-            )
-        return TorchActor(self, env, device)
+        return TorchActor(self, env, torch_device(device))
 
     def describe(self) -> dict[str, Any]:
         return {"uri": self.uri, "name": self.name, **self.info}
