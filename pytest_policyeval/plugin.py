@@ -130,7 +130,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini("policyeval_policy_uris", type="linelist", default=[], help="policies to evaluate")
     parser.addini("policyeval_npc_policy_uri", default="", help="policy for the agents not under test")
-    parser.addini("policyeval_pytorch_config", default="", help="architecture config of pytorch:// checkpoints")
+    parser.addini(
+        "policyeval_pytorch_config", default="", help="architecture config of pytorch:// checkpoints"
+    )
     parser.addini("policyeval_num_episodes", default="", help="episodes per task")
     parser.addini("policyeval_seed", default="", help="base seed of every episode")
     parser.addini("policyeval_device", default="", help="torch device: cpu, cuda, cuda:N")

@@ -187,7 +187,9 @@ def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
     for number, name in enumerate(suite.include):
         included = path.parent / name
         if not included.is_file():
-            raise SuiteError(f"{path}: key 'include.{number}': suite file not found: {name} (looked at {included})")
+            raise SuiteError(
+                f"{path}: key 'include.{number}': suite file not found: {name} (looked at {included})"
+            )
         for task in load_suite(included, (*_including, path.resolve())).tasks:
             task = replace(task, suite=suite.name, pytorch_config=pytorch_config or task.pytorch_config)
             if task.name in seen:
@@ -220,12 +222,11 @@ def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
             raise SuiteError(f"{path}: {label}: key 'map': {model.map}: {exc}") from None
         if model.game == "navigation" and grid.num_goals == 0:
             raise SuiteError(f"{path}: {label}: key 'map': {model.map}: a navigation map needs a goal ('_')")
-        if model.game == "navigation" and isinstance(model.goals_to_finish, int):
-            if model.goals_to_finish > grid.num_goals:
-                raise SuiteError(
-                    f"{path}: {label}: key 'goals_to_finish': {model.goals_to_finish} but the map has "
-                    f"{grid.num_goals} goal(s)"
-                )
+        wanted = model.goals_to_finish
+        if model.game == "navigation" and isinstance(wanted, int) and wanted > grid.num_goals:
+            raise SuiteError(
+                f"{path}: {label}: key 'goals_to_finish': {wanted} but the map has {grid.num_goals} goal(s)"
+            )
         if model.game == "laser_tag" and grid.num_teams < 2:
             raise SuiteError(
                 f"{path}: {label}: key 'map': {model.map}: laser_tag needs agents of two teams ('1' and '2')"

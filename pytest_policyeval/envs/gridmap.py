@@ -12,7 +12,14 @@ from pathlib import Path
 
 WALL, EMPTY, AGENT, GOAL = "#", ".", "@", "_"
 TEAM_CHARS = {AGENT: 0, "1": 0, "2": 1}
-LEGEND = {WALL: "wall", EMPTY: "empty", AGENT: "agent", GOAL: "goal", "1": "agent of team 1", "2": "agent of team 2"}
+LEGEND = {
+    WALL: "wall",
+    EMPTY: "empty",
+    AGENT: "agent",
+    GOAL: "goal",
+    "1": "agent of team 1",
+    "2": "agent of team 2",
+}
 
 
 class MapError(ValueError):

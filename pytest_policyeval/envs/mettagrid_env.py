@@ -18,8 +18,8 @@ import numpy as np
 os.environ.setdefault("METTAGRID_LOG_LEVEL", "WARNING")
 
 from mettagrid import Simulator
-from mettagrid.config.game_value import InventoryValue
 from mettagrid.config.filter import sharedTagPrefix
+from mettagrid.config.game_value import InventoryValue
 from mettagrid.config.handler_config import (
     Handler,
     isNot,

@@ -97,7 +97,9 @@ class TorchActor(Actor):
         hidden[index] = new_hidden
         cell[index] = new_cell
         check_finite(logits, self.policy.uri, step, slots)
-        scores = (logits + gumbel_noise(self.seeds[slots], step, logits.shape[1], logits)).masked_fill(self.unavailable, float("-inf"))
+        scores = (logits + gumbel_noise(self.seeds[slots], step, logits.shape[1], logits)).masked_fill(
+            self.unavailable, float("-inf")
+        )
         return self.env_action[scores.argmax(dim=1)].to(torch.int32).cpu().numpy()
 
 

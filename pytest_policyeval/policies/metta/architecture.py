@@ -42,7 +42,9 @@ def _shape(state: Mapping[str, torch.Tensor], key: str, source: str) -> tuple[in
     return tuple(state[key].shape)
 
 
-def _solve_box(flat: int, channels: int, kernels: tuple[int, int], source: str) -> tuple[int, tuple[int, int]]:
+def _solve_box(
+    flat: int, channels: int, kernels: tuple[int, int], source: str
+) -> tuple[int, tuple[int, int]]:
     """The (window, strides) whose CNN output flattens to `flat` values, Metta's choice first."""
     if flat % channels:
         raise PolicyLoadError(

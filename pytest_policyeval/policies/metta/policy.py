@@ -136,9 +136,13 @@ def complete_recurrent_keys(state: dict[str, torch.Tensor], source: str) -> dict
     for lstm_name, cell_name in LSTM_KEYS.items():
         lstm_key, cell_key = f"lstm.{lstm_name}", f"cell.{cell_name}"
         if lstm_key in state and cell_key in state:
-            same = state[lstm_key].shape == state[cell_key].shape and torch.equal(state[lstm_key], state[cell_key])
+            same = state[lstm_key].shape == state[cell_key].shape and torch.equal(
+                state[lstm_key], state[cell_key]
+            )
             if not same:
-                raise PolicyLoadError(f"{source}: '{lstm_key}' and '{cell_key}' should be one shared tensor but differ")
+                raise PolicyLoadError(
+                    f"{source}: '{lstm_key}' and '{cell_key}' should be one shared tensor but differ"
+                )
         elif lstm_key in state:
             state[cell_key] = state[lstm_key]
         elif cell_key in state:
@@ -146,11 +150,15 @@ def complete_recurrent_keys(state: dict[str, torch.Tensor], source: str) -> dict
     return state
 
 
-def _names(config: dict[str, Any], key: str, default: tuple[str, ...], size: int, what: str, source: str) -> list[str]:
+def _names(
+    config: dict[str, Any], key: str, default: tuple[str, ...], size: int, what: str, source: str
+) -> list[str]:
     if key in config:
         names = [str(name) for name in config[key]]
         if len(names) != size:
-            raise PolicyLoadError(f"{source}: '{key}' lists {len(names)} names but the checkpoint has {size} {what}")
+            raise PolicyLoadError(
+                f"{source}: '{key}' lists {len(names)} names but the checkpoint has {size} {what}"
+            )
         return names
     if size > len(default):
         raise PolicyLoadError(
@@ -178,7 +186,9 @@ def load_pytorch_policy(uri: str, path: Path, name: str, config_path: Path | Non
         uri=uri,
         name=name,
         network=network,
-        feature_names=_names(config, "feature_names", METTA_FEATURES, network.obs_channels, "observation channels", source),
+        feature_names=_names(
+            config, "feature_names", METTA_FEATURES, network.obs_channels, "observation channels", source
+        ),
         action_types=_names(config, "action_types", METTA_ACTION_TYPES, heads[0], "action types", source),
         type_ids=type_ids,
         info={
