@@ -11,6 +11,7 @@ reaches the xdist controller) -> the controller writes the summary and result fi
 
 from __future__ import annotations
 
+import argparse
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,30 +30,34 @@ GATES = ("mean", "ci")
 # -- option values, checked when parsed ---------------------------------------------------------
 
 
+class BadValue(argparse.ArgumentTypeError, ValueError):
+    """argparse prints its message for a command-line value; ini values catch it as a ValueError."""
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
-        raise ValueError(f"must be at least 1, got {value}")
+        raise BadValue(f"must be at least 1, got {value}")
     return value
 
 
 def non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
-        raise ValueError(f"must be 0 or more, got {value}")
+        raise BadValue(f"must be 0 or more, got {value}")
     return value
 
 
 def existing_file(text: str) -> Path:
     path = Path(text).expanduser().resolve()
     if not path.is_file():
-        raise ValueError(f"no such file: {text}")
+        raise BadValue(f"no such file: {text}")
     return path
 
 
 def device_name(text: str) -> str:
     if not DEVICE.match(text):
-        raise ValueError(f"unknown device '{text}'; use cpu, cuda, cuda:N or mps")
+        raise BadValue(f"unknown device '{text}'; use cpu, cuda, cuda:N or mps")
     return text
 
 

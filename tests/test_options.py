@@ -32,9 +32,9 @@ def test_command_line_wins_over_ini(pytester: pytest.Pytester, mini_suite: Path)
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["--num-episodes", "0"], "--num-episodes: invalid positive_int value"),
-        (["--eval-seed", "-4"], "--eval-seed: invalid non_negative_int value"),
-        (["--device", "tpu"], "--device: invalid device_name value"),
+        (["--num-episodes", "0"], "--num-episodes: must be at least 1, got 0"),
+        (["--eval-seed", "-4"], "--eval-seed: must be 0 or more, got -4"),
+        (["--device", "tpu"], "--device: unknown device 'tpu'; use cpu, cuda, cuda:N or mps"),
         (["--eval-gate", "median"], "--eval-gate: invalid choice"),
     ],
 )

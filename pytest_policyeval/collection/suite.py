@@ -10,6 +10,7 @@ This module knows nothing about pytest or the engine; it only reads and checks f
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -80,13 +81,22 @@ class TaskModel(TaskSettings):
         return value
 
 
+class IncludeModel(BaseModel):
+    """`include` entry: a suite file, optionally only the tasks matching `tasks` (names or globs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    suite: str
+    tasks: list[str] | None = None
+
+
 class SuiteModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     description: str = ""
     seed: int = Field(default=0, ge=0)
-    include: list[str] = Field(default_factory=list)
+    include: list[str | IncludeModel] = Field(default_factory=list)
     # Architecture config for pytorch:// policies (relative to the suite file); --pytorch-config wins.
     pytorch_config: str | None = None
     defaults: dict[str, Any] = Field(default_factory=dict)
@@ -184,17 +194,22 @@ def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
 
     tasks: list[Task] = []
     seen: set[str] = set()
-    for number, name in enumerate(suite.include):
-        included = path.parent / name
+    for number, entry in enumerate(suite.include):
+        part = entry if isinstance(entry, IncludeModel) else IncludeModel(suite=entry)
+        included = path.parent / part.suite
+        where = f"{path}: key 'include.{number}'"
         if not included.is_file():
-            raise SuiteError(
-                f"{path}: key 'include.{number}': suite file not found: {name} (looked at {included})"
-            )
-        for task in load_suite(included, (*_including, path.resolve())).tasks:
+            raise SuiteError(f"{where}: suite file not found: {part.suite} (looked at {included})")
+        chosen = load_suite(included, (*_including, path.resolve())).tasks
+        if part.tasks is not None:
+            chosen = tuple(t for t in chosen if any(fnmatch.fnmatchcase(t.name, p) for p in part.tasks))
+            if not chosen:
+                raise SuiteError(f"{where}: no task of {part.suite} matches {part.tasks}")
+        for task in chosen:
             task = replace(task, suite=suite.name, pytorch_config=pytorch_config or task.pytorch_config)
             if task.name in seen:
                 if task != next(t for t in tasks if t.name == task.name):
-                    raise SuiteError(f"{path}: {included}: task '{task.name}' is defined differently twice")
+                    raise SuiteError(f"{where}: task '{task.name}' is defined differently twice")
                 continue
             seen.add(task.name)
             tasks.append(task)

@@ -2,6 +2,7 @@
 
     random://            uniform random actions (the baseline)
     scripted://navigator a hand-written explorer (the competent reference for navigation)
+    scripted://tagger    a hand-written laser_tag player
     file://PATH, PATH    a pytest-policyeval checkpoint (.pt)
     pytorch://PATH       a Metta external checkpoint (a bare state dict; see policies/metta/)
 
@@ -35,16 +36,16 @@ def _load_random(uri: str, rest: str, options: LoadOptions) -> Policy:
     return RandomPolicy(uri)
 
 
-SCRIPTED = {"navigator"}
+SCRIPTED = {"navigator": "NavigatorPolicy", "tagger": "TaggerPolicy"}
 
 
 def _load_scripted(uri: str, rest: str, options: LoadOptions) -> Policy:
     name = rest.strip("/")
     if name not in SCRIPTED:
         raise PolicyLoadError(f"{uri}: unknown scripted policy '{name}'; known: {sorted(SCRIPTED)}")
-    from pytest_policyeval.policies.scripted import NavigatorPolicy
+    from pytest_policyeval.policies import scripted
 
-    return NavigatorPolicy(uri)
+    return getattr(scripted, SCRIPTED[name])(uri)
 
 
 def _existing_file(uri: str, rest: str) -> Path:

@@ -40,7 +40,7 @@ class MettaActor(Actor):
         self.policy = policy
         self.device = torch.device(device)
         self.network = policy.network_on(self.device)
-        self.observe = ObservationMap(
+        self.observe_map = ObservationMap(
             env, policy.feature_names, policy.type_ids, self.network.window, policy.uri
         ).to(self.device)
         heads = self.network.policy.action_heads
@@ -56,24 +56,27 @@ class MettaActor(Actor):
         self.orientation = np.zeros(len(self.seeds), dtype=np.int8)
 
     @torch.inference_mode()
-    def decide(self, observations: np.ndarray, slots: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """Sample (action type, argument) for each row; advances the recurrent state."""
-        assert self.state is not None, "reset() before act()"
+    def observe(self, observations: np.ndarray, slots: np.ndarray) -> torch.Tensor:
+        """The policy's feature box `[rows, C, W, W]` for these rows' tokens."""
         tokens = torch.from_numpy(observations).to(self.device, non_blocking=True)
         facing = torch.from_numpy(self.orientation[slots]).to(self.device)
+        return self.observe_map(tokens, facing)
+
+    @torch.inference_mode()
+    def decide(self, box: torch.Tensor, slots: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sample (action type, argument) for each row; advances the recurrent state."""
+        assert self.state is not None, "reset() before act()"
         index = torch.from_numpy(np.asarray(slots, dtype=np.int64)).to(self.device)
         hidden, cell = self.state
-        logits, _value, (new_hidden, new_cell) = self.network.step(
-            self.observe(tokens, facing), (hidden[index], cell[index])
-        )
+        logits, _value, (new_hidden, new_cell) = self.network.step(box, (hidden[index], cell[index]))
         hidden[index] = new_hidden
         cell[index] = new_cell
         joined = torch.cat(logits, dim=1)
         check_finite(joined, self.policy.uri, step, slots)
         scores = joined + gumbel_noise(self.seeds[slots], step, joined.shape[1], joined)
-        kinds, args = (part.argmax(dim=1) for part in scores.split(self.heads[:2], dim=1))
-        if len(self.heads) < 2:
-            args = torch.zeros_like(kinds)
+        parts = [part.argmax(dim=1) for part in scores.split(self.heads, dim=1)]
+        kinds = parts[0]
+        args = parts[1] if len(parts) > 1 else torch.zeros_like(kinds)
         return kinds.cpu().numpy(), args.cpu().numpy()
 
     def apply(self, kinds: np.ndarray, args: np.ndarray, slots: np.ndarray) -> np.ndarray:
@@ -82,7 +85,7 @@ class MettaActor(Actor):
         return env_actions
 
     def act(self, observations: np.ndarray, slots: np.ndarray, step: int) -> np.ndarray:
-        return self.apply(*self.decide(observations, slots, step), slots)
+        return self.apply(*self.decide(self.observe(observations, slots), slots, step), slots)
 
 
 class MettaPolicy(Policy):

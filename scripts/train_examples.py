@@ -1,0 +1,371 @@
+"""Train the example policies in `examples/policies/` (Metta's external format, `pytorch://`).
+
+Imitation with DAgger on the batched runner: the learner (a small Metta `Recurrent`) plays whole
+episodes through `run_task`; a scripted expert (`scripted://navigator` for navigation,
+`scripted://tagger` for laser_tag, both teams) says what it would have done at every step, in
+Metta's action heads (turn, then move forward). Early iterations let the expert drive; later
+ones let the learner drive, so it learns to recover from its own mistakes. Each iteration trains
+the LSTM on whole episodes (backpropagation through time) over the data gathered so far.
+
+Training maps are generated from the seed and are not the suites' maps. Same seed, same torch
+build and thread count: same checkpoint.
+
+    python scripts/train_examples.py navigation --seed 0 --out examples/policies/navigation.pt
+    python scripts/train_examples.py laser_tag --seed 0 --out examples/policies/laser_tag.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from pytest_policyeval.collection.suite import Task, load_suite
+from pytest_policyeval.envs.spec import EnvSpec
+from pytest_policyeval.policies import load_policy
+from pytest_policyeval.policies.base import Actor
+from pytest_policyeval.policies.metta.names import METTA_ACTION_TYPES, METTA_FEATURES, METTA_TYPE_IDS
+from pytest_policyeval.policies.metta.network import Policy, Recurrent
+from pytest_policyeval.policies.metta.policy import MettaActor, MettaPolicy
+from pytest_policyeval.runner import run_task
+from pytest_policyeval.seeding import uniforms
+
+# Small enough for a checkpoint well under 2 MB, large enough to learn both games.
+ARCHITECTURE = {
+    "policy": {"cnn_channels": [32, 32], "hidden_size": 128, "cnn_hidden": 64, "self_hidden": 64},
+    "input_size": 128,
+    "hidden_size": 128,
+}
+WALL_FOLLOWER = "wall-follower"
+EXPERTS = {"navigation": WALL_FOLLOWER, "laser_tag": "scripted://tagger"}
+ROTATE, MOVE = METTA_ACTION_TYPES.index("rotate"), METTA_ACTION_TYPES.index("move")
+
+
+# -- training maps ---------------------------------------------------------------------------------
+
+
+def room(rng: np.random.Generator, height: int, width: int, walls: float) -> np.ndarray:
+    grid = np.full((height, width), ".")
+    grid[0, :] = grid[-1, :] = grid[:, 0] = grid[:, -1] = "#"
+    for _ in range(int(walls * height * width / 4)):  # short wall segments
+        r, c = rng.integers(1, height - 1), rng.integers(1, width - 1)
+        length, vertical = rng.integers(2, 6), rng.random() < 0.5
+        for i in range(length):
+            rr, cc = (r + i, c) if vertical else (r, c + i)
+            if 0 < rr < height - 1 and 0 < cc < width - 1:
+                grid[rr, cc] = "#"
+    return grid
+
+
+def maze(rng: np.random.Generator, cells_h: int, cells_w: int) -> np.ndarray:
+    """A depth-first maze with some extra openings, so there are loops."""
+    grid = np.full((2 * cells_h + 1, 2 * cells_w + 1), "#")
+    stack, seen = [(0, 0)], {(0, 0)}
+    grid[1, 1] = "."
+    while stack:
+        r, c = stack[-1]
+        options = [
+            (r + dr, c + dc)
+            for dr, dc in ((0, 1), (1, 0), (0, -1), (-1, 0))
+            if 0 <= r + dr < cells_h and 0 <= c + dc < cells_w and (r + dr, c + dc) not in seen
+        ]
+        if not options:
+            stack.pop()
+            continue
+        nr, nc = options[rng.integers(len(options))]
+        grid[2 * nr + 1, 2 * nc + 1] = grid[r + nr + 1, c + nc + 1] = "."
+        seen.add((nr, nc))
+        stack.append((nr, nc))
+    inner = grid[1:-1, 1:-1]
+    openings = rng.random(inner.shape) < 0.08
+    inner[openings] = "."
+    return grid
+
+
+def connected_floor(grid: np.ndarray, start: tuple[int, int]) -> list[tuple[int, int]]:
+    seen, todo = {start}, [start]
+    while todo:
+        r, c = todo.pop()
+        for nr, nc in ((r + 1, c), (r - 1, c), (r, c + 1), (r, c - 1)):
+            if grid[nr, nc] != "#" and (nr, nc) not in seen:
+                seen.add((nr, nc))
+                todo.append((nr, nc))
+    return sorted(seen)
+
+
+def place(rng: np.random.Generator, grid: np.ndarray, chars: list[str]) -> np.ndarray | None:
+    floor = [tuple(cell) for cell in np.argwhere(grid == ".")]
+    if not floor:
+        return None
+    region = connected_floor(grid, floor[rng.integers(len(floor))])
+    if len(region) < len(chars) + 4:
+        return None
+    picks = rng.choice(len(region), size=len(chars), replace=False)
+    for char, pick in zip(chars, picks, strict=True):
+        grid[region[pick]] = char
+    return grid
+
+
+def navigation_map(rng: np.random.Generator) -> np.ndarray:
+    while True:
+        if rng.random() < 0.4:
+            grid = maze(rng, int(rng.integers(3, 9)), int(rng.integers(3, 9)))
+        else:
+            grid = room(rng, int(rng.integers(7, 24)), int(rng.integers(7, 30)), float(rng.uniform(0, 0.5)))
+        goals = ["_"] * int(rng.choice([1, 1, 1, 2, 3]))
+        placed = place(rng, grid, ["@", *goals])
+        if placed is not None:
+            return placed
+
+
+def laser_tag_map(rng: np.random.Generator) -> np.ndarray:
+    while True:
+        grid = room(rng, int(rng.integers(7, 16)), int(rng.integers(9, 26)), float(rng.uniform(0, 0.3)))
+        per_team = int(rng.integers(1, 5))
+        placed = place(rng, grid, ["1"] * per_team + ["2"] * per_team)
+        if placed is not None:
+            return placed
+
+
+def training_suite(game: str, rng: np.random.Generator, count: int, folder: Path, seed: int) -> list[Task]:
+    make = navigation_map if game == "navigation" else laser_tag_map
+    tasks = []
+    for index in range(count):
+        (folder / f"{index}.map").write_text("\n".join("".join(row) for row in make(rng)) + "\n")
+        steps = 200 if game == "navigation" else 150
+        tasks.append({"name": f"train/{index}", "map": f"{index}.map", "max_steps": steps})
+    suite = {"name": "train", "seed": seed, "defaults": {"game": game, "num_episodes": 4}, "tasks": tasks}
+    (folder / "train.yaml").write_text(yaml.safe_dump(suite))
+    return list(load_suite(folder / "train.yaml").tasks)
+
+
+# -- DAgger on the runner --------------------------------------------------------------------------
+
+
+@dataclass
+class Recording:
+    boxes: list[torch.Tensor] = field(default_factory=list)  # per step: [rows, C, W, W] uint8
+    slots: list[np.ndarray] = field(default_factory=list)
+    kinds: list[np.ndarray] = field(default_factory=list)
+    args: list[np.ndarray] = field(default_factory=list)
+
+    def sequences(self, num_slots: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Time-major padded tensors: boxes [T, S, C, W, W], labels [T, S] x2, mask [T, S]."""
+        steps = len(self.boxes)
+        shape = self.boxes[0].shape[1:]
+        boxes = torch.zeros((steps, num_slots, *shape), dtype=torch.uint8)
+        kinds = torch.zeros((steps, num_slots), dtype=torch.long)
+        args = torch.zeros((steps, num_slots), dtype=torch.long)
+        mask = torch.zeros((steps, num_slots), dtype=torch.bool)
+        for step, (box, slots, kind, arg) in enumerate(
+            zip(self.boxes, self.slots, self.kinds, self.args, strict=True)
+        ):
+            index = torch.from_numpy(slots)
+            boxes[step, index] = box
+            kinds[step, index] = torch.from_numpy(kind)
+            args[step, index] = torch.from_numpy(arg)
+            mask[step, index] = True
+        return boxes, kinds, args, mask
+
+
+STEP = {0: (-1, 0), 1: (1, 0), 2: (0, -1), 3: (0, 1)}  # Metta orientations: Up, Down, Left, Right
+RIGHT_OF = {0: 3, 3: 1, 1: 2, 2: 0}
+LEFT_OF = {value: key for key, value in RIGHT_OF.items()}
+
+
+class WallFollower(Actor):
+    """Navigation expert that needs no map memory, so a recurrent policy can copy it closely.
+
+    With a goal in view it walks the shortest path there (within the view); otherwise it keeps its
+    right hand on a wall (or walks straight until it meets one). Its choices depend only on the
+    view and the agent's orientation. It answers in absolute directions, like a scripted policy.
+    """
+
+    def __init__(self, env: EnvSpec, orientation_of: MettaActor):
+        self.env = env
+        self.tag = env.feature_names.index("tag")
+        self.wall = env.tag_names.index("type:wall")
+        self.goal = env.tag_names.index("type:altar") if "type:altar" in env.tag_names else -1
+        self.centre = env.obs_height // 2
+        self.moves = [env.action_names.index(f"move_{d}") for d in ("north", "south", "west", "east")]
+        self.noop = env.action_names.index("noop")
+        self.orientation_of = orientation_of
+
+    def reset(self, slot_seeds: np.ndarray) -> None:
+        pass
+
+    def act(self, observations: np.ndarray, slots: np.ndarray, step: int) -> np.ndarray:
+        facing = self.orientation_of.orientation[slots]
+        return np.array([self._one(obs, int(o)) for obs, o in zip(observations, facing, strict=True)])
+
+    def _one(self, tokens: np.ndarray, facing: int) -> int:
+        tags = tokens[(tokens[:, 1] == self.tag) & (tokens[:, 0] < 0xFE)]
+        cells = [((int(c) >> 4) - self.centre, (int(c) & 0xF) - self.centre, int(v)) for c, _, v in tags]
+        walls = {(r, c) for r, c, v in cells if v == self.wall}
+        goals = {(r, c) for r, c, v in cells if v == self.goal}
+        direction = self._to_goal(walls, goals) if goals else None
+        if direction is None:
+            direction = self._follow(walls, facing)
+        return self.moves[direction]
+
+    def _to_goal(self, walls: set, goals: set) -> int | None:
+        radius = self.centre
+        todo, first = [(0, 0)], {(0, 0): None}
+        for cell in todo:
+            if cell in goals:
+                return first[cell]
+            for direction, (dr, dc) in STEP.items():
+                nxt = (cell[0] + dr, cell[1] + dc)
+                if nxt in first or nxt in walls or max(abs(nxt[0]), abs(nxt[1])) > radius:
+                    continue
+                first[nxt] = direction if first[cell] is None else first[cell]
+                todo.append(nxt)
+        return None
+
+    def _follow(self, walls: set, facing: int) -> int:
+        def free(direction: int) -> bool:
+            return STEP[direction] not in walls
+
+        right, left = RIGHT_OF[facing], LEFT_OF[facing]
+        back_right = (STEP[right][0] - STEP[facing][0], STEP[right][1] - STEP[facing][1])
+        if not free(right) or back_right in walls:  # a wall at the right hand: keep it there
+            order = [right, facing, left, LEFT_OF[left]]
+        else:
+            order = [facing, left, right, LEFT_OF[left]]
+        return next((d for d in order if free(d)), facing)
+
+
+class DaggerActor(Actor):
+    """Acts as the learner or the expert (chosen per agent-step with probability `beta`); records
+    the learner's observations with the expert's choice as the label."""
+
+    def __init__(self, learner: MettaActor, expert: Actor, beta: float, recording: Recording):
+        self.learner, self.expert, self.beta, self.recording = learner, expert, beta, recording
+        self.seeds = np.zeros(0, dtype=np.uint64)
+
+    def reset(self, slot_seeds: np.ndarray) -> None:
+        self.seeds = np.asarray(slot_seeds, dtype=np.uint64) ^ np.uint64(0xDA66E5)
+        self.learner.reset(slot_seeds)
+        self.expert.reset(slot_seeds)
+
+    def act(self, observations: np.ndarray, slots: np.ndarray, step: int) -> np.ndarray:
+        expert_actions = self.expert.act(observations, slots, step)
+        label_kind, label_arg = self.learner.actions.label(expert_actions, self.learner.orientation[slots])
+        box = self.learner.observe(observations, slots)
+        kinds, args = self.learner.decide(box, slots, step)
+        follow = uniforms(self.seeds[slots], step, 1)[:, 0] < self.beta
+        kinds = np.where(follow, label_kind, kinds)
+        args = np.where(follow, label_arg, args)
+        self.recording.boxes.append(box.clamp(0, 255).to(torch.uint8))
+        self.recording.slots.append(np.asarray(slots))
+        self.recording.kinds.append(label_kind)
+        self.recording.args.append(label_arg)
+        return self.learner.apply(kinds, args, slots)
+
+
+class Learner(MettaPolicy):
+    """The network under training as a policy the runner can play, recording as it goes."""
+
+    def __init__(self, network: Recurrent, expert: str, beta: float):
+        super().__init__(
+            uri="train://learner",
+            name="learner",
+            network=network,
+            feature_names=list(METTA_FEATURES),
+            action_types=list(METTA_ACTION_TYPES),
+            type_ids=dict(METTA_TYPE_IDS),
+            info={},
+        )
+        self.expert = load_policy(expert) if expert != WALL_FOLLOWER else None
+        self.beta = beta
+        self.recordings: list[tuple[Recording, int]] = []
+
+    def actor(self, env: EnvSpec, device: str = "cpu") -> Actor:
+        recording = Recording()
+        learner = MettaActor(self, env, device)
+        expert = WallFollower(env, learner) if self.expert is None else self.expert.actor(env, device)
+        actor = DaggerActor(learner, expert, self.beta, recording)
+        self.recordings.append((recording, 0))
+        return actor
+
+
+def train_on(network: Recurrent, data: list, epochs: int, optimiser: torch.optim.Optimizer) -> float:
+    network.train()
+    total = 0.0
+    for _ in range(epochs):
+        for boxes, kinds, args, mask in data:
+            logits, _ = network.sequence(boxes.float())
+            loss_kind = nn.functional.cross_entropy(logits[0][mask], kinds[mask])
+            # The argument matters for move (forward/back) and rotate (which way) only.
+            has_arg = mask & ((kinds == MOVE) | (kinds == ROTATE))
+            loss_arg = nn.functional.cross_entropy(logits[1][has_arg], args[has_arg]) if has_arg.any() else 0
+            loss = loss_kind + loss_arg
+            optimiser.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(network.parameters(), 1.0)
+            optimiser.step()
+            total = float(loss.detach())
+    network.eval()
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("game", choices=sorted(EXPERTS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--iterations", type=int, default=8)
+    parser.add_argument("--maps", type=int, default=24, help="training maps per iteration")
+    parser.add_argument("--epochs", type=int, default=4)
+    args = parser.parse_args()
+
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    arch = ARCHITECTURE
+    network = Recurrent(Policy(**arch["policy"]), arch["input_size"], arch["hidden_size"])
+    optimiser = torch.optim.Adam(network.parameters(), lr=2e-3)
+    data: list = []
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for iteration in range(args.iterations):
+            beta = max(0.0, 1.0 - iteration / max(1, args.iterations - 2))
+            folder = Path(tmp) / str(iteration)
+            folder.mkdir()
+            tasks = training_suite(args.game, rng, args.maps, folder, seed=args.seed * 1000 + iteration)
+            learner = Learner(network, EXPERTS[args.game], beta)
+            scores = []
+            for task in tasks:
+                rollout = run_task(task, learner)
+                scores.append(np.mean([np.mean(e.rewards) for e in rollout.episodes]))
+            if iteration == 0:  # the normaliser: each feature's largest value seen
+                seen = torch.stack(
+                    [box.float().amax(dim=(0, 2, 3)) for r, _ in learner.recordings for box in r.boxes]
+                )
+                network.policy.max_vec.copy_(seen.amax(dim=0).clamp(min=1.0))
+            for recording, _ in learner.recordings:
+                agents = max(int(slots.max()) for slots in recording.slots) + 1
+                data.append(recording.sequences(agents))
+            data = data[-3 * args.maps :]  # keep the last few iterations' episodes
+            loss = train_on(network, data, args.epochs, optimiser)
+            print(
+                f"iteration {iteration}: beta {beta:.2f}, mean score {np.mean(scores):.3f} "
+                f"(learner share {1 - beta:.0%}), loss {loss:.3f}, {time.perf_counter() - start:.0f}s",
+                flush=True,
+            )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    # `lstm.*` and `cell.*` share storage, so torch.save writes those weights once.
+    torch.save(network.state_dict(), args.out)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
+
+
+if __name__ == "__main__":
+    main()

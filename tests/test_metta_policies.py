@@ -1,0 +1,276 @@
+"""pytorch:// Metta external checkpoints: inferred and configured architectures, refusals, adapters."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import EASY_MAP, MINI_SUITE, grid_env_spec, write_suite
+
+from pytest_policyeval.collection.suite import load_suite
+from pytest_policyeval.envs.spec import EnvSpec
+from pytest_policyeval.policies import LoadOptions, PolicyLoadError, load_policy
+from pytest_policyeval.policies.metta.adapter import ActionMap, ObservationMap
+from pytest_policyeval.policies.metta.names import METTA_ACTION_TYPES, METTA_FEATURES
+from pytest_policyeval.policies.metta.network import Policy, Recurrent
+from pytest_policyeval.runner import run_task
+
+# Nothing like Metta's defaults: a 15x15 box, uneven CNN widths, 7 action types.
+ODD = {
+    "policy": {
+        "obs_channels": 22,
+        "cnn_channels": [16, 24],
+        "hidden_size": 48,
+        "window": 15,
+        "kernel_sizes": [5, 3],
+        "strides": [3, 1],
+        "cnn_hidden": 40,
+        "self_hidden": 24,
+        "action_heads": [7, 10],
+    },
+    "input_size": 64,
+    "hidden_size": 48,
+}
+
+
+def save_metta(path: Path, arch: dict = ODD, seed: int = 0, drop: str = "") -> Path:
+    torch.manual_seed(seed)
+    network = Recurrent(Policy(**arch["policy"]), arch["input_size"], arch["hidden_size"])
+    state = {key: value for key, value in network.state_dict().items() if not key.startswith(drop or "\0")}
+    torch.save(state, path)
+    return path
+
+
+def test_non_default_sizes_load_from_the_path_alone(tmp_path: Path) -> None:
+    path = save_metta(tmp_path / "odd.pt")
+    policy = load_policy(f"pytorch://{path}")
+    assert policy.describe()["architecture"] == ODD
+    assert policy.describe()["kind"] == "metta-external"
+    saved = torch.load(path, weights_only=True)
+    for key, value in policy.network.state_dict().items():
+        assert torch.equal(value, saved[key]), key
+    assert policy.action_types == list(METTA_ACTION_TYPES[:7])
+    assert policy.feature_names == list(METTA_FEATURES)
+
+
+def test_inferred_sizes_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = save_metta(tmp_path / "odd.pt")
+    with caplog.at_level("INFO"):
+        load_policy(f"pytorch://{path}")
+    assert "'window': 15" in caplog.text and "'cnn_channels': [16, 24]" in caplog.text
+
+
+@pytest.mark.parametrize("keep", ["lstm", "cell"])
+def test_either_copy_of_the_shared_lstm_weights_is_enough(tmp_path: Path, keep: str) -> None:
+    drop = "cell." if keep == "lstm" else "lstm."
+    path = save_metta(tmp_path / "half.pt", drop=drop)
+    policy = load_policy(f"pytorch://{path}")
+    saved = torch.load(path, weights_only=True)
+    assert torch.equal(
+        policy.network.cell.weight_ih, saved[f"{keep}.weight_ih" + ("_l0" if keep == "lstm" else "")]
+    )
+
+
+def test_a_mismatching_checkpoint_is_refused_naming_key_and_shapes(tmp_path: Path) -> None:
+    path = save_metta(tmp_path / "odd.pt")
+    state = torch.load(path, weights_only=True)
+    state["policy.value.weight"] = torch.zeros(1, 47)
+    torch.save(state, path)
+    with pytest.raises(PolicyLoadError) as error:
+        load_policy(f"pytorch://{path}")
+    message = str(error.value)
+    assert "'policy.value.weight'" in message and "(1, 47)" in message and "(1, 48)" in message
+
+
+def test_a_config_that_does_not_match_is_refused(tmp_path: Path) -> None:
+    path = save_metta(tmp_path / "odd.pt")
+    config = tmp_path / "metta.yaml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            _target_: metta.agent.external.example.Recurrent
+            input_size: 512
+            hidden_size: 512
+            policy:
+              _target_: metta.agent.external.example.Policy
+              cnn_channels: 128
+              hidden_size: 512
+            """
+        )
+    )
+    with pytest.raises(PolicyLoadError) as error:
+        load_policy(f"pytorch://{path}", LoadOptions(pytorch_config=config))
+    message = str(error.value)
+    assert "'policy.network.0.weight'" in message
+    assert "(16, 22, 5, 5)" in message and "(128, 22, 5, 5)" in message
+
+
+def test_a_nested_hydra_config_builds_the_architecture_and_names(tmp_path: Path) -> None:
+    path = save_metta(tmp_path / "odd.pt")
+    features = [f"feature_{i}" for i in range(22)]
+    config = tmp_path / "odd.yaml"
+    config.write_text(
+        textwrap.dedent(
+            f"""
+            _target_: metta.agent.external.example.Recurrent
+            input_size: 64
+            hidden_size: 48
+            policy:
+              _target_: metta.agent.external.example.Policy
+              cnn_channels: [16, 24]
+              hidden_size: 48
+              window: 15
+              cnn_hidden: 40
+              self_hidden: 24
+              action_heads: [7, 10]
+            feature_names: {features}
+            action_types: [noop, move, rotate, attack, get_items, put_items, swap]
+            """
+        )
+    )
+    policy = load_policy(f"pytorch://{path}", LoadOptions(pytorch_config=config))
+    assert policy.feature_names == features
+    assert policy.action_types[3] == "attack"
+    assert policy.network.window == 15
+
+
+def test_a_config_target_that_is_not_a_recurrent_policy_is_refused(tmp_path: Path) -> None:
+    path = save_metta(tmp_path / "odd.pt")
+    config = tmp_path / "bad.yaml"
+    config.write_text("_target_: collections.OrderedDict\n")
+    with pytest.raises(PolicyLoadError, match="built a OrderedDict; pytorch:// needs a Recurrent"):
+        load_policy(f"pytorch://{path}", LoadOptions(pytorch_config=config))
+
+
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        ("not a checkpoint", "cannot read as a PyTorch state dict"),
+        ({"policy.value.weight": torch.zeros(1, 4)}, "lacks 'policy.network.0.weight'"),
+    ],
+)
+def test_files_that_are_not_metta_checkpoints_get_one_clear_error(
+    tmp_path: Path, payload, fragment: str
+) -> None:
+    path = tmp_path / "x.pt"
+    if isinstance(payload, str):
+        path.write_text(payload)
+    else:
+        torch.save(payload, path)
+    with pytest.raises(PolicyLoadError, match=fragment):
+        load_policy(f"pytorch://{path}")
+
+
+def _spec(**changes) -> EnvSpec:
+    base = {
+        "feature_names": ("last_reward", "tag", "inv:heart", "agent:group"),
+        "tag_names": ("type:agent", "type:altar", "type:wall", "team:red"),
+        "action_names": ("noop", "move_north", "move_south", "move_west", "move_east"),
+        "num_agents": 1,
+        "num_tokens": 8,
+        "obs_height": 3,
+        "obs_width": 3,
+        "max_steps": 10,
+        "resource_names": ("heart",),
+    }
+    return EnvSpec(**{**base, **changes})
+
+
+def test_observations_map_by_name_and_derive_type_orientation_and_inventory() -> None:
+    spec = _spec()
+    observe = ObservationMap(spec, list(METTA_FEATURES), {"agent": 0, "wall": 1, "altar": 8}, 5, "test")
+    tokens = np.full((1, 8, 3), 0xFF, dtype=np.uint8)
+    tokens[0, 0] = (0x00, 1, 2)  # a wall (tag value 2) at the top-left of the 3x3 view
+    tokens[0, 1] = (0x12, 1, 1)  # an altar (tag value 1) right of the agent
+    tokens[0, 2] = (0x11, 2, 5)  # five hearts (inv:heart = Metta's inv:0) on the agent's cell
+    tokens[0, 3] = (0xFE, 0, 3)  # a global last_reward token: lands on the agent's own cell
+    tokens[0, 4] = (0x11, 1, 3)  # team tag: not an object type, ignored
+    box = observe(torch.from_numpy(tokens), torch.tensor([2]))[0]
+    channel = {name: index for index, name in enumerate(METTA_FEATURES)}
+    # The 3x3 view is centred in the 5x5 box: view (r, c) -> box (r + 1, c + 1).
+    assert box[channel["type_id"], 1, 1] == 1 and box[channel["type_id"], 2, 3] == 8
+    assert box[channel["inv:0"], 2, 2] == 5
+    assert box[channel["last_reward"], 2, 2] == 3
+    assert box[channel["agent:orientation"], 2, 2] == 2
+    assert box.sum() == 1 + 8 + 5 + 3 + 2
+
+
+def test_metta_actions_become_absolute_moves_with_tracked_orientation() -> None:
+    spec = _spec()
+    actions = ActionMap(spec, list(METTA_ACTION_TYPES), 10, "test")
+    kind = {name: index for index, name in enumerate(METTA_ACTION_TYPES)}
+    env = {name: index for index, name in enumerate(spec.action_names)}
+    facing = np.array([0, 0, 3, 1, 2])
+    kinds = np.array([kind["move"], kind["rotate"], kind["move"], kind["attack"], kind["swap"]])
+    args = np.array([0, 3, 1, 4, 0])
+    moves, new_facing = actions(kinds, args, facing)
+    assert moves.tolist() == [
+        env["move_north"],
+        env["noop"],
+        env["move_west"],
+        env["move_south"],
+        env["noop"],
+    ]
+    assert new_facing.tolist() == [0, 3, 3, 1, 2]
+    # And back: which (type, arg) makes an agent facing north go east, south, north?
+    label_kinds, label_args = actions.label(
+        np.array([env["move_east"], env["move_south"], env["move_north"]]), np.zeros(3, dtype=np.int8)
+    )
+    assert label_kinds.tolist() == [kind["rotate"], kind["move"], kind["move"]]
+    assert label_args.tolist() == [3, 1, 0]
+
+
+def test_an_environment_without_moves_is_a_clear_error() -> None:
+    with pytest.raises(PolicyLoadError, match=r"need the environment actions \['move_west'"):
+        ActionMap(
+            _spec(action_names=("noop", "move_north", "move_south", "move_east")), ["noop", "move"], 2, "p"
+        )
+
+
+def test_a_metta_policy_plays_deterministically_whatever_the_batch(tmp_path: Path) -> None:
+    path = save_metta(tmp_path / "odd.pt", seed=3)
+    coin = "#########\n#_..@...#\n#########"
+    suite = write_suite(
+        tmp_path, MINI_SUITE.replace("num_episodes: 4", "num_episodes: 6"), maps={"easy": coin, "hard": coin}
+    )
+    task = load_suite(suite).tasks[0]
+    policy = load_policy(f"pytorch://{path}")
+    six = run_task(task, policy).episodes
+    three = run_task(task.with_overrides(num_episodes=3), policy).episodes
+    assert [(e.rewards, e.steps) for e in three] == [(e.rewards, e.steps) for e in six[:3]]
+    assert len({e.steps for e in six}) > 1
+
+
+def test_nan_weights_stop_the_task_with_the_policy_step_and_slot(tmp_path: Path) -> None:
+    path = save_metta(tmp_path / "odd.pt")
+    state = torch.load(path, weights_only=True)
+    state["policy.actor.0.bias"] = torch.full((7,), float("nan"))
+    torch.save(state, path)
+    actor = load_policy(f"pytorch://{path}").actor(grid_env_spec(tmp_path, EASY_MAP))
+    actor.reset(np.array([1, 2], dtype=np.uint64))
+    tokens = np.full((2, 200, 3), 0xFF, dtype=np.uint8)
+    with pytest.raises(RuntimeError, match=r"non-finite logits .* at step 4 for agent slot 1"):
+        actor.act(tokens[1:], np.array([1]), 4)
+
+
+def test_the_option_reaches_the_loader_and_a_missing_config_is_a_usage_error(
+    pytester: pytest.Pytester, mini_suite: Path
+) -> None:
+    path = save_metta(pytester.path / "odd.pt")
+    config = pytester.path / "wrong.yaml"
+    config.write_text(
+        "_target_: metta.agent.external.example.Recurrent\npolicy:\n  _target_: metta.agent.external.example.Policy\n"
+    )
+    result = pytester.runpytest(
+        str(mini_suite), f"--policy-uri=pytorch://{path}", f"--pytorch-config={config}", "-k", "easy"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*policy could not be loaded*'policy.network.0.weight'*"])
+    result = pytester.runpytest(
+        str(mini_suite), f"--policy-uri=pytorch://{path}", "--pytorch-config=nope.yaml"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--pytorch-config*no such file: nope.yaml*"])
