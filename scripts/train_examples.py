@@ -296,11 +296,26 @@ class Learner(MettaPolicy):
         return actor
 
 
+def batches(data: list, size: int) -> list:
+    """Stack episodes' sequences side by side (padding time), `size` recordings per batch."""
+    out = []
+    for first in range(0, len(data), size):
+        group = data[first : first + size]
+        steps = max(part[0].shape[0] for part in group)
+
+        def pad(tensor: torch.Tensor, steps: int = steps) -> torch.Tensor:
+            extra = torch.zeros((steps - tensor.shape[0], *tensor.shape[1:]), dtype=tensor.dtype)
+            return torch.cat([tensor, extra])
+
+        out.append(tuple(torch.cat([pad(part[i]) for part in group], dim=1) for i in range(4)))
+    return out
+
+
 def train_on(network: Recurrent, data: list, epochs: int, optimiser: torch.optim.Optimizer) -> float:
     network.train()
-    total = 0.0
+    losses = []
     for _ in range(epochs):
-        for boxes, kinds, args, mask in data:
+        for boxes, kinds, args, mask in batches(data, 1):
             logits, _ = network.sequence(boxes.float())
             loss_kind = nn.functional.cross_entropy(logits[0][mask], kinds[mask])
             # The argument matters for move (forward/back) and rotate (which way) only.
@@ -311,9 +326,9 @@ def train_on(network: Recurrent, data: list, epochs: int, optimiser: torch.optim
             loss.backward()
             nn.utils.clip_grad_norm_(network.parameters(), 1.0)
             optimiser.step()
-            total = float(loss.detach())
+            losses.append(float(loss.detach()))
     network.eval()
-    return total
+    return float(np.mean(losses[-len(data) :]))
 
 
 def main() -> None:

@@ -262,7 +262,8 @@ def test_the_option_reaches_the_loader_and_a_missing_config_is_a_usage_error(
     path = save_metta(pytester.path / "odd.pt")
     config = pytester.path / "wrong.yaml"
     config.write_text(
-        "_target_: metta.agent.external.example.Recurrent\npolicy:\n  _target_: metta.agent.external.example.Policy\n"
+        "_target_: metta.agent.external.example.Recurrent\n"
+        "policy:\n  _target_: metta.agent.external.example.Policy\n"
     )
     result = pytester.runpytest(
         str(mini_suite), f"--policy-uri=pytorch://{path}", f"--pytorch-config={config}", "-k", "easy"

@@ -55,6 +55,8 @@ def _task_detail(result: TaskResult) -> dict[str, Any]:
         "passed": result.passed,
         "num_episodes": result.num_episodes,
         "seed": result.seed,
+        "policy_agents_pct": result.policy_agents_pct,
+        "npc_policy_uri": result.npc_policy_uri,
         "seeds": result.seeds,
         "episode_scores": result.episode_scores,
         "episode_rewards": result.episode_rewards,
