@@ -108,7 +108,7 @@ def test_a_task_without_npc_policy_says_how_to_name_one(pytester: pytest.Pyteste
     )
     result.assert_outcomes(passed=2)
     data = json.loads((pytester.path / "r.json").read_text())
-    metrics = [c["metrics"] for p in data["policies"] for c in p["checkpoints"]][0]
+    metrics = data["policies"][0]["checkpoints"][0]["metrics"]
     assert {t["npc_policy_uri"] for t in metrics["tasks"].values()} == {"scripted://tagger"}
 
 
