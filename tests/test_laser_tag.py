@@ -181,3 +181,30 @@ def test_game_specific_map_checks(tmp_path: Path, body: str, fragment: str) -> N
     suite = write_suite(tmp_path, body, maps={"nav": "#####\n#_@_#\n#####", "lt": CORRIDOR})
     with pytest.raises(SuiteError, match=fragment):
         load_suite(suite)
+
+
+def test_full_eval_runs_a_pytorch_policy_on_every_task_and_reports_each_category(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    from test_metta_policies import save_metta
+
+    path = save_metta(tmp_path / "metta.pt")
+    result = pytester.runpytest(
+        str(REPO / "suites" / "full_eval.yaml"),
+        f"--policy-uri=pytorch://{path}",
+        "--num-episodes=1",
+        "--eval-yaml=evaluation_results.yaml",
+        "-p",
+        "no:cacheprovider",
+    )
+    tasks = load_suite(REPO / "suites" / "full_eval.yaml").tasks
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == len(tasks)
+    assert "error" not in result.stdout.str().lower().split("policy evaluation")[-1]
+    import yaml
+
+    document = yaml.safe_load((pytester.path / "evaluation_results.yaml").read_text())
+    detailed = document["results"]["detailed_scores"]
+    assert set(detailed) == {"navigation", "laser_tag"}
+    assert sum(len(scores) for scores in detailed.values()) == len(tasks)
+    assert document["suite"] == "full_eval"
