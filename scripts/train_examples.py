@@ -285,14 +285,14 @@ class Learner(MettaPolicy):
         )
         self.expert = load_policy(expert) if expert != WALL_FOLLOWER else None
         self.beta = beta
-        self.recordings: list[tuple[Recording, int]] = []
+        self.recordings: list[Recording] = []
 
     def actor(self, env: EnvSpec, device: str = "cpu") -> Actor:
         recording = Recording()
         learner = MettaActor(self, env, device)
         expert = WallFollower(env, learner) if self.expert is None else self.expert.actor(env, device)
         actor = DaggerActor(learner, expert, self.beta, recording)
-        self.recordings.append((recording, 0))
+        self.recordings.append(recording)
         return actor
 
 
@@ -363,10 +363,10 @@ def main() -> None:
                 scores.append(np.mean([np.mean(e.rewards) for e in rollout.episodes]))
             if iteration == 0:  # the normaliser: each feature's largest value seen
                 seen = torch.stack(
-                    [box.float().amax(dim=(0, 2, 3)) for r, _ in learner.recordings for box in r.boxes]
+                    [box.float().amax(dim=(0, 2, 3)) for r in learner.recordings for box in r.boxes]
                 )
                 network.policy.max_vec.copy_(seen.amax(dim=0).clamp(min=1.0))
-            for recording, _ in learner.recordings:
+            for recording in learner.recordings:
                 agents = max(int(slots.max()) for slots in recording.slots) + 1
                 data.append(recording.sequences(agents))
             data = data[-3 * args.maps :]  # keep the last few iterations' episodes

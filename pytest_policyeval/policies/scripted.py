@@ -175,22 +175,19 @@ class TaggerActor(NavigatorActor):
         return self.action_ids[first_step]
 
 
-class NavigatorPolicy(Policy):
-    def __init__(self, uri: str = "scripted://navigator"):
+ACTORS: dict[str, type[NavigatorActor]] = {"navigator": NavigatorActor, "tagger": TaggerActor}
+
+
+class ScriptedPolicy(Policy):
+    """`scripted://<name>`: one of the hand-written actors above."""
+
+    def __init__(self, uri: str, name: str):
         self.uri = uri
-        self.name = "navigator"
+        self.name = name
+        self._actor_class = ACTORS[name]
 
     def actor(self, env: EnvSpec, device: str = "cpu") -> Actor:
-        return NavigatorActor(env)
+        return self._actor_class(env)
 
     def describe(self) -> dict:
         return {"uri": self.uri, "name": self.name, "kind": "scripted"}
-
-
-class TaggerPolicy(NavigatorPolicy):
-    def __init__(self, uri: str = "scripted://tagger"):
-        self.uri = uri
-        self.name = "tagger"
-
-    def actor(self, env: EnvSpec, device: str = "cpu") -> Actor:
-        return TaggerActor(env)

@@ -52,6 +52,14 @@ def torch_device(device: str) -> str:
     return device
 
 
+def network_on(network: nn.Module, device: torch.device) -> nn.Module:
+    """The policy's one network on `device` (moved in place: every actor shares its weights)."""
+    first = next(network.parameters(), None)
+    if first is not None and first.device != device:
+        network.to(device)
+    return network
+
+
 def action_table(policy_actions: list[str], env: EnvSpec, source: str) -> torch.Tensor:
     """Environment action id for each policy action; -1 where the environment lacks it."""
     table = [env.action_names.index(name) if name in env.action_names else -1 for name in policy_actions]
@@ -67,7 +75,7 @@ class TorchActor(Actor):
     def __init__(self, policy: TorchPolicy, env: EnvSpec, device: str):
         self.device = torch.device(device)
         self.policy = policy
-        self.network = policy.network_on(self.device)
+        self.network = network_on(policy.network, self.device)
         self.encoder = TokenEncoder(
             env,
             policy.feature_names,
@@ -125,13 +133,6 @@ class TorchPolicy(Policy):
         self.action_names = action_names
         self.window = window
         self.info = info or {}
-        self._on_device: dict[str, nn.Module] = {}
-
-    def network_on(self, device: torch.device) -> nn.Module:
-        key = str(device)
-        if key not in self._on_device:
-            self._on_device[key] = self.network.to(device)
-        return self._on_device[key]
 
     def actor(self, env: EnvSpec, device: str = "cpu") -> Actor:
         return TorchActor(self, env, torch_device(device))

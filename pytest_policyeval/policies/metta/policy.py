@@ -23,7 +23,7 @@ from pytest_policyeval.policies.metta.architecture import build_from_config, bui
 from pytest_policyeval.policies.metta.names import METTA_ACTION_TYPES, METTA_FEATURES, METTA_TYPE_IDS
 from pytest_policyeval.policies.metta.network import Recurrent
 from pytest_policyeval.policies.sampling import check_finite, gumbel_noise
-from pytest_policyeval.policies.torch_policy import load_state_strict, torch_device
+from pytest_policyeval.policies.torch_policy import load_state_strict, network_on, torch_device
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class MettaActor(Actor):
     def __init__(self, policy: MettaPolicy, env: EnvSpec, device: str):
         self.policy = policy
         self.device = torch.device(device)
-        self.network = policy.network_on(self.device)
+        self.network = network_on(policy.network, self.device)
         self.observe_map = ObservationMap(
             env, policy.feature_names, policy.type_ids, self.network.window, policy.uri
         ).to(self.device)
@@ -106,13 +106,6 @@ class MettaPolicy(Policy):
         self.action_types = action_types
         self.type_ids = type_ids
         self.info = info
-        self._on_device: dict[str, Recurrent] = {}
-
-    def network_on(self, device: torch.device) -> Recurrent:
-        key = str(device)
-        if key not in self._on_device:
-            self._on_device[key] = self.network.to(device)
-        return self._on_device[key]
 
     def actor(self, env: EnvSpec, device: str = "cpu") -> Actor:
         return MettaActor(self, env, torch_device(device))
