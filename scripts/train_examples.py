@@ -199,7 +199,6 @@ class ViewExpert(Actor):
     """
 
     def __init__(self, env: EnvSpec, orientation_of: MettaActor):
-        self.env = env
         self.tag = env.feature_names.index("tag")
         self.wall = env.tag_names.index("type:wall")
         self.goal = env.tag_names.index("type:altar") if "type:altar" in env.tag_names else -1
