@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 SESSION_KEY = pytest.StashKey["EvalSession"]()
 RESULT_KEY = pytest.StashKey[dict]()  # an item's TaskResult, as a dict
+FILMS_KEY = pytest.StashKey[list]()  # an item's recorded episodes for the HTML report (Films)
 DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
 GATES = ("mean", "ci")
 
@@ -52,6 +53,18 @@ def existing_file(text: str) -> Path:
     path = Path(text).expanduser().resolve()
     if not path.is_file():
         raise BadValue(f"no such file: {text}")
+    return path
+
+
+def replay_dir(text: str) -> Path:
+    # `--save-replays` takes an optional value, so a suite named after it would be read as the
+    # directory: refuse what looks like a test path and say how to write it.
+    path = Path(text).expanduser()
+    if path.suffix in (".yaml", ".yml", ".py") or path.is_file():
+        raise BadValue(
+            f"'{text}' looks like a test path, not a directory; write --save-replays=DIR, "
+            "or put --save-replays after the paths"
+        )
     return path
 
 
@@ -133,6 +146,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="architecture of pytorch:// checkpoints: Hydra-style YAML with _target_ (default: inferred "
         "from the checkpoint; ini: policyeval_pytorch_config)",
     )
+    group.addoption(
+        "--save-replays",
+        nargs="?",
+        const=Path("replays"),
+        type=replay_dir,
+        default=None,
+        dest="policyeval_replay_dir",
+        metavar="DIR",
+        help="write mettagrid replay files (.json.z) of the recorded episodes under DIR "
+        "(default: replays); their paths go into the results as replay_url",
+    )
+    group.addoption(
+        "--replay-episodes",
+        type=non_negative_int,
+        default=None,
+        dest="policyeval_replay_episodes",
+        metavar="N",
+        help="episodes recorded per task for replay files and the HTML report (default 1; 0: none; "
+        "ini: policyeval_replay_episodes)",
+    )
     parser.addini("policyeval_policy_uris", type="linelist", default=[], help="policies to evaluate")
     parser.addini("policyeval_npc_policy_uri", default="", help="policy for the agents not under test")
     parser.addini(
@@ -142,6 +175,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("policyeval_seed", default="", help="base seed of every episode")
     parser.addini("policyeval_device", default="", help="torch device: cpu, cuda, cuda:N")
     parser.addini("policyeval_gate", default="", help="mean or ci")
+    parser.addini("policyeval_replay_episodes", default="", help="episodes recorded per task")
     parser.addini(
         "policyeval_suite_patterns",
         type="linelist",
@@ -175,6 +209,7 @@ def _options(config: pytest.Config) -> Any:
 
     uris = tuple(config.getoption("policyeval_policy_uris") or config.getini("policyeval_policy_uris"))
     ini_dir = config.inipath.parent if config.inipath else config.rootpath  # ini paths are relative to it
+    replay_episodes = pick("policyeval_replay_episodes", non_negative_int)
     json_path = config.getoption("policyeval_json")
     yaml_path = config.getoption("policyeval_yaml")
     return EvalOptions(
@@ -188,6 +223,9 @@ def _options(config: pytest.Config) -> Any:
         npc_policy_uri=pick("policyeval_npc_policy_uri", str),
         pytorch_config=config.getoption("policyeval_pytorch_config")
         or _ini(config, "policyeval_pytorch_config", lambda text: existing_file(str(ini_dir / text))),
+        replay_dir=config.getoption("policyeval_replay_dir"),
+        replay_episodes=1 if replay_episodes is None else replay_episodes,
+        report_replays=_writes_html_report(config),
     )
 
 
@@ -209,10 +247,20 @@ def pytest_configure(config: pytest.Config) -> None:
         is_controller=not hasattr(config, "workerinput"),
         # Files named on the command line are suites wherever they live.
         explicit_paths=frozenset((base / arg.split("::", 1)[0]).resolve() for arg in config.args),
+        rootpath=config.rootpath,
     )
     config.stash[SESSION_KEY] = session
     # The session's own hooks (gathering results, writing files, the summary) run as a plugin.
     config.pluginmanager.register(session, "policyeval-session")
+    if _writes_html_report(config):
+        from pytest_policyeval.reporting.html import HtmlReport
+
+        config.pluginmanager.register(HtmlReport(session), "policyeval-html")
+
+
+def _writes_html_report(config: pytest.Config) -> bool:
+    """pytest-html is optional: its hooks are registered only when it is installed and asked for."""
+    return config.pluginmanager.hasplugin("html") and bool(config.getoption("htmlpath", None))
 
 
 # -- collection ---------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ class EpisodeResult:
     seed: int
     rewards: list[float]  # one per scored agent (the policy's)
     steps: int
+    replay: dict | None = None  # the engine's replay, for recorded episodes
 
     @property
     def score(self) -> float:
@@ -71,15 +72,19 @@ def run_task(
     device: str = "cpu",
     *,
     npc: Policy | None = None,
+    record: int = 0,
     clock: Callable[[], float] = time.perf_counter,
 ) -> Rollout:
-    """Every episode of `task`; `npc` plays the agents the policy does not (policy_agents_pct < 1)."""
+    """Every episode of `task`; `npc` plays the agents the policy does not (policy_agents_pct < 1).
+
+    The first `record` episodes also record a replay (recording changes no result).
+    """
     from pytest_policyeval.envs.mettagrid_env import EpisodeBatch
 
     settings = task.settings
     seeds = [episode_seed(task.seed, task.name, i) for i in range(settings.num_episodes)]
     start = clock()
-    batch = EpisodeBatch(task, seeds)
+    batch = EpisodeBatch(task, seeds, record=range(min(record, len(seeds))))
     try:
         agents = batch.spec.num_agents
         scored = np.concatenate(
@@ -133,6 +138,7 @@ def run_task(
                         seed=seeds[episode],
                         rewards=batch.episode_rewards(episode)[scored_in(episode)].tolist(),
                         steps=batch.episode_steps(episode),
+                        replay=batch.replay(episode),
                     )
                 finished = set(ended)
                 live = [episode for episode in live if episode not in finished]

@@ -8,7 +8,6 @@ every task's result from the test reports, write the result files and print the 
 from __future__ import annotations
 
 import math
-import platform
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_policyeval import __version__
-
 if TYPE_CHECKING:
     from pytest_policyeval.collection.suite import Task
     from pytest_policyeval.policies.base import Policy
+    from pytest_policyeval.reporting.film import Film
     from pytest_policyeval.results import TaskResult
+    from pytest_policyeval.runner import Rollout
 
 
 @dataclass(frozen=True)
@@ -35,6 +34,13 @@ class EvalOptions:
     yaml_path: Path | None = None
     npc_policy_uri: str | None = None  # overrides the suite's npc_policy_uri
     pytorch_config: Path | None = None  # overrides the suite's pytorch_config
+    replay_dir: Path | None = None  # --save-replays: write the recorded episodes here
+    replay_episodes: int = 1  # episodes recorded per task when replays are wanted
+    report_replays: bool = False  # an HTML report is being written: record for its player
+
+    @property
+    def recorded_episodes(self) -> int:
+        return self.replay_episodes if (self.replay_dir is not None or self.report_replays) else 0
 
 
 @dataclass(eq=False)
@@ -42,6 +48,7 @@ class EvalSession:
     options: EvalOptions
     is_controller: bool = True
     explicit_paths: frozenset[Path] = frozenset()
+    rootpath: Path = Path()
     results: list[TaskResult] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     suites_without_policy: list[Path] = field(default_factory=list)
@@ -82,8 +89,13 @@ class EvalSession:
             task = task.with_settings(gate=self.options.gate)
         return task
 
-    def evaluate(self, task: Task, uri: str, label: str, order: tuple[int, int, int]) -> TaskResult:
-        """Run one task for one policy. An error becomes a result with `error` set, never lost."""
+    def evaluate(
+        self, task: Task, uri: str, label: str, order: tuple[int, int, int]
+    ) -> tuple[TaskResult, list[Film]]:
+        """Run one task for one policy: its result and, for the report, its recorded episodes.
+
+        An error becomes a result with `error` set, never lost.
+        """
         from pytest_policyeval.policies import PolicyLoadError
         from pytest_policyeval.results import TaskResult
         from pytest_policyeval.runner import run_task
@@ -109,18 +121,20 @@ class EvalSession:
             result.policy = policy.describe()
         except PolicyLoadError as exc:
             result.error = f"policy could not be loaded: {exc}"
-            return result
+            return result, []
         try:
             npc = self.policy(result.npc_policy_uri, task) if result.npc_policy_uri else None
         except PolicyLoadError as exc:
             result.error = f"npc policy could not be loaded: {exc}"
-            return result
+            return result, []
         try:
-            rollout = run_task(task, policy, self.options.device, npc=npc)
+            rollout = run_task(
+                task, policy, self.options.device, npc=npc, record=self.options.recorded_episodes
+            )
         except Exception as exc:
             result.error = f"{type(exc).__name__}: {exc}"
             result.traceback = traceback.format_exc(limit=8)
-            return result
+            return result, []
         rewards = [episode.rewards for episode in rollout.episodes]
         score = score_task(rewards, Gate(settings.threshold, settings.higher_is_better, settings.gate))
         result.score = score.score
@@ -134,23 +148,45 @@ class EvalSession:
         result.agent_steps = rollout.agent_steps
         if math.isnan(result.score):
             result.error = "no agent-episodes were scored"
-        return result
+        try:
+            films = self._keep_replays(result, rollout)
+        except Exception as exc:  # the score stands; the missing replay is the task's error
+            result.error = f"replays could not be saved: {type(exc).__name__}: {exc}"
+            films = []
+        return result, films
+
+    def _keep_replays(self, result: TaskResult, rollout: Rollout) -> list[Film]:
+        """Save the recorded episodes as replay files and/or films for the HTML report."""
+        from pytest_policyeval.envs.mettagrid_replay import encode_replay_file, film_from_replay
+        from pytest_policyeval.reporting.atomic import write_bytes_atomic
+        from pytest_policyeval.reporting.replays import replay_path, replay_url
+
+        films = []
+        for episode in rollout.episodes:
+            if episode.replay is None:
+                continue
+            if self.options.replay_dir is not None:
+                path = replay_path(
+                    self.options.replay_dir, result.suite, result.policy_label, result.task, episode.index
+                )
+                write_bytes_atomic(path, encode_replay_file(episode.replay))
+                result.replay_urls.append(replay_url(path))
+            if self.options.report_replays:
+                title = f"episode {episode.index} (seed {episode.seed}): score {episode.score:.4g}"
+                films.append(film_from_replay(episode.replay, title))
+        return films
 
     # -- reporting (controller) -----------------------------------------------------------------
 
     def run_info(self) -> dict[str, Any]:
-        import numpy
+        from pytest_policyeval.provenance import git_revision, package_versions
 
         return {
             "device": self.options.device,
             "seed_override": self.options.seed,
             "num_episodes_override": self.options.num_episodes,
-            "versions": {
-                "pytest_policyeval": __version__,
-                "python": platform.python_version(),
-                "numpy": numpy.__version__,
-                "pytest": pytest.__version__,
-            },
+            "git_sha": git_revision(self.rootpath),
+            "versions": package_versions(),
         }
 
     def write_files(self) -> None:

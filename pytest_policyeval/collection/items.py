@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_policyeval.collection.suite import SuiteError, Task, load_suite
-from pytest_policyeval.plugin import RESULT_KEY, session_of
+from pytest_policyeval.plugin import FILMS_KEY, RESULT_KEY, session_of
 from pytest_policyeval.policies.uri import policy_label
 
 
@@ -30,8 +30,9 @@ def unique_labels(uris: Sequence[str]) -> list[str]:
 def make_task_test(task: Task, uri: str, label: str, order: tuple[int, int, int]) -> Callable[..., None]:
     def evaluate_task(policyeval, request: pytest.FixtureRequest) -> None:
         resolved = policyeval.resolve(task)
-        result = policyeval.evaluate(resolved, uri, label, order)
+        result, films = policyeval.evaluate(resolved, uri, label, order)
         request.node.stash[RESULT_KEY] = result.to_dict()
+        request.node.stash[FILMS_KEY] = films
         request.node.user_properties.append(("policyeval_score", result.score))
         if result.error is not None:
             pytest.fail(f"{task.name} [{label}]: {result.error}", pytrace=False)

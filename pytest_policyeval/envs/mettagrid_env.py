@@ -55,6 +55,8 @@ from mettagrid.mettagrid_c import (
     dtype_truncations,
 )
 from mettagrid.policy.policy_env_interface import PolicyEnvInterface
+from mettagrid.simulator.interface import SimulatorEventHandler
+from mettagrid.simulator.replay_log_writer import EpisodeReplay
 from mettagrid.simulator.simulator import Buffers
 
 from pytest_policyeval.collection.suite import Task
@@ -207,13 +209,28 @@ def task_env_spec(task: Task) -> EnvSpec:
     return _task_config(task)[1]
 
 
+class ReplayRecorder(SimulatorEventHandler):
+    """Records one episode with mettagrid's own `EpisodeReplay`: the format MettaScope reads."""
+
+    replay: EpisodeReplay
+
+    def on_episode_start(self) -> None:
+        self.replay = EpisodeReplay(self._sim)
+
+    def on_step(self) -> None:
+        c_sim = self._sim._c_sim
+        self.replay.log_step(self._sim.current_step, c_sim.actions(), c_sim.rewards())
+
+
 class EpisodeBatch:
     """All episodes of one task, stepped in lockstep over shared observation/action arrays.
 
     Agent `a` of episode `e` is row `e * num_agents + a` of `observations` and `actions`.
+    Episodes listed in `record` are stepped through mettagrid's Python `Simulation.step` so its
+    event handlers record a replay; the rest call the engine directly (recording costs ~3x).
     """
 
-    def __init__(self, task: Task, seeds: Sequence[int]):
+    def __init__(self, task: Task, seeds: Sequence[int], record: Sequence[int] = ()):
         config, self.spec, self._goals_to_finish = _task_config(task)
         self.num_episodes = len(seeds)
         agents = self.spec.num_agents
@@ -226,6 +243,7 @@ class EpisodeBatch:
         self._masks = np.ones(rows, dtype=dtype_masks)
         self._vibe_actions = np.zeros(rows, dtype=dtype_actions)
         self._sims = []
+        self._recorders: dict[int, ReplayRecorder] = {}
         for episode, seed in enumerate(seeds):
             part = slice(episode * agents, (episode + 1) * agents)
             buffers = Buffers(
@@ -238,8 +256,16 @@ class EpisodeBatch:
                 self._vibe_actions[part],
             )
             # A fresh Simulator per episode: map seeds then depend on the episode seed alone.
-            self._sims.append(Simulator().new_simulation(config, seed=int(seed), buffers=buffers))
+            simulator = Simulator()
+            if episode in record:
+                self._recorders[episode] = ReplayRecorder()
+                simulator.add_event_handler(self._recorders[episode])
+            self._sims.append(simulator.new_simulation(config, seed=int(seed), buffers=buffers))
         self._c_sims = [sim._c_sim for sim in self._sims]
+        self._steppers = [
+            sim.step if episode in self._recorders else c_sim.step
+            for episode, (sim, c_sim) in enumerate(zip(self._sims, self._c_sims, strict=True))
+        ]
         self._done_rows = (self._terminals.reshape(-1, agents), self._truncations.reshape(-1, agents))
 
     def step(self, episodes: Sequence[int]) -> list[int]:
@@ -248,7 +274,7 @@ class EpisodeBatch:
         ended = []
         for episode in episodes:
             c_sim = self._c_sims[episode]
-            c_sim.step()
+            self._steppers[episode]()
             if terminals[episode].all() or truncations[episode].all():
                 ended.append(episode)
             elif self._goals_to_finish:
@@ -263,8 +289,15 @@ class EpisodeBatch:
     def episode_steps(self, episode: int) -> int:
         return int(self._c_sims[episode].current_step)
 
+    def replay(self, episode: int) -> dict | None:
+        """The finished episode's replay in mettagrid's format (a dict), if it was recorded."""
+        recorder = self._recorders.pop(episode, None)
+        return recorder.replay.get_replay_data() if recorder is not None else None
+
     def close(self) -> None:
         for sim in self._sims:
             sim.close()
         self._sims.clear()
         self._c_sims.clear()
+        self._steppers.clear()
+        self._recorders.clear()

@@ -2,7 +2,7 @@
 
 `evaluator_json`: the evaluator service's output,
     {simulation_suite, policies: [{policy_uri, checkpoints: [{name, uri, metrics, replay_url}]}]}
-with per-task detail under `metrics.tasks`.
+with per-task detail under `metrics.tasks` (each task's replay files in `replay_urls`).
 `evaluation_yaml`: Metta's evaluation_results.yaml,
     {policy, suite, num_episodes, device, results: {avg_simulation_score, avg_category_score,
      detailed_scores: {category: {task: score}}}}
@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from pytest_policyeval.reporting.replays import mettascope_url
 from pytest_policyeval.results import TaskResult
 from pytest_policyeval.scoring import averages, category_scores
 
@@ -61,6 +62,8 @@ def _task_detail(result: TaskResult) -> dict[str, Any]:
         "episode_scores": result.episode_scores,
         "episode_rewards": result.episode_rewards,
         "episode_steps": result.episode_steps,
+        "replay_urls": result.replay_urls,
+        "mettascope_urls": [mettascope_url(url) for url in result.replay_urls],
         "wall_time_s": round(result.wall_time_s, 4),
         "agent_steps": result.agent_steps,
         "error": result.error,
@@ -86,6 +89,8 @@ def evaluator_json(results: Sequence[TaskResult], run: dict[str, Any]) -> dict[s
     policies = []
     for uri, group in by_policy(results).items():
         info = next((r.policy for r in group if r.policy), {})
+        # Metta's shape has one replay per checkpoint: the first one recorded; every task lists its own.
+        first_replay = next((url for r in group for url in r.replay_urls), None)
         policies.append(
             {
                 "policy_uri": uri,
@@ -95,7 +100,7 @@ def evaluator_json(results: Sequence[TaskResult], run: dict[str, Any]) -> dict[s
                         "uri": uri,
                         "digest": info.get("digest"),
                         "metrics": policy_metrics(group),
-                        "replay_url": None,
+                        "replay_url": first_replay,
                     }
                 ],
             }

@@ -1,0 +1,42 @@
+"""What produced a result: package versions and the git revision of the project under test.
+
+Cheap to call (package metadata and one `git` call, no imports of the packages themselves), so
+the plugin can record it in every result file and report.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("pytest-policyeval", "mettagrid", "torch", "numpy", "pytest")
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name.replace("-", "_")] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+@lru_cache(maxsize=8)
+def git_revision(path: Path) -> str | None:
+    """The commit checked out at `path`, with `+dirty` if tracked files changed; None outside git."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args], cwd=path, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+
+    try:
+        sha = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{sha}+dirty" if dirty else sha

@@ -1,0 +1,129 @@
+"""Per-task scores against thresholds as an inline SVG (no plotting library, works offline).
+
+One row per task. Tasks have different scales (a goal reached or not, tags per agent), so each row
+has its own axis from its lowest to its highest value; bars are labelled with their numbers. In a
+row each policy has a bar with its 95% interval, and the threshold is a dashed red line.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+
+from pytest_policyeval.results import TaskResult
+
+POLICY_COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#9c755f")
+LABEL_WIDTH = 230
+BAR_AREA = 380
+VALUE_WIDTH = 150
+BAR_HEIGHT = 14
+ROW_GAP = 10
+TOP = 34
+
+
+def _svg(tag: str, content: str = "", **attributes: float | str) -> str:
+    """One SVG element; attribute names use `_` for `-` (stroke_width)."""
+    attrs = ""
+    for name, value in attributes.items():
+        text = f"{value:.1f}" if isinstance(value, float) else str(value)
+        attrs += f' {name.rstrip("_").replace("_", "-")}="{text}"'
+    return f"<{tag}{attrs}>{content}</{tag}>"
+
+
+def _finite(*values: float | None) -> list[float]:
+    return [v for v in values if v is not None and not math.isnan(v)]
+
+
+def _row_scale(results: Sequence[TaskResult]) -> tuple[float, float]:
+    values = _finite(*(v for r in results for v in (r.score, r.ci_low, r.ci_high, r.threshold)))
+    low = min([0.0, *values])
+    high = max([0.0, *values])
+    if high - low < 1e-9:
+        high = low + 1.0
+    return low, high + 0.05 * (high - low)
+
+
+def score_plot_svg(results: Sequence[TaskResult]) -> str:
+    """The plot for all results: rows ordered as collected, bars ordered by policy."""
+    tasks: dict[str, list[TaskResult]] = {}
+    for result in sorted(results, key=lambda r: r.order):
+        tasks.setdefault(result.task, []).append(result)
+    policies = list(dict.fromkeys(r.policy_label for r in sorted(results, key=lambda r: r.order[2])))
+    color = {label: POLICY_COLORS[i % len(POLICY_COLORS)] for i, label in enumerate(policies)}
+
+    width = LABEL_WIDTH + BAR_AREA + VALUE_WIDTH
+    parts: list[str] = []
+    y = TOP
+    for task, group in tasks.items():
+        low, high = _row_scale(group)
+
+        def x_of(value: float, low: float = low, high: float = high) -> float:
+            return LABEL_WIDTH + BAR_AREA * (value - low) / (high - low)
+
+        row_height = len(group) * BAR_HEIGHT
+        label_y = y + row_height / 2 + 4
+        parts.append(_svg("text", escape(task), x=LABEL_WIDTH - 8, y=label_y, text_anchor="end"))
+        parts.append(_svg("line", x1=x_of(0), x2=x_of(0), y1=y - 2, y2=y + row_height + 2, class_="axis"))
+        for index, result in enumerate(group):
+            top = y + index * BAR_HEIGHT
+            middle = top + BAR_HEIGHT / 2
+            label = escape(result.policy_label)
+            if result.error is not None or math.isnan(result.score):
+                parts.append(_svg("text", f"{label}: error", x=LABEL_WIDTH + 4, y=middle + 4, class_="err"))
+                continue
+            left, right = sorted((x_of(0), x_of(result.score)))
+            verdict = {True: "pass", False: "FAIL", None: ""}[result.passed]
+            title = _svg("title", f"{escape(result.task)} [{label}]: {result.score:.3f}")
+            parts.append(
+                _svg(
+                    "rect",
+                    title,
+                    x=left,
+                    y=top + 2,
+                    width=max(right - left, 1.0),
+                    height=BAR_HEIGHT - 4,
+                    fill=color[result.policy_label],
+                )
+            )
+            if not math.isnan(result.ci_low):
+                ci_low, ci_high = x_of(max(result.ci_low, low)), x_of(min(result.ci_high, high))
+                parts.append(_svg("line", x1=ci_low, x2=ci_high, y1=middle, y2=middle, class_="ci"))
+            parts.append(
+                _svg(
+                    "text",
+                    f"{result.score:.3g} {verdict}",
+                    x=LABEL_WIDTH + BAR_AREA + 6,
+                    y=middle + 4,
+                    class_=verdict.lower(),
+                )
+            )
+        thresholds = {r.threshold for r in group if r.threshold is not None}
+        for threshold in sorted(thresholds):
+            x = x_of(threshold)
+            title = _svg("title", f"threshold {threshold:g}")
+            parts.append(_svg("line", title, x1=x, x2=x, y1=y - 3, y2=y + row_height + 3, class_="threshold"))
+        y += row_height + ROW_GAP
+
+    legend = []
+    lx = LABEL_WIDTH
+    for label in policies:
+        legend.append(_svg("rect", x=lx, y=8, width=12, height=12, fill=color[label]))
+        legend.append(_svg("text", escape(label), x=lx + 16, y=18))
+        lx += 24 + 8 * len(label)
+    legend.append(_svg("line", x1=lx, x2=lx, y1=6, y2=22, class_="threshold"))
+    legend.append(_svg("text", "threshold", x=lx + 6, y=18))
+    legend.append(_svg("line", x1=lx + 80, x2=lx + 104, y1=14, y2=14, class_="ci"))
+    legend.append(_svg("text", "95% interval", x=lx + 110, y=18))
+
+    height = y + 4
+    style = (
+        "text{font:12px sans-serif;fill:#222}.axis{stroke:#888;stroke-width:1}"
+        ".ci{stroke:#111;stroke-width:1.5}.threshold{stroke:#c62828;stroke-width:2;stroke-dasharray:4 2}"
+        ".fail,.err{fill:#c62828;font-weight:bold}.pass{fill:#2e7d32}"
+    )
+    return (
+        f'<svg id="policyeval-plot" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="task scores against thresholds">'
+        f"<style>{style}</style>{''.join(legend)}{''.join(parts)}</svg>"
+    )
