@@ -84,3 +84,28 @@ def grid_env_spec(workdir: Path, task_map: str = EASY_MAP):
 
     suite = write_suite(workdir / "_spec", MINI_SUITE, maps={"easy": task_map, "hard": HARD_MAP})
     return task_env_spec(load_suite(suite).tasks[0])
+
+
+def read_html_report(path: Path) -> dict:
+    """pytest-html's data (environment, tests with their rows and extras) read back from the file."""
+    import html
+    import json
+    import re
+
+    match = re.search(r'data-jsonblob="([^"]*)"', path.read_text(encoding="utf-8"))
+    assert match, f"{path} has no pytest-html data"
+    return json.loads(html.unescape(match.group(1)))
+
+
+def films_of(test: dict) -> list[dict]:
+    """The films embedded in one test's extras, decoded as the report's player decodes them."""
+    import re
+
+    from pytest_policyeval.reporting.film import decode
+
+    return [
+        decode(film)
+        for extra in test["extras"]
+        if extra["format_type"] == "html"
+        for film in re.findall(r'data-film="([^"]+)"', extra["content"])
+    ]
