@@ -50,6 +50,7 @@ class EpisodeResult:
     seed: int
     rewards: list[float]  # one per scored agent (the policy's)
     steps: int
+    policy_agents: list[int]  # the agents the policy under test played (the rest: the npc)
     replay: dict | None = None  # the engine's replay, for recorded episodes
 
     @property
@@ -138,6 +139,7 @@ def run_task(
                         seed=seeds[episode],
                         rewards=batch.episode_rewards(episode)[scored_in(episode)].tolist(),
                         steps=batch.episode_steps(episode),
+                        policy_agents=np.flatnonzero(scored_in(episode)).tolist(),
                         replay=batch.replay(episode),
                     )
                 finished = set(ended)

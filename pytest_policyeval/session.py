@@ -173,7 +173,7 @@ class EvalSession:
                 result.replay_urls.append(replay_url(path))
             if self.options.report_replays:
                 title = f"episode {episode.index} (seed {episode.seed}): score {episode.score:.4g}"
-                films.append(film_from_replay(episode.replay, title))
+                films.append(film_from_replay(episode.replay, title, episode.policy_agents))
         return films
 
     # -- reporting (controller) -----------------------------------------------------------------
@@ -227,3 +227,6 @@ class EvalSession:
             terminalreporter.write_line(line)
         for path in self.written:
             terminalreporter.write_line(f"results written to {path}")
+        replays = sum(len(r.replay_urls) for r in self.results)
+        if replays:
+            terminalreporter.write_line(f"{replays} replays written under {self.options.replay_dir}")

@@ -49,6 +49,7 @@ def test_save_replays_writes_mettagrid_files_for_the_chosen_episodes(pytester: p
         "--eval-json", "out/results.json",
     )  # fmt: skip
     result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["4 replays written under out/replays"])
     files = sorted((pytester.path / "out/replays").rglob("*.json.z"))
     assert [f.relative_to(pytester.path / "out/replays").as_posix() for f in files] == [
         "rec/random/nav/easy/episode-0.json.z",
@@ -181,3 +182,21 @@ def test_unknown_replay_versions_and_bytes_are_refused() -> None:
     with pytest.raises(ReplayFormatError, match="not a zlib-compressed JSON replay"):
         read_replay_file(b"not zlib")
     assert read_replay_file(zlib.compress(b'{"version": 4}')) == {"version": 4}
+
+
+def test_a_mixed_episode_film_marks_the_agents_of_the_policy_under_test(tmp_path: Path) -> None:
+    body = "name: lt\ndefaults: {game: laser_tag, num_episodes: 2, max_steps: 30, freeze_steps: 3}\ntasks:\n"
+    body += '  - {name: lt/mixed, map: maps/room.map, policy_agents_pct: 0.5, npc_policy_uri: "random://"}\n'
+    task = _tasks(tmp_path, body, {"room": LASER})["mixed"]
+    rollout = run_task(task, load_policy("scripted://tagger"), npc=load_policy("random://"), record=2)
+    for episode in rollout.episodes:
+        film = film_from_replay(episode.replay, "", episode.policy_agents)
+        marked = [agent.id for agent in film.agents if agent.under_test]
+        assert marked == episode.policy_agents
+        # Whole teams, and the starting team alternates between episodes.
+        assert len({agent.team for agent in film.agents if agent.under_test}) == 1
+    first, second = (
+        {a.team for a in film_from_replay(e.replay, "", e.policy_agents).agents if a.under_test}
+        for e in rollout.episodes
+    )
+    assert first != second

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pytest_policyeval.reporting.film import Film, FilmAgent, FilmObject
@@ -73,7 +73,10 @@ def _inventory_count(inventory: Any, item: int) -> int:
     return next((int(count) for item_id, count in inventory or [] if item_id == item), 0)
 
 
-def film_from_replay(data: dict[str, Any], title: str = "") -> Film:
+def film_from_replay(
+    data: dict[str, Any], title: str = "", policy_agents: Sequence[int] | None = None
+) -> Film:
+    """The film of one replay; `policy_agents` are the agents the policy under test played (default all)."""
     version = data.get("version")
     if version not in SUPPORTED_VERSIONS:
         raise ReplayFormatError(f"replay format version {version!r} (this reader knows {SUPPORTED_VERSIONS})")
@@ -91,7 +94,7 @@ def film_from_replay(data: dict[str, Any], title: str = "") -> Film:
             x, y = _location(_constant(obj["location"], list_valued=True))
             walls.append(y * width + x)
         elif _constant(obj.get("is_agent", False)):
-            agents.append(_agent(obj, ready))
+            agents.append(_agent(obj, ready, policy_agents))
         else:
             x, y = _location(_constant(obj["location"], list_valued=True))
             objects.extend(FilmObject(kind, x, y, start, end) for start, end in _alive_spans(obj, steps))
@@ -107,7 +110,8 @@ def film_from_replay(data: dict[str, Any], title: str = "") -> Film:
     )
 
 
-def _agent(obj: dict[str, Any], ready: int | None) -> FilmAgent:
+def _agent(obj: dict[str, Any], ready: int | None, policy_agents: Sequence[int] | None) -> FilmAgent:
+    agent_id = int(_constant(obj.get("agent_id", 0)))
     path = [(step, *_location(value)) for step, value in changes(obj["location"], list_valued=True)]
     rewards = [(step, float(value)) for step, value in changes(obj.get("total_reward", 0.0))]
     frozen: list[tuple[int, bool]] = []
@@ -123,7 +127,8 @@ def _agent(obj: dict[str, Any], ready: int | None) -> FilmAgent:
     if rewards and rewards[0][1] > 0:
         hits.insert(0, rewards[0][0])
     return FilmAgent(
-        id=int(_constant(obj.get("agent_id", 0))),
+        id=agent_id,
+        under_test=policy_agents is None or agent_id in policy_agents,
         team=int(_constant(obj.get("group_id", 0))),
         path=path,
         rewards=rewards,

@@ -36,6 +36,7 @@ class FilmAgent:
     rewards: list[tuple[int, float]]  # (step, total reward so far) at each change
     frozen: list[tuple[int, bool]] = field(default_factory=list)  # (step, frozen?) at each change
     hits: list[int] = field(default_factory=list)  # steps at which the agent scored
+    under_test: bool = True  # played by the policy under test (else by the npc policy)
 
     @property
     def final_reward(self) -> float:
@@ -69,6 +70,7 @@ class Film:
                     "rewards": [[step, round(total, 4)] for step, total in a.rewards],
                     "frozen": [[step, int(flag)] for step, flag in a.frozen],
                     "hits": a.hits,
+                    "under_test": a.under_test,
                 }
                 for a in self.agents
             ],

@@ -60,7 +60,9 @@
         reward: expand(agent.rewards, this.steps, [0]),
         frozen: expand(agent.frozen, this.steps, [0]),
         hits: new Set(agent.hits),
+        underTest: agent.under_test !== false,
       }));
+      this.mixed = this.agents.some((agent) => !agent.underTest);
       this.cell = Math.max(4, Math.min(24, Math.floor(360 / Math.max(film.width, film.height, 1))));
       this.build();
       this.draw();
@@ -106,14 +108,20 @@
       this.status = element("span", { class: "pe-replay__status" });
       controls.append(this.status);
       this.root.append(controls);
+      // The legend names only what this film can show.
       const teams = [...new Set(this.agents.map((agent) => agent.team))].sort();
       const legend = element("div", { class: "pe-replay__legend" });
       teams.forEach((team) => {
         const swatch = element("span", { class: "pe-replay__swatch" });
         swatch.style.background = TEAM_COLORS[team % TEAM_COLORS.length];
-        legend.append(swatch, ` team ${team}  `);
+        legend.append(swatch, ` team ${team} \u00B7 `);
       });
-      legend.append("\u25C6 goal \u00B7 grey: frozen \u00B7 yellow ring: scored \u00B7 squares: last steps");
+      const notes = [];
+      if (this.mixed) notes.push("black ring: policy under test (others: npc)");
+      if (film.objects.length) notes.push("\u25C6 goal");
+      if (film.agents.some((agent) => agent.frozen.length > 1)) notes.push("grey: frozen");
+      notes.push("yellow ring: scored", "squares: last steps");
+      legend.append(notes.join(" \u00B7 "));
       this.root.append(legend);
 
       // Walls never change: drawn once, copied onto every frame.
@@ -203,6 +211,14 @@
           ctx.stroke();
         } else {
           ctx.fill();
+        }
+        if (this.mixed && agent.underTest) {
+          // In mixed episodes the policy under test's agents wear a black ring.
+          ctx.beginPath();
+          ctx.arc(cx, cy, radius + 1, 0, 2 * Math.PI);
+          ctx.lineWidth = Math.max(1.5, cell / 10);
+          ctx.strokeStyle = "#111";
+          ctx.stroke();
         }
         if (agent.hits.has(step) || agent.hits.has(step - 1)) {
           ctx.beginPath();
