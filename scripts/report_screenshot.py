@@ -27,7 +27,9 @@ CHROMIUM_ARGS = [
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("report", type=Path)
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--task", default="", help="text of the result row whose replay to show")

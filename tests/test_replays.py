@@ -59,12 +59,15 @@ def test_save_replays_writes_mettagrid_files_for_the_chosen_episodes(pytester: p
     ]
     tasks = _tasks_json(pytester.path / "out/results.json")
     for task, detail in tasks.items():
-        assert [Path(url.removeprefix("file://")).name for url in detail["replay_urls"]] == [
+        assert detail["replay_url"] == detail["replay_urls"][0]
+        assert detail["mettascope_url"] == detail["mettascope_urls"][0]
+        assert [Path(url).name for url in detail["replay_urls"]] == [
             "episode-0.json.z",
             "episode-1.json.z",
         ]
         for url, steps in zip(detail["replay_urls"], detail["episode_steps"], strict=False):
-            replay = read_replay_file(Path(url.removeprefix("file://")).read_bytes())
+            assert Path(url).is_absolute()
+            replay = read_replay_file(Path(url).read_bytes())
             # mettagrid's format, written by mettagrid's EpisodeReplay: one record per step.
             assert replay["version"] == 4
             assert replay["max_steps"] == steps

@@ -2,7 +2,8 @@
 
 `evaluator_json`: the evaluator service's output,
     {simulation_suite, policies: [{policy_uri, checkpoints: [{name, uri, metrics, replay_url}]}]}
-with per-task detail under `metrics.tasks` (each task's replay files in `replay_urls`).
+with per-task detail under `metrics.tasks` (each task's replay files: `replay_url`, the first, and
+`replay_urls`, all, with MettaScope links).
 `evaluation_yaml`: Metta's evaluation_results.yaml,
     {policy, suite, num_episodes, device, results: {avg_simulation_score, avg_category_score,
      detailed_scores: {category: {task: score}}}}
@@ -62,6 +63,8 @@ def _task_detail(result: TaskResult) -> dict[str, Any]:
         "episode_scores": result.episode_scores,
         "episode_rewards": result.episode_rewards,
         "episode_steps": result.episode_steps,
+        "replay_url": result.replay_urls[0] if result.replay_urls else None,
+        "mettascope_url": mettascope_url(result.replay_urls[0]) if result.replay_urls else None,
         "replay_urls": result.replay_urls,
         "mettascope_urls": [mettascope_url(url) for url in result.replay_urls],
         "wall_time_s": round(result.wall_time_s, 4),

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from urllib.parse import quote
 
-# mettagrid's web viewer; it loads a replay from a URL it can fetch (http(s), not file://).
+# mettagrid's web viewer; it loads a replay from a URL it can fetch (http(s), not a local path).
 METTASCOPE_URL = "https://metta-ai.github.io/metta/mettascope/mettascope.html?replay="
 REPLAY_SUFFIX = ".json.z"
 
@@ -22,7 +22,8 @@ def replay_path(root: Path, suite: str, policy_label: str, task: str, episode: i
 
 
 def replay_url(path: Path) -> str:
-    return path.resolve().as_uri()
+    """A local replay's URL is its absolute path, as mettagrid's own replay writer records it."""
+    return str(path.resolve())
 
 
 def mettascope_url(url: str) -> str:
