@@ -45,15 +45,20 @@ def _need(condition: bool, reason: str) -> None:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The full navigation suite, shipped checkpoint and random baseline, one replay per task."""
+    """The full navigation suite, shipped checkpoint and random baseline, one replay per task.
+
+    Three episodes a task keep the run short; the report's size depends on the recorded episodes.
+    """
     out = tmp_path_factory.mktemp("report") / "report.html"
     command = [
         sys.executable, "-m", "pytest", "-p", "no:importnb", "-p", "no:cacheprovider", "-q",
         str(REPO / "suites/navigation.yaml"),
         "--policy-uri", f"pytorch://{REPO / 'examples/policies/navigation.pt'}", "--policy-uri", "random://",
-        "--html", str(out), "--self-contained-html",
+        "--html", str(out), "--self-contained-html", "--num-episodes", "3",
     ]  # fmt: skip
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    # One thread: this runs beside the test workers on a small machine.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]  # random fails its gates
     return out
 
