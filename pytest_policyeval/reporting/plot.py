@@ -92,7 +92,7 @@ def score_plot_svg(results: Sequence[TaskResult]) -> str:
             parts.append(
                 _svg(
                     "text",
-                    f"{result.score:.3g} {verdict}",
+                    f"{result.score:.3g} {verdict}".rstrip(),
                     x=LABEL_WIDTH + BAR_AREA + 6,
                     y=middle + 4,
                     class_=verdict.lower(),

@@ -1,0 +1,48 @@
+"""The summary's score plot: well-formed SVG, bars and thresholds where the numbers put them."""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+
+from pytest_policyeval.reporting.plot import BAR_AREA, LABEL_WIDTH, score_plot_svg
+from pytest_policyeval.results import TaskResult
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _result(
+    task: str, label: str, score: float, threshold: float | None, order: tuple, **extra
+) -> TaskResult:
+    return TaskResult(
+        suite="s", task=task, policy_uri=f"file://{label}", policy_label=label, order=order,
+        threshold=threshold, higher_is_better=True, gate="mean", num_episodes=4, seed=0, score=score,
+        ci_low=score - 0.1, ci_high=score + 0.1, passed=None if threshold is None else score >= threshold,
+        **extra,
+    )  # fmt: skip
+
+
+def test_bars_and_thresholds_sit_at_their_values() -> None:
+    results = [
+        _result("nav/a", "good <&>", 2.0, 1.0, (0, 0, 0)),
+        _result("nav/a", "bad", 0.5, 1.0, (0, 0, 1)),
+        _result("nav/b", "good <&>", math.nan, None, (0, 1, 0), error="crashed"),
+        _result("nav/b", "bad", 3.0, None, (0, 1, 1)),
+    ]
+    root = ET.fromstring(score_plot_svg(results))  # labels are escaped: the SVG parses
+    bars = [rect for rect in root.iter(f"{SVG}rect") if rect.find(f"{SVG}title") is not None]
+    assert [bar.find(f"{SVG}title").text for bar in bars] == [
+        "nav/a [good <&>]: 2.000",
+        "nav/a [bad]: 0.500",
+        "nav/b [bad]: 3.000",
+    ]
+    # Row nav/a spans 0 .. 2.1 (the top of the interval) plus 5%: widths follow the scores.
+    high = 2.1 * 1.05
+    assert float(bars[0].get("width")) == round(BAR_AREA * 2.0 / high, 1)
+    assert float(bars[1].get("width")) == round(BAR_AREA * 0.5 / high, 1)
+    (threshold,) = [line for line in root.iter(f"{SVG}line") if line.get("class") == "threshold" and
+                    line.find(f"{SVG}title") is not None]  # fmt: skip
+    assert float(threshold.get("x1")) == round(LABEL_WIDTH + BAR_AREA * 1.0 / high, 1)
+    texts = [text.text for text in root.iter(f"{SVG}text")]
+    assert "good <&>: error" in texts
+    assert "2 pass" in texts and "0.5 FAIL" in texts and "3" in texts
