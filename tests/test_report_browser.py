@@ -142,6 +142,7 @@ def test_every_task_has_a_player_that_draws_the_map(page) -> None:
 
 def test_the_replay_animates_and_its_controls_work(page, tmp_path: Path) -> None:
     replay = _replay(page, "maze_large[navigation]")  # 1000 steps: still playing a second later
+    assert replay.locator("select").input_value() == "8"  # long episodes play faster: ~30 s each
     first_step = int(replay.get_attribute("data-step"))
     first_frame = _canvas_png(replay)
     page.screenshot(path=str(tmp_path / "playing.png"))

@@ -10,7 +10,8 @@
 
   const TEAM_COLORS = ["#d6453d", "#2f6fd6", "#2e9e4f", "#9b59b6"];
   const OBJECT_COLORS = { altar: "#e0a800" };
-  const SPEEDS = [1, 2, 4, 8];
+  const SPEEDS = [1, 2, 4, 8, 16];
+  const PLAY_SECONDS = 30; // the default speed plays an episode in about this long
   const TICK_MS = 125; // 8 steps a second at 1x
   const HOLD_TICKS = 12; // pause on the last step before starting over
   const TRAIL = 8; // steps of path drawn behind each agent
@@ -51,7 +52,8 @@
       this.steps = Math.max(1, film.steps);
       this.step = 0;
       this.playing = true;
-      this.speed = 1;
+      const wanted = (this.steps * TICK_MS) / 1000 / PLAY_SECONDS;
+      this.speed = SPEEDS.find((speed) => speed >= wanted) || SPEEDS[SPEEDS.length - 1];
       this.hold = 0;
       this.agents = film.agents.map((agent) => ({
         id: agent.id,
@@ -103,6 +105,7 @@
       controls.append(this.slider);
       this.speedSelect = element("select", { "aria-label": "speed" });
       SPEEDS.forEach((speed) => this.speedSelect.append(element("option", { value: speed }, `${speed}x`)));
+      this.speedSelect.value = String(this.speed);
       this.speedSelect.addEventListener("change", () => (this.speed = Number(this.speedSelect.value)));
       controls.append(this.speedSelect);
       this.status = element("span", { class: "pe-replay__status" });
