@@ -54,6 +54,7 @@ class EvalSession:
     suites_without_policy: list[Path] = field(default_factory=list)
     _policies: dict[str, Any] = field(default_factory=dict)
     _suites: dict[Path, int] = field(default_factory=dict)
+    _reported: set[str] = field(default_factory=set)  # node ids whose result was gathered
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -89,20 +90,12 @@ class EvalSession:
             task = task.with_settings(gate=self.options.gate)
         return task
 
-    def evaluate(
-        self, task: Task, uri: str, label: str, order: tuple[int, int, int]
-    ) -> tuple[TaskResult, list[Film]]:
-        """Run one task for one policy: its result and, for the report, its recorded episodes.
-
-        An error becomes a result with `error` set, never lost.
-        """
-        from pytest_policyeval.policies import PolicyLoadError
+    def new_result(self, task: Task, uri: str, label: str, order: tuple[int, int, int]) -> TaskResult:
+        """The result of `task` for `uri` before it runs: what it is and how it will be gated."""
         from pytest_policyeval.results import TaskResult
-        from pytest_policyeval.runner import run_task
-        from pytest_policyeval.scoring import Gate, score_task
 
         settings = task.settings
-        result = TaskResult(
+        return TaskResult(
             suite=task.suite,
             task=task.name,
             policy_uri=uri,
@@ -116,6 +109,20 @@ class EvalSession:
             policy_agents_pct=settings.policy_agents_pct,
             npc_policy_uri=self.npc_uri(task),
         )
+
+    def evaluate(
+        self, task: Task, uri: str, label: str, order: tuple[int, int, int]
+    ) -> tuple[TaskResult, list[Film]]:
+        """Run one task for one policy: its result and, for the report, its recorded episodes.
+
+        An error becomes a result with `error` set, never lost.
+        """
+        from pytest_policyeval.policies import PolicyLoadError
+        from pytest_policyeval.runner import run_task
+        from pytest_policyeval.scoring import Gate, score_task
+
+        settings = task.settings
+        result = self.new_result(task, uri, label, order)
         try:
             policy = self.policy(uri, task)
             result.policy = policy.describe()
@@ -207,11 +214,51 @@ class EvalSession:
             self.written.append(write_text_atomic(self.options.yaml_path, text))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not self.is_controller:
+            return
         data = getattr(report, "policyeval", None)
-        if data is not None and self.is_controller:
+        if data is not None:
             from pytest_policyeval.results import TaskResult
 
             self.results.append(TaskResult.from_dict(data))
+            self._reported.add(report.nodeid)
+        elif report.failed and report.nodeid not in self._reported:
+            # The task failed without a result: its xdist worker died (when "???"), or its setup
+            # failed. It still belongs in the files, as an error, next to every other task.
+            lost = self.lost_result(report)
+            if lost is not None:
+                self.results.append(lost)
+                self._reported.add(report.nodeid)
+
+    def lost_result(self, report: pytest.TestReport) -> TaskResult | None:
+        """An error result for a suite item that produced none, rebuilt from its node id."""
+        from pytest_policyeval.collection.items import parse_node_id, unique_labels
+        from pytest_policyeval.collection.suite import SuiteError, load_suite
+
+        parsed = parse_node_id(report.nodeid)
+        if parsed is None:
+            return None
+        path, task_name, label = parsed
+        uris = list(self.options.policy_uris)
+        labels = unique_labels(uris)
+        uri = dict(zip(labels, uris, strict=True)).get(label, label)
+        try:
+            suite = load_suite(self.rootpath / path)
+            index, task = next((i, t) for i, t in enumerate(suite.tasks) if t.name == task_name)
+        except (SuiteError, OSError, StopIteration):
+            return None
+        suite_index = next(
+            (r.order[0] for r in self.results if r.suite == suite.name), len(self._suites) + 999
+        )
+        order = (suite_index, index, labels.index(label) if label in labels else 0)
+        result = self.new_result(self.resolve(task), uri, label, order)
+        text = report.longreprtext.strip().splitlines()
+        cause = text[-1] if text else "no details"
+        if report.when == "???":
+            result.error = f"the test process died while running this task ({cause})"
+        else:
+            result.error = f"no result ({report.when} failed: {cause})"
+        return result
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.is_controller and self.results:

@@ -6,6 +6,7 @@ xdist and user fixtures all behave as for Python tests.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -25,6 +26,15 @@ def unique_labels(uris: Sequence[str]) -> list[str]:
             candidate, n = f"{label}-{n}", n + 1
         labels.append(candidate)
     return labels
+
+
+def parse_node_id(nodeid: str) -> tuple[str, str, str] | None:
+    """`suites/x.yaml::category/task[label]` -> (suite path, task name, policy label)."""
+    path, _, name = nodeid.partition("::")
+    match = re.fullmatch(r"(.+)\[(.+)\]", name)
+    if match is None or Path(path).suffix not in (".yaml", ".yml"):
+        return None
+    return path, match.group(1), match.group(2)
 
 
 def make_task_test(task: Task, uri: str, label: str, order: tuple[int, int, int]) -> Callable[..., None]:
