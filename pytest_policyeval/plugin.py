@@ -166,6 +166,22 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="episodes recorded per task for replay files and the HTML report (default 1; 0: none; "
         "ini: policyeval_replay_episodes)",
     )
+    group.addoption(
+        "--shard-id",
+        type=non_negative_int,
+        default=None,
+        dest="policyeval_shard_id",
+        metavar="I",
+        help="run only shard I of --num-shards (0-based); every shard computes the same split",
+    )
+    group.addoption(
+        "--num-shards",
+        type=positive_int,
+        default=None,
+        dest="policyeval_num_shards",
+        metavar="N",
+        help="split the suites' tasks into N shards (for several machines; merge with `policyeval merge`)",
+    )
     parser.addini("policyeval_policy_uris", type="linelist", default=[], help="policies to evaluate")
     parser.addini("policyeval_npc_policy_uri", default="", help="policy for the agents not under test")
     parser.addini(
@@ -210,6 +226,13 @@ def _options(config: pytest.Config) -> Any:
     uris = tuple(config.getoption("policyeval_policy_uris") or config.getini("policyeval_policy_uris"))
     ini_dir = config.inipath.parent if config.inipath else config.rootpath  # ini paths are relative to it
     replay_episodes = pick("policyeval_replay_episodes", non_negative_int)
+    shard_id, num_shards = config.getoption("policyeval_shard_id"), config.getoption("policyeval_num_shards")
+    if (shard_id is None) != (num_shards is None):
+        raise pytest.UsageError("--shard-id and --num-shards go together")
+    if num_shards is not None and shard_id >= num_shards:
+        raise pytest.UsageError(
+            f"--shard-id {shard_id} is not below --num-shards {num_shards} (ids are 0-based)"
+        )
     json_path = config.getoption("policyeval_json")
     yaml_path = config.getoption("policyeval_yaml")
     return EvalOptions(
@@ -226,6 +249,7 @@ def _options(config: pytest.Config) -> Any:
         replay_dir=config.getoption("policyeval_replay_dir"),
         replay_episodes=1 if replay_episodes is None else replay_episodes,
         report_replays=_writes_html_report(config),
+        shard=(shard_id, num_shards) if num_shards is not None else None,
     )
 
 
@@ -282,13 +306,32 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    unplayable = session_of(config).suites_without_policy
+    eval_session = session_of(config)
+    unplayable = eval_session.suites_without_policy
     if unplayable:
         # Raised here, not in collect(), so pytest reports a usage error (exit 4), not a crash.
         raise pytest.UsageError(
             f"{unplayable[0]} is a policy evaluation suite; say which policy to evaluate with "
             "--policy-uri URI (e.g. --policy-uri random:// or --policy-uri file://policy.pt)"
         )
+    if eval_session.options.shard is not None:
+        _keep_shard(config, items, *eval_session.options.shard)
+
+
+def _keep_shard(config: pytest.Config, items: list, shard_id: int, num_shards: int) -> None:
+    from pytest_policyeval.collection.items import TaskItem
+    from pytest_policyeval.collection.sharding import Shard, select
+
+    task_ids = [item.task_id if isinstance(item, TaskItem) else None for item in items]
+    costs: dict[str, float] = {}
+    for item, task_id in zip(items, task_ids, strict=True):
+        if task_id is not None:
+            costs[task_id] = costs.get(task_id, 0.0) + item.cost()
+    keep = select(task_ids, costs, Shard(shard_id, num_shards))
+    dropped = [item for item, kept in zip(items, keep, strict=True) if not kept]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item, kept in zip(items, keep, strict=True) if kept]
 
 
 # -- fixtures -----------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ class EvalOptions:
     replay_dir: Path | None = None  # --save-replays: write the recorded episodes here
     replay_episodes: int = 1  # episodes recorded per task when replays are wanted
     report_replays: bool = False  # an HTML report is being written: record for its player
+    shard: tuple[int, int] | None = None  # (shard id, number of shards) of a split run
 
     @property
     def recorded_episodes(self) -> int:
@@ -194,6 +195,9 @@ class EvalSession:
             "num_episodes_override": self.options.num_episodes,
             "git_sha": git_revision(self.rootpath),
             "versions": package_versions(),
+            "shard": {"id": self.options.shard[0], "count": self.options.shard[1]}
+            if self.options.shard
+            else None,
         }
 
     def write_files(self) -> None:

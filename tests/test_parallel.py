@@ -70,3 +70,104 @@ def test_a_killed_worker_loses_only_its_task(
     assert lost["error"].startswith("the test process died while running this task")
     assert lost["threshold"] == 0.5 and lost["num_episodes"] == 3 and lost["episode_rewards"] == []
     assert "nav" in (pytester.path / "k.yaml").read_text()
+
+
+def _outcomes(path: Path) -> dict:
+    """What must not depend on how the run was split: per-episode rewards and every gate."""
+    keys = (
+        "seeds",
+        "episode_rewards",
+        "episode_steps",
+        "score",
+        "ci_low",
+        "ci_high",
+        "passed",
+        "error",
+        "order",
+    )
+    return {task: {k: detail[k] for k in keys} for task, detail in _tasks(path).items()}
+
+
+def _policyeval(pytester: pytest.Pytester, *args: str):
+    import sys
+
+    return pytester.run(sys.executable, "-m", "pytest_policyeval", *args)
+
+
+def test_serial_xdist_and_two_shards_merged_agree(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path, SUITE)
+    base = ("-p", "no:importnb", "--policy-uri", "random://", "--policy-uri", "scripted://navigator")
+    pytester.runpytest_subprocess(*base, "--eval-json", "serial.json", "--eval-yaml", "serial.yaml")
+    pytester.runpytest_subprocess(*base, "-n", "2", "--eval-json", "xdist.json")
+    shard_tasks = []
+    for shard in (0, 1):
+        result = pytester.runpytest_subprocess(
+            *base, "--shard-id", str(shard), "--num-shards", "2", "--eval-json", f"shard{shard}.json"
+        )
+        shard_tasks.append(set(_tasks(pytester.path / f"shard{shard}.json")))
+        assert json.loads((pytester.path / f"shard{shard}.json").read_text())["shard"] == {
+            "id": shard,
+            "count": 2,
+        }
+        result.stdout.fnmatch_lines(["*deselected*"])
+    # Each task ran on exactly one shard, with both policies.
+    assert shard_tasks[0] and shard_tasks[1] and not shard_tasks[0] & shard_tasks[1]
+    merged = _policyeval(
+        pytester,
+        "merge",
+        "shard1.json",
+        "shard0.json",
+        "--eval-json",
+        "merged.json",
+        "--eval-yaml",
+        "merged.yaml",
+    )
+    reference = _outcomes(pytester.path / "serial.json")
+    assert _outcomes(pytester.path / "xdist.json") == reference
+    assert _outcomes(pytester.path / "merged.json") == reference
+    assert (pytester.path / "merged.yaml").read_text() == (pytester.path / "serial.yaml").read_text()
+    # random:// fails nav/hard's gate: the merge exits as the single run did.
+    assert merged.ret == 1
+    merged.stdout.fnmatch_lines(["*nav/hard*FAIL*", "7 passed, 1 failed (merged from 2 shards)"])
+
+
+def test_merge_refuses_an_incomplete_or_overlapping_set(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path, SUITE)
+    base = ("-p", "no:importnb", "--policy-uri", "random://", "--num-shards", "3")
+    for shard in (0, 1):
+        pytester.runpytest_subprocess(*base, "--shard-id", str(shard), "--eval-json", f"s{shard}.json")
+    missing = _policyeval(pytester, "merge", "s0.json", "s1.json", "--eval-json", "m.json")
+    assert missing.ret == 2
+    missing.stderr.fnmatch_lines(["*shards ?2? of 3 are missing; their tasks would be lost*"])
+    assert not (pytester.path / "m.json").exists()
+    twice = _policyeval(pytester, "merge", "s0.json", "s0.json")
+    assert twice.ret == 2
+    twice.stderr.fnmatch_lines(["*shard 0 is given twice*"])
+    pytester.runpytest_subprocess(
+        "-p", "no:importnb", "--policy-uri", "random://", "--eval-json", "plain.json"
+    )
+    plain = _policyeval(pytester, "merge", "plain.json")
+    assert plain.ret == 2
+    plain.stderr.fnmatch_lines(["*plain.json: not a shard's results*"])
+
+
+def test_shard_options_are_checked(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path, SUITE)
+    alone = pytester.runpytest("--policy-uri", "random://", "--shard-id", "0")
+    assert alone.ret == pytest.ExitCode.USAGE_ERROR
+    alone.stderr.fnmatch_lines(["*--shard-id and --num-shards go together*"])
+    beyond = pytester.runpytest("--policy-uri", "random://", "--shard-id", "2", "--num-shards", "2")
+    assert beyond.ret == pytest.ExitCode.USAGE_ERROR
+    beyond.stderr.fnmatch_lines(["*--shard-id 2 is not below --num-shards 2*"])
+
+
+def test_shards_balance_estimated_cost() -> None:
+    from pytest_policyeval.collection.sharding import Shard, assign, select
+
+    costs = {"a": 100.0, "b": 60.0, "c": 50.0, "d": 10.0}
+    placement = assign(costs, 2)
+    assert placement == {"a": 0, "b": 1, "c": 1, "d": 0}  # loads 110 and 110
+    assert assign(costs, 2) == assign(dict(reversed(costs.items())), 2)  # order-independent
+    assert select(["a", None, "b"], costs, Shard(0, 2)) == [True, True, False]
+    with pytest.raises(ValueError, match="need 0 <= shard id"):
+        Shard(3, 2)

@@ -56,6 +56,20 @@ def make_task_test(task: Task, uri: str, label: str, order: tuple[int, int, int]
 class TaskItem(pytest.Function):
     """One task for one policy. Reports name the suite file and the task, not this module."""
 
+    task: Task  # as written in the suite (command-line overrides are applied when it runs)
+
+    @property
+    def task_id(self) -> str:
+        """The task's identity across runs and machines: suite file and task name."""
+        return f"{self.path.relative_to(self.config.rootpath).as_posix()}::{self.task.name}"
+
+    def cost(self) -> float:
+        """A rough estimate of the work, for balancing shards: episodes x steps x agents."""
+        from pytest_policyeval.envs.gridmap import read_map
+
+        settings = session_of(self.config).resolve(self.task).settings
+        return settings.num_episodes * settings.max_steps * read_map(self.task.map_path).num_agents
+
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, self.name
 
@@ -76,11 +90,13 @@ class SuiteFile(pytest.File):
         for task_index, task in enumerate(suite.tasks):
             for policy_index, (uri, label) in enumerate(zip(uris, labels, strict=True)):
                 order = (self.suite_index, task_index, policy_index)
-                yield TaskItem.from_parent(
+                item = TaskItem.from_parent(
                     self,
                     name=f"{task.name}[{label}]",
                     callobj=make_task_test(task, uri, label, order),
                 )
+                item.task = task
+                yield item
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:
         if isinstance(excinfo.value, SuiteError):

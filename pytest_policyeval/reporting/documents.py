@@ -47,6 +47,7 @@ def suite_names(results: Sequence[TaskResult]) -> list[str]:
 def _task_detail(result: TaskResult) -> dict[str, Any]:
     return {
         "suite": result.suite,
+        "order": list(result.order),
         "category": result.category,
         "score": _finite(result.score),
         "ci_low": _finite(result.ci_low),
@@ -102,6 +103,7 @@ def evaluator_json(results: Sequence[TaskResult], run: dict[str, Any]) -> dict[s
                         "name": group[0].policy_label,
                         "uri": uri,
                         "digest": info.get("digest"),
+                        "policy_info": info,
                         "metrics": policy_metrics(group),
                         "replay_url": first_replay,
                     }
@@ -149,3 +151,46 @@ def dump_json(document: dict[str, Any]) -> str:
 
 def dump_yaml(document: dict[str, Any]) -> str:
     return yaml.safe_dump(document, sort_keys=False)
+
+
+def _number(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def results_from_evaluator_json(document: dict[str, Any]) -> list[TaskResult]:
+    """The task results an `evaluator_json` document holds (the inverse of writing it)."""
+    results = []
+    for policy in document.get("policies", []):
+        for checkpoint in policy["checkpoints"]:
+            for task, detail in checkpoint["metrics"]["tasks"].items():
+                results.append(
+                    TaskResult(
+                        suite=detail["suite"],
+                        task=task,
+                        policy_uri=policy["policy_uri"],
+                        policy_label=checkpoint["name"],
+                        order=tuple(detail["order"]),
+                        threshold=detail["threshold"],
+                        higher_is_better=detail["higher_is_better"],
+                        gate=detail["gate"],
+                        num_episodes=detail["num_episodes"],
+                        seed=detail["seed"],
+                        score=_number(detail["score"]),
+                        ci_low=_number(detail["ci_low"]),
+                        ci_high=_number(detail["ci_high"]),
+                        passed=detail["passed"],
+                        seeds=detail["seeds"],
+                        episode_scores=detail["episode_scores"],
+                        episode_rewards=detail["episode_rewards"],
+                        episode_steps=detail["episode_steps"],
+                        wall_time_s=detail["wall_time_s"],
+                        agent_steps=detail["agent_steps"],
+                        policy=checkpoint.get("policy_info") or {},
+                        policy_agents_pct=detail["policy_agents_pct"],
+                        npc_policy_uri=detail["npc_policy_uri"],
+                        replay_urls=detail.get("replay_urls", []),
+                        error=detail["error"],
+                        traceback=detail["traceback"],
+                    )
+                )
+    return results

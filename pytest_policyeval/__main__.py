@@ -1,0 +1,7 @@
+"""`python -m pytest_policyeval ...` is the `policyeval` command."""
+
+import sys
+
+from pytest_policyeval.cli import main
+
+sys.exit(main())

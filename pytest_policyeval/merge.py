@@ -1,0 +1,93 @@
+"""Merging the results of a split run (`--shard-id I --num-shards N`) into the single run's result.
+
+Each shard's results JSON names its shard. The merge checks that every shard of the split is
+there exactly once and that no task was run twice, then scores and gates every task again from
+its per-episode rewards, exactly as one run would, and writes the same files one run writes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_policyeval.reporting.documents import results_from_evaluator_json
+from pytest_policyeval.results import TaskResult
+from pytest_policyeval.scoring import Gate, score_task
+
+
+class MergeError(Exception):
+    """The shard files do not make one complete run."""
+
+
+@dataclass
+class Merged:
+    results: list[TaskResult]
+    run: dict[str, Any]  # run info (device, versions, git) as the shards recorded it
+
+
+def read_shard(path: Path) -> dict[str, Any]:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise MergeError(f"{path}: cannot read as JSON: {exc}") from None
+    shard = document.get("shard") if isinstance(document, dict) else None
+    if not isinstance(shard, dict) or not {"id", "count"} <= set(shard):
+        raise MergeError(
+            f"{path}: not a shard's results (no 'shard' entry; run with --shard-id/--num-shards)"
+        )
+    return document
+
+
+def regate(result: TaskResult) -> TaskResult:
+    """Score and gate a task from its per-episode rewards, as the run that produced them did."""
+    if result.episode_rewards:
+        score = score_task(
+            result.episode_rewards, Gate(result.threshold, result.higher_is_better, result.gate)
+        )
+        result.score = score.score
+        result.ci_low, result.ci_high = score.interval
+        result.passed = score.passed
+    return result
+
+
+def merge_shards(paths: Sequence[Path]) -> Merged:
+    if not paths:
+        raise MergeError("no shard files given")
+    documents = [(Path(path), read_shard(Path(path))) for path in paths]
+    counts = {doc["shard"]["count"] for _, doc in documents}
+    if len(counts) != 1:
+        raise MergeError(f"the files come from splits into different numbers of shards: {sorted(counts)}")
+    (count,) = counts
+    seen: dict[int, Path] = {}
+    for path, doc in documents:
+        shard_id = doc["shard"]["id"]
+        if shard_id in seen:
+            raise MergeError(f"shard {shard_id} is given twice: {seen[shard_id]} and {path}")
+        seen[shard_id] = path
+    missing = sorted(set(range(count)) - set(seen))
+    if missing:
+        raise MergeError(f"shards {missing} of {count} are missing; their tasks would be lost")
+    shas = {doc.get("git_sha") for _, doc in documents}
+    if len(shas) > 1:
+        raise MergeError(f"the shards ran different commits: {sorted(map(str, shas))}")
+
+    results: list[TaskResult] = []
+    owner: dict[tuple[str, str, str], Path] = {}
+    for path, doc in sorted(documents, key=lambda item: item[1]["shard"]["id"]):
+        for result in results_from_evaluator_json(doc):
+            key = (result.suite, result.task, result.policy_uri)
+            if key in owner:
+                raise MergeError(f"{result.task} [{result.policy_label}] is in both {owner[key]} and {path}")
+            owner[key] = path
+            results.append(regate(result))
+    first = next(doc for _, doc in documents if doc["shard"]["id"] == 0)
+    run = {
+        key: first.get(key)
+        for key in ("device", "seed_override", "num_episodes_override", "git_sha", "versions")
+    }
+    run["shard"] = None
+    run["merged_shards"] = count
+    return Merged(results=sorted(results, key=lambda r: r.order), run=run)
