@@ -272,6 +272,7 @@ def pytest_configure(config: pytest.Config) -> None:
         # Files named on the command line are suites wherever they live.
         explicit_paths=frozenset((base / arg.split("::", 1)[0]).resolve() for arg in config.args),
         rootpath=config.rootpath,
+        worker_count=int(getattr(config, "workerinput", {}).get("workercount", 1)),
     )
     config.stash[SESSION_KEY] = session
     # The session's own hooks (gathering results, writing files, the summary) run as a plugin.
@@ -316,6 +317,22 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         )
     if eval_session.options.shard is not None:
         _keep_shard(config, items, *eval_session.options.shard)
+    if hasattr(config, "workerinput"):
+        _longest_first(items)
+
+
+def _longest_first(items: list) -> None:
+    """Under xdist, hand out the longest tasks first so that no worker is left with one at the end.
+
+    Every worker sorts the same way (cost, then node id), so xdist sees identical collections.
+    Only the order of running changes: results and files keep the suites' order.
+    """
+    from pytest_policyeval.collection.items import TaskItem
+
+    def key(item: pytest.Item) -> tuple[float, str]:
+        return (-item.cost() if isinstance(item, TaskItem) else 0.0, item.nodeid)
+
+    items.sort(key=key)
 
 
 def _keep_shard(config: pytest.Config, items: list, shard_id: int, num_shards: int) -> None:
