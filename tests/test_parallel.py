@@ -171,3 +171,28 @@ def test_shards_balance_estimated_cost() -> None:
     assert select(["a", None, "b"], costs, Shard(0, 2)) == [True, True, False]
     with pytest.raises(ValueError, match="need 0 <= shard id"):
         Shard(3, 2)
+
+
+def test_xdist_workers_share_the_cores_between_their_torch_pools(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from helpers import make_checkpoint
+
+    write_suite(pytester.path, SUITE)
+    make_checkpoint(pytester.path / "p.pt")
+    pytester.makeconftest(
+        """
+        import os, sys
+        def pytest_sessionfinish(session):
+            worker = getattr(session.config, "workerinput", {}).get("workerid")
+            if worker and "torch" in sys.modules:
+                with open(f"threads-{worker}.txt", "w") as out:
+                    out.write(str(sys.modules["torch"].get_num_threads()))
+        """
+    )
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # an explicit setting is left alone
+    pytester.runpytest_subprocess("-p", "no:importnb", "suites/mini.yaml", "--policy-uri", "p.pt", "-n", "2")
+    threads = sorted(int(path.read_text()) for path in pytester.path.glob("threads-gw*.txt"))
+    assert threads == [max(1, (os.cpu_count() or 1) // 2)] * 2
