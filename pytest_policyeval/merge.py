@@ -77,7 +77,11 @@ def merge_shards(paths: Sequence[Path]) -> Merged:
     results: list[TaskResult] = []
     owner: dict[tuple[str, str, str], Path] = {}
     for path, doc in sorted(documents, key=lambda item: item[1]["shard"]["id"]):
-        for result in results_from_evaluator_json(doc):
+        try:
+            shard_results = results_from_evaluator_json(doc)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MergeError(f"{path}: malformed results ({type(exc).__name__}: {exc})") from None
+        for result in shard_results:
             key = (result.suite, result.task, result.policy_uri)
             if key in owner:
                 raise MergeError(f"{result.task} [{result.policy_label}] is in both {owner[key]} and {path}")

@@ -15,15 +15,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from pytest_policyeval.reporting.browser import CHROMIUM, launch
 
 
 def main() -> None:
@@ -34,11 +26,11 @@ def main() -> None:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--task", default="", help="text of the result row whose replay to show")
     parser.add_argument("--seconds", type=float, default=3.0, help="how long the replay plays first")
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--chromium", default=CHROMIUM)
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
+        browser = launch(playwright, args.chromium)
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.goto(args.report.resolve().as_uri())
         page.click("#show_all_details")

@@ -109,3 +109,16 @@ def films_of(test: dict) -> list[dict]:
         if extra["format_type"] == "html"
         for film in re.findall(r'data-film="([^"]+)"', extra["content"])
     ]
+
+
+def task_details(path: Path) -> dict[tuple[str, str], dict]:
+    """Per-task detail of a results JSON (evaluator shape), keyed by (task, policy label)."""
+    import json
+
+    document = json.loads(path.read_text())
+    return {
+        (task, checkpoint["name"]): detail
+        for policy in document["policies"]
+        for checkpoint in policy["checkpoints"]
+        for task, detail in checkpoint["metrics"]["tasks"].items()
+    }

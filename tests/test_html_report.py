@@ -6,7 +6,7 @@ import json
 import re
 
 import pytest
-from helpers import films_of, read_html_report, write_suite
+from helpers import films_of, read_html_report, task_details, write_suite
 
 pytest.importorskip("pytest_html")
 
@@ -30,23 +30,13 @@ REPORT_ARGS = (
 )
 
 
-def _tasks_json(path) -> dict:
-    document = json.loads(path.read_text())
-    return {
-        (task, checkpoint["name"]): detail
-        for policy in document["policies"]
-        for checkpoint in policy["checkpoints"]
-        for task, detail in checkpoint["metrics"]["tasks"].items()
-    }
-
-
 @pytest.fixture
 def report(pytester: pytest.Pytester) -> tuple[dict, dict, str]:
     write_suite(pytester.path, SUITE)
     result = pytester.runpytest(*REPORT_ARGS, "--replay-episodes", "2")
     result.assert_outcomes(passed=2, failed=1)
     path = pytester.path / "report.html"
-    return read_html_report(path), _tasks_json(pytester.path / "r.json"), path.read_text()
+    return read_html_report(path), task_details(pytester.path / "r.json"), path.read_text()
 
 
 def test_each_task_row_shows_policy_score_interval_threshold_and_episodes(report) -> None:
@@ -174,4 +164,4 @@ def test_without_pytest_html_the_plugin_runs_and_loads_no_report_code(pytester: 
     )  # fmt: skip
     result.assert_outcomes(passed=2, failed=1)
     assert (pytester.path / "loaded.txt").read_text() == ""
-    assert len(_tasks_json(pytester.path / "r.json")) == 3
+    assert len(task_details(pytester.path / "r.json")) == 3

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import write_suite
+from helpers import task_details, write_suite
 
 SUITE = """
 name: par
@@ -25,16 +25,6 @@ def pytest_runtest_call(item):
     if os.environ.get("KILL_TASK") and os.environ["KILL_TASK"] in item.nodeid:
         os.kill(os.getpid(), signal.SIGKILL)
 """
-
-
-def _tasks(path: Path) -> dict:
-    document = json.loads(path.read_text())
-    return {
-        task: detail
-        for policy in document["policies"]
-        for checkpoint in policy["checkpoints"]
-        for task, detail in checkpoint["metrics"]["tasks"].items()
-    }
 
 
 def test_a_killed_worker_loses_only_its_task(
@@ -61,7 +51,8 @@ def test_a_killed_worker_loses_only_its_task(
     )
     killed.assert_outcomes(passed=2, failed=2)
     killed.stdout.fnmatch_lines(["*crashed while running*nav/easy2*", "*nav/easy2*ERROR*"])
-    reference, survivors = _tasks(pytester.path / "s.json"), _tasks(pytester.path / "k.json")
+    reference = {task: d for (task, _), d in task_details(pytester.path / "s.json").items()}
+    survivors = {task: d for (task, _), d in task_details(pytester.path / "k.json").items()}
     assert sorted(survivors) == sorted(reference)
     for task in ("nav/easy", "nav/hard", "other/easy"):
         keys = ("episode_rewards", "score", "passed")
@@ -85,7 +76,7 @@ def _outcomes(path: Path) -> dict:
         "error",
         "order",
     )
-    return {task: {k: detail[k] for k in keys} for task, detail in _tasks(path).items()}
+    return {key: {k: detail[k] for k in keys} for key, detail in task_details(path).items()}
 
 
 def _policyeval(pytester: pytest.Pytester, *args: str):
@@ -104,7 +95,7 @@ def test_serial_xdist_and_two_shards_merged_agree(pytester: pytest.Pytester) -> 
         result = pytester.runpytest_subprocess(
             *base, "--shard-id", str(shard), "--num-shards", "2", "--eval-json", f"shard{shard}.json"
         )
-        shard_tasks.append(set(_tasks(pytester.path / f"shard{shard}.json")))
+        shard_tasks.append({task for task, _ in task_details(pytester.path / f"shard{shard}.json")})
         assert json.loads((pytester.path / f"shard{shard}.json").read_text())["shard"] == {
             "id": shard,
             "count": 2,

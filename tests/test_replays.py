@@ -7,7 +7,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from helpers import write_suite
+from helpers import task_details, write_suite
 
 from pytest_policyeval.collection.suite import load_suite
 from pytest_policyeval.envs.mettagrid_replay import (
@@ -39,7 +39,7 @@ def _tasks(tmp_path: Path, body: str, maps: dict[str, str] | None = None) -> dic
 
 
 def _tasks_json(path: Path) -> dict:
-    return json.loads(path.read_text())["policies"][0]["checkpoints"][0]["metrics"]["tasks"]
+    return {task: detail for (task, _), detail in task_details(path).items()}
 
 
 def test_save_replays_writes_mettagrid_files_for_the_chosen_episodes(pytester: pytest.Pytester) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -17,19 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from pytest_policyeval.reporting.browser import CHROMIUM, launch
+
 pytest.importorskip("pytest_html")
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-# As the machine's notes say: no sandbox as root, and no background connections to a closed network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 MAIL_SIZE = 2_000_000  # bytes: well under common attachment limits
 TEAM_RED = (214, 69, 61)  # the player's first team colour, #d6453d
 THRESHOLD_RED = (198, 40, 40)  # the plot's threshold line, #c62828
@@ -71,7 +61,7 @@ def browser():
     except ImportError:
         _need(False, "the playwright package is not installed (pip install -e '.[dev]')")
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        launched = launch(playwright)
         yield launched
         launched.close()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 import yaml
@@ -159,38 +160,20 @@ def _number(value: Any) -> float:
 
 def results_from_evaluator_json(document: dict[str, Any]) -> list[TaskResult]:
     """The task results an `evaluator_json` document holds (the inverse of writing it)."""
+    names = {f.name for f in fields(TaskResult)}
     results = []
     for policy in document.get("policies", []):
         for checkpoint in policy["checkpoints"]:
             for task, detail in checkpoint["metrics"]["tasks"].items():
-                results.append(
-                    TaskResult(
-                        suite=detail["suite"],
-                        task=task,
-                        policy_uri=policy["policy_uri"],
-                        policy_label=checkpoint["name"],
-                        order=tuple(detail["order"]),
-                        threshold=detail["threshold"],
-                        higher_is_better=detail["higher_is_better"],
-                        gate=detail["gate"],
-                        num_episodes=detail["num_episodes"],
-                        seed=detail["seed"],
-                        score=_number(detail["score"]),
-                        ci_low=_number(detail["ci_low"]),
-                        ci_high=_number(detail["ci_high"]),
-                        passed=detail["passed"],
-                        seeds=detail["seeds"],
-                        episode_scores=detail["episode_scores"],
-                        episode_rewards=detail["episode_rewards"],
-                        episode_steps=detail["episode_steps"],
-                        wall_time_s=detail["wall_time_s"],
-                        agent_steps=detail["agent_steps"],
-                        policy=checkpoint.get("policy_info") or {},
-                        policy_agents_pct=detail["policy_agents_pct"],
-                        npc_policy_uri=detail["npc_policy_uri"],
-                        replay_urls=detail.get("replay_urls", []),
-                        error=detail["error"],
-                        traceback=detail["traceback"],
-                    )
-                )
+                # Fields stored under their own names come back as they are; the rest are rebuilt.
+                stored = {key: value for key, value in detail.items() if key in names}
+                rebuilt = {
+                    **{key: _number(detail[key]) for key in ("score", "ci_low", "ci_high")},
+                    "task": task,
+                    "policy_uri": policy["policy_uri"],
+                    "policy_label": checkpoint["name"],
+                    "order": tuple(detail["order"]),
+                    "policy": checkpoint.get("policy_info") or {},
+                }
+                results.append(TaskResult(**{**stored, **rebuilt}))
     return results
