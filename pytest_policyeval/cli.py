@@ -19,8 +19,8 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def _merge(args: argparse.Namespace) -> int:
+    from pytest_policyeval.atomic import write_text_atomic
     from pytest_policyeval.merge import MergeError, merge_shards
-    from pytest_policyeval.reporting.atomic import write_text_atomic
     from pytest_policyeval.reporting.documents import dump_json, dump_yaml, evaluation_yaml, evaluator_json
     from pytest_policyeval.reporting.terminal import summary_lines
 

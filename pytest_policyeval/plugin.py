@@ -82,7 +82,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         dest="policyeval_policy_uris",
         metavar="URI",
-        help="policy to evaluate (repeatable): random://, file://PATH or a path to a checkpoint",
+        help="policy to evaluate (repeatable): random://, scripted://NAME, file://PATH or a path, "
+        "pytorch://PATH (a Metta state dict), http(s)://URL",
+    )
+    group.addoption(
+        "--data-dir",
+        default=None,
+        dest="policyeval_data_dir",
+        metavar="DIR",
+        help="cache of downloaded policies, reused by later and offline runs (default: "
+        "$POLICYEVAL_DATA_DIR, else the user cache dir; ini: policyeval_data_dir)",
     )
     group.addoption(
         "--num-episodes",
@@ -187,6 +196,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "policyeval_pytorch_config", default="", help="architecture config of pytorch:// checkpoints"
     )
+    parser.addini("policyeval_data_dir", default="", help="cache of downloaded policies")
     parser.addini("policyeval_num_episodes", default="", help="episodes per task")
     parser.addini("policyeval_seed", default="", help="base seed of every episode")
     parser.addini("policyeval_device", default="", help="torch device: cpu, cuda, cuda:N")
@@ -250,6 +260,7 @@ def _options(config: pytest.Config) -> Any:
         replay_episodes=1 if replay_episodes is None else replay_episodes,
         report_replays=_writes_html_report(config),
         shard=(shard_id, num_shards) if num_shards is not None else None,
+        data_dir=pick("policyeval_data_dir", lambda text: (ini_dir / Path(text).expanduser()).resolve()),
     )
 
 
@@ -273,6 +284,7 @@ def pytest_configure(config: pytest.Config) -> None:
         explicit_paths=frozenset((base / arg.split("::", 1)[0]).resolve() for arg in config.args),
         rootpath=config.rootpath,
         worker_count=int(getattr(config, "workerinput", {}).get("workercount", 1)),
+        shared_tmp=lambda: _shared_tmp(config),
     )
     config.stash[SESSION_KEY] = session
     # The session's own hooks (gathering results, writing files, the summary) run as a plugin.
@@ -281,6 +293,12 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_policyeval.reporting.html import HtmlReport
 
         config.pluginmanager.register(HtmlReport(session), "policyeval-html")
+
+
+def _shared_tmp(config: pytest.Config) -> Path:
+    """pytest's base temp dir of this run; xdist workers each get a child of the shared one."""
+    basetemp = config._tmp_path_factory.getbasetemp()  # the tmp_path_factory fixture's factory
+    return basetemp.parent if hasattr(config, "workerinput") else basetemp
 
 
 def _writes_html_report(config: pytest.Config) -> bool:

@@ -11,6 +11,7 @@ import math
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,6 +41,7 @@ class EvalOptions:
     replay_episodes: int = 1  # episodes recorded per task when replays are wanted
     report_replays: bool = False  # an HTML report is being written: record for its player
     shard: tuple[int, int] | None = None  # (shard id, number of shards) of a split run
+    data_dir: Path | None = None  # cache of downloaded policies (None: the default cache)
 
     @property
     def recorded_episodes(self) -> int:
@@ -53,6 +55,7 @@ class EvalSession:
     explicit_paths: frozenset[Path] = frozenset()
     rootpath: Path = Path()
     worker_count: int = 1  # processes evaluating side by side (xdist workers), sharing the cores
+    shared_tmp: Callable[[], Path] | None = None  # a temp dir all of this run's processes share
     results: list[TaskResult] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     suites_without_policy: list[Path] = field(default_factory=list)
@@ -74,7 +77,12 @@ class EvalSession:
         key = (uri, config)
         if key not in self._policies:
             try:
-                self._policies[key] = load_policy(uri, LoadOptions(pytorch_config=config))
+                options = LoadOptions(
+                    pytorch_config=config,
+                    data_dir=self.options.data_dir,
+                    run_dir=self.shared_tmp() if self.shared_tmp else None,
+                )
+                self._policies[key] = load_policy(uri, options)
             except PolicyLoadError as exc:
                 self._policies[key] = exc
             self._share_cores()
@@ -181,8 +189,8 @@ class EvalSession:
 
     def _keep_replays(self, result: TaskResult, rollout: Rollout) -> list[Film]:
         """Save the recorded episodes as replay files and/or films for the HTML report."""
+        from pytest_policyeval.atomic import write_bytes_atomic
         from pytest_policyeval.envs.mettagrid_replay import encode_replay_file, film_from_replay
-        from pytest_policyeval.reporting.atomic import write_bytes_atomic
         from pytest_policyeval.reporting.replays import replay_path, replay_url
 
         films = []
@@ -217,7 +225,7 @@ class EvalSession:
         }
 
     def write_files(self) -> None:
-        from pytest_policyeval.reporting.atomic import write_text_atomic
+        from pytest_policyeval.atomic import write_text_atomic
         from pytest_policyeval.reporting.documents import (
             dump_json,
             dump_yaml,

@@ -19,3 +19,12 @@ import pytest_policyeval.policies.torch_policy  # noqa: F401
 @pytest.fixture
 def mini_suite(pytester: pytest.Pytester) -> Path:
     return write_suite(pytester.path, MINI_SUITE)
+
+
+@pytest.fixture
+def http_server():
+    from servers import FileServer
+
+    server = FileServer()
+    yield server
+    server.close()

@@ -30,14 +30,18 @@ class Actor(ABC):
 
 
 class Policy(ABC):
-    """A loaded policy. Loading happens once per process; `actor` is cheap and per task."""
+    """A loaded policy. Loading happens once per process; `actor` is cheap and per task.
+
+    `info` holds facts for the result files (kind, digest, architecture, where it was fetched
+    from); subclasses fill it when they load.
+    """
 
     uri: str
     name: str
+    info: dict[str, Any]
 
     @abstractmethod
     def actor(self, env: EnvSpec, device: str = "cpu") -> Actor: ...
 
     def describe(self) -> dict[str, Any]:
-        """Facts about the policy for result files (kind, digest, architecture...)."""
-        return {"uri": self.uri, "name": self.name}
+        return {"uri": self.uri, "name": self.name, **self.info}

@@ -78,6 +78,18 @@ def file_digest(path: Path) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def is_policyeval_checkpoint(path: Path) -> bool:
+    """Whether a torch file is in this format, by reading its pickle's bytes (nothing is run)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            pickles = [name for name in archive.namelist() if name.endswith("/data.pkl")]
+            return bool(pickles) and FORMAT.encode() in archive.read(pickles[0])
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def _require(raw: dict[str, Any], key: str, kind: type | tuple[type, ...], path: Path) -> Any:
     if key not in raw:
         raise PolicyLoadError(f"{path}: checkpoint has no '{key}'")

@@ -26,9 +26,7 @@ class RandomPolicy(Policy):
     def __init__(self, uri: str = "random://"):
         self.uri = uri
         self.name = "random"
+        self.info = {"kind": "random"}
 
     def actor(self, env: EnvSpec, device: str = "cpu") -> Actor:
         return RandomActor(len(env.action_names))
-
-    def describe(self) -> dict:
-        return {"uri": self.uri, "name": self.name, "kind": "random"}

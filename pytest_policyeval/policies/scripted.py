@@ -185,9 +185,7 @@ class ScriptedPolicy(Policy):
         self.uri = uri
         self.name = name
         self._actor_class = ACTORS[name]
+        self.info = {"kind": "scripted"}
 
     def actor(self, env: EnvSpec, device: str = "cpu") -> Actor:
         return self._actor_class(env)
-
-    def describe(self) -> dict:
-        return {"uri": self.uri, "name": self.name, "kind": "scripted"}

@@ -137,9 +137,6 @@ class TorchPolicy(Policy):
     def actor(self, env: EnvSpec, device: str = "cpu") -> Actor:
         return TorchActor(self, env, torch_device(device))
 
-    def describe(self) -> dict[str, Any]:
-        return {"uri": self.uri, "name": self.name, **self.info}
-
 
 def policy_from_checkpoint(checkpoint: Checkpoint, uri: str, name: str, source: str) -> TorchPolicy:
     try:

@@ -5,15 +5,20 @@
     scripted://tagger    a hand-written laser_tag player
     file://PATH, PATH    a pytest-policyeval checkpoint (.pt)
     pytorch://PATH       a Metta external checkpoint (a bare state dict; see policies/metta/)
+    http(s)://...        either kind of checkpoint, downloaded (see policies/sources/)
 
 Loaders import torch lazily, so resolving `random://` or importing this module stays light.
+Other packages add schemes through the `pytest_policyeval.schemes` entry point group (a
+`Loader`), or a remote store through `pytest_policyeval.sources` (a `Source`); a conftest.py
+can call `register_scheme`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.metadata import entry_points
+from pathlib import Path, PurePosixPath
 
 from pytest_policyeval.policies.base import Policy, PolicyLoadError
 
@@ -23,6 +28,8 @@ class LoadOptions:
     """What a loader may need besides the URI."""
 
     pytorch_config: Path | None = None  # architecture config for pytorch:// checkpoints
+    data_dir: Path | None = None  # the download cache for remote policies (default: user cache)
+    run_dir: Path | None = None  # shared by a run's processes, so each remote URI is fetched once
 
 
 Loader = Callable[[str, str, LoadOptions], Policy]  # (full uri, rest after "scheme://", options)
@@ -68,14 +75,64 @@ def _load_pytorch(uri: str, rest: str, options: LoadOptions) -> Policy:
     return load_pytorch_policy(uri, path, name=policy_label(uri), config_path=options.pytorch_config)
 
 
+def load_local_checkpoint(uri: str, path: Path, options: LoadOptions) -> Policy:
+    """A downloaded file of either format: the project's checkpoint, else a Metta state dict."""
+    from pytest_policyeval.policies.checkpoint import is_policyeval_checkpoint
+
+    if is_policyeval_checkpoint(path):
+        from pytest_policyeval.policies.torch_policy import load_file_policy
+
+        return load_file_policy(uri, path, name=policy_label(uri))
+    from pytest_policyeval.policies.metta.policy import load_pytorch_policy
+
+    return load_pytorch_policy(uri, path, name=policy_label(uri), config_path=options.pytorch_config)
+
+
+def _load_remote(uri: str, rest: str, options: LoadOptions) -> Policy:
+    from pytest_policyeval.policies.sources import source_for
+    from pytest_policyeval.policies.sources.cache import DataCache, default_data_dir, fetch_once
+
+    scheme = split_uri(uri)[0]
+    source = source_for(scheme)
+    assert source is not None, scheme  # only schemes with a source are routed here
+    cache = DataCache(options.data_dir or default_data_dir())
+    fetched = fetch_once(uri, scheme, source, cache, options.run_dir)
+    policy = load_local_checkpoint(uri, fetched.path, options)
+    policy.info["source"] = fetched.describe()
+    return policy
+
+
 SCHEMES: dict[str, Loader] = {
     "random": _load_random,
     "scripted": _load_scripted,
     "file": _load_file,
     "pytorch": _load_pytorch,
 }
+ENTRY_POINT_GROUP = "pytest_policyeval.schemes"
 # Schemes whose rest is a path: their label is the file's stem.
 PATH_SCHEMES = {"file", "pytorch"}
+
+
+def register_scheme(scheme: str, loader: Loader) -> None:
+    """Add a scheme for this process (from a conftest.py, say); xdist workers import it too."""
+    SCHEMES[scheme.lower()] = loader
+
+
+def loader_for(scheme: str) -> Loader | None:
+    if scheme in SCHEMES:
+        return SCHEMES[scheme]
+    for entry in entry_points(group=ENTRY_POINT_GROUP, name=scheme):
+        return entry.load()
+    from pytest_policyeval.policies.sources import source_schemes
+
+    return _load_remote if scheme in source_schemes() else None
+
+
+def known_schemes() -> list[str]:
+    from pytest_policyeval.policies.sources import source_schemes
+
+    plugins = {entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)}
+    return sorted(set(SCHEMES) | plugins | source_schemes())
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -90,18 +147,24 @@ def split_uri(uri: str) -> tuple[str, str]:
 
 def load_policy(uri: str, options: LoadOptions | None = None) -> Policy:
     scheme, rest = split_uri(uri)
-    loader = SCHEMES.get(scheme)
+    loader = loader_for(scheme)
     if loader is None:
-        raise PolicyLoadError(f"{uri}: unknown policy URI scheme '{scheme}://'; known: {sorted(SCHEMES)}")
+        raise PolicyLoadError(f"{uri}: unknown policy URI scheme '{scheme}://'; known: {known_schemes()}")
     return loader(uri, rest, options or LoadOptions())
 
 
 def policy_label(uri: str) -> str:
-    """A short, readable name for test ids: the file stem, or the scheme for built-ins."""
+    """A short, readable name for test ids: the file stem, or the name for built-ins.
+
+    random:// -> random, scripted://navigator -> navigator, file://ckpts/nav.pt -> nav,
+    https://host/models/nav.pt?x=1 -> nav, wandb://team/proj/model/nav:v3 -> nav:v3.
+    """
     scheme, rest = split_uri(uri)
-    if scheme not in PATH_SCHEMES:  # built-ins: random:// -> random, scripted://navigator -> navigator
+    if scheme in ("random", "scripted"):
         return rest.strip("/") or scheme
-    stem = Path(rest.rstrip("/")).name
+    if scheme not in PATH_SCHEMES:  # a remote or plugin scheme: the last segment of its path
+        rest = rest.split("?", 1)[0].split("#", 1)[0]
+    stem = PurePosixPath(rest.rstrip("/")).name
     for suffix in (".pt", ".pth", ".ckpt"):
         if stem.endswith(suffix):
             stem = stem[: -len(suffix)]

@@ -110,9 +110,6 @@ class MettaPolicy(Policy):
     def actor(self, env: EnvSpec, device: str = "cpu") -> Actor:
         return MettaActor(self, env, torch_device(device))
 
-    def describe(self) -> dict[str, Any]:
-        return {"uri": self.uri, "name": self.name, **self.info}
-
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:

@@ -1,0 +1,69 @@
+"""http:// and https:// policies, with the standard library's client.
+
+A cached copy is revalidated with its ETag / Last-Modified (a 304 costs no download); when the
+server cannot be reached, the cached copy is used and the results say so (`offline: true`).
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+from urllib.parse import urlsplit
+
+from pytest_policyeval.policies.sources import Fetched, FetchError
+from pytest_policyeval.policies.sources.cache import DataCache, blob_digest
+
+TIMEOUT_S = 60
+CHUNK = 1 << 20
+
+
+def _chunks(response: BinaryIO) -> Iterator[bytes]:
+    while chunk := response.read(CHUNK):
+        yield chunk
+
+
+def file_name(uri: str) -> str:
+    return PurePosixPath(urlsplit(uri).path).name or "policy.pt"
+
+
+def _cached(uri: str, ref: dict, offline: bool) -> Fetched:
+    return Fetched(uri, Path(ref["path"]), ref["digest"], ref.get("version"), cached=True, offline=offline)
+
+
+class HttpSource:
+    scheme = "http"
+
+    def fetch(self, uri: str, cache: DataCache) -> Fetched:
+        ref = cache.ref(self.scheme, uri)
+        request = urllib.request.Request(uri, headers={"User-Agent": "pytest-policyeval"})
+        if ref and ref.get("etag"):
+            request.add_header("If-None-Match", ref["etag"])
+        if ref and ref.get("last_modified"):
+            request.add_header("If-Modified-Since", ref["last_modified"])
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+                expected = response.headers.get("Content-Length")
+
+                def complete(path: Path) -> None:
+                    if expected is not None and path.stat().st_size != int(expected):
+                        raise FetchError(
+                            f"{uri}: download cut short ({path.stat().st_size} of {expected} bytes)"
+                        )
+
+                path = cache.store(_chunks(response), file_name(uri), check=complete)
+                etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
+        except urllib.error.HTTPError as exc:
+            if exc.code == 304 and ref:
+                return _cached(uri, ref, offline=False)
+            raise FetchError(f"{uri}: the server answered HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if ref:
+                return _cached(uri, ref, offline=True)
+            raise FetchError(f"{uri}: cannot download ({reason}) and there is no cached copy") from None
+        fetched = Fetched(uri, path, blob_digest(path), etag)
+        cache.set_ref(self.scheme, uri, fetched, etag=etag, last_modified=modified)
+        return fetched

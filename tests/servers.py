@@ -1,0 +1,54 @@
+"""Real servers on loopback for the tests: an HTTP file server that logs what it was asked."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FileServer:
+    """Serves `files` (path -> bytes) with ETags, answers 304 to a matching If-None-Match, 404 to
+    anything else; `cut_short` paths announce their full length but send half. `log` holds
+    (method, path, status) for every request, from any process."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.cut_short: set[str] = set()
+        self.log: list[tuple[str, str, int]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = server.files.get(self.path)
+                if body is None:
+                    return self._answer(404)
+                etag = '"' + hashlib.md5(body).hexdigest() + '"'
+                if self.headers.get("If-None-Match") == etag:
+                    return self._answer(304, etag=etag)
+                sent = body[: len(body) // 2] if self.path in server.cut_short else body
+                self._answer(200, etag=etag, length=len(body), body=sent)
+
+            def _answer(self, status: int, etag: str = "", length: int = 0, body: bytes = b"") -> None:
+                server.log.append((self.command, self.path, status))
+                self.send_response(status)
+                if etag:
+                    self.send_header("ETag", etag)
+                self.send_header("Content-Length", str(length))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:  # keep the test output clean
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+
+    def downloads(self, path: str) -> int:
+        return sum(1 for method, p, status in self.log if p == path and status == 200)
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()

@@ -1,0 +1,205 @@
+"""Remote policies: http(s):// through a real server on loopback, the download cache, schemes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from helpers import MINI_SUITE, make_checkpoint, task_details, write_suite
+from servers import FileServer
+
+from pytest_policyeval.policies import LoadOptions, PolicyLoadError, load_policy, policy_label
+
+# Four tasks, so that both of two xdist workers evaluate (and load) the policy.
+FOUR_TASKS = """
+name: fetch
+seed: 5
+defaults: {num_episodes: 2, max_steps: 10}
+tasks:
+  - {name: nav/a, map: maps/easy.map}
+  - {name: nav/b, map: maps/easy.map}
+  - {name: nav/c, map: maps/hard.map}
+  - {name: nav/d, map: maps/hard.map}
+"""
+
+
+def _serve_checkpoint(server: FileServer, tmp: Path, path: str = "/models/nav.pt") -> bytes:
+    body = make_checkpoint(tmp / "nav.pt").read_bytes()
+    server.files[path] = body
+    return body
+
+
+def _run(pytester: pytest.Pytester, uri: str, data: Path, *args: str):
+    return pytester.runpytest_subprocess(
+        "-p", "no:importnb", "--policy-uri", uri, "--data-dir", str(data), "--eval-json", "r.json", *args
+    )
+
+
+def _sources(pytester: pytest.Pytester) -> list[dict]:
+    document = json.loads((pytester.path / "r.json").read_text())
+    return [c["policy_info"]["source"] for p in document["policies"] for c in p["checkpoints"]]
+
+
+def test_a_run_with_two_workers_downloads_the_policy_once(
+    pytester: pytest.Pytester, http_server: FileServer, tmp_path: Path
+) -> None:
+    body = _serve_checkpoint(http_server, tmp_path)
+    write_suite(pytester.path, FOUR_TASKS)
+    uri = f"{http_server.url}/models/nav.pt"
+    result = _run(pytester, uri, tmp_path / "data", "-n", "2")
+    result.assert_outcomes(passed=4)
+    assert http_server.downloads("/models/nav.pt") == 1
+    assert len(http_server.log) == 1  # the second worker read the run's record, not the server
+    (source,) = _sources(pytester)
+    assert source["digest"] == "sha256:" + hashlib.sha256(body).hexdigest()
+    assert source["version"] == '"' + hashlib.md5(body).hexdigest() + '"'
+    assert source["cached"] is False and source["offline"] is False
+    assert Path(source["path"]).read_bytes() == body
+    assert {label for _, label in task_details(pytester.path / "r.json")} == {"nav"}
+
+
+def test_later_runs_revalidate_and_go_on_offline(
+    pytester: pytest.Pytester, http_server: FileServer, tmp_path: Path
+) -> None:
+    body = _serve_checkpoint(http_server, tmp_path)
+    write_suite(pytester.path, MINI_SUITE)
+    uri, data = f"{http_server.url}/models/nav.pt", tmp_path / "data"
+    _run(pytester, uri, data).assert_outcomes(passed=2)
+    first = task_details(pytester.path / "r.json")
+
+    _run(pytester, uri, data).assert_outcomes(passed=2)
+    assert [status for *_, status in http_server.log] == [200, 304]  # unchanged: no second download
+    assert _sources(pytester)[0]["cached"] is True
+
+    http_server.close()
+    _run(pytester, uri, data).assert_outcomes(passed=2)
+    (source,) = _sources(pytester)
+    assert source["offline"] is True and source["digest"] == "sha256:" + hashlib.sha256(body).hexdigest()
+    offline = task_details(pytester.path / "r.json")
+    for key, detail in first.items():
+        assert offline[key]["episode_rewards"] == detail["episode_rewards"]
+
+
+def test_a_changed_file_is_downloaded_again(
+    pytester: pytest.Pytester, http_server: FileServer, tmp_path: Path
+) -> None:
+    write_suite(pytester.path, MINI_SUITE)
+    uri, data = f"{http_server.url}/nav.pt", tmp_path / "data"
+    http_server.files["/nav.pt"] = make_checkpoint(tmp_path / "a.pt", seed=1).read_bytes()
+    _run(pytester, uri, data)
+    old = _sources(pytester)[0]["digest"]
+    http_server.files["/nav.pt"] = make_checkpoint(tmp_path / "b.pt", seed=2).read_bytes()
+    _run(pytester, uri, data)
+    assert http_server.downloads("/nav.pt") == 2
+    assert _sources(pytester)[0]["digest"] not in (old, None)
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/missing.pt", "the server answered HTTP 404"),
+        ("/short.pt", "download cut short"),
+    ],
+)
+def test_download_failures_are_one_message_and_keep_nothing(
+    http_server: FileServer, tmp_path: Path, path: str, message: str
+) -> None:
+    http_server.files["/short.pt"] = b"x" * 4096
+    http_server.cut_short.add("/short.pt")
+    data = tmp_path / "data"
+    with pytest.raises(PolicyLoadError, match=message) as error:
+        load_policy(http_server.url + path, LoadOptions(data_dir=data))
+    assert http_server.url + path in str(error.value)
+    assert not list(data.glob("blobs/*/*")) and not list(data.glob("incoming/*"))
+
+
+def test_an_unreachable_server_without_a_cached_copy(
+    pytester: pytest.Pytester, http_server: FileServer, tmp_path: Path
+) -> None:
+    uri = f"{http_server.url}/nav.pt"
+    http_server.close()
+    write_suite(pytester.path, MINI_SUITE)
+    result = _run(pytester, uri, tmp_path / "data", "-n", "2")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([f"*{uri}: cannot download (*) and there is no cached copy*"])
+    errors = {d["error"] for d in task_details(pytester.path / "r.json").values()}
+    assert len(errors) == 1 and "no cached copy" in errors.pop()
+
+
+def test_a_metta_state_dict_downloads_as_a_pytorch_policy(http_server: FileServer, tmp_path: Path) -> None:
+    from test_metta_policies import save_metta
+
+    http_server.files["/metta/agent.pt"] = save_metta(tmp_path / "agent.pt").read_bytes()
+    policy = load_policy(f"{http_server.url}/metta/agent.pt", LoadOptions(data_dir=tmp_path / "data"))
+    assert policy.describe()["kind"] == "metta-external"
+    assert policy.name == "agent"
+
+
+def test_labels_of_remote_uris() -> None:
+    assert policy_label("https://models.example/runs/7/nav.pt?token=x") == "nav"
+    assert policy_label("s3://bucket/team/agent.pth") == "agent"
+    assert policy_label("wandb://team/proj/model/nav-run:v3") == "nav-run:v3"
+    assert policy_label("scripted://navigator") == "navigator"
+
+
+def test_unknown_schemes_list_every_known_one() -> None:
+    with pytest.raises(PolicyLoadError, match=r"unknown policy URI scheme 'ftp://'.*'http', 'https'"):
+        load_policy("ftp://host/x.pt")
+
+
+PLUGIN_SCHEME = """
+from pytest_policyeval.policies.random_policy import RandomPolicy
+
+def load(uri, rest, options):
+    policy = RandomPolicy(uri)
+    policy.name = "zoo-" + rest
+    policy.info["zoo"] = rest
+    return policy
+"""
+
+
+def test_a_scheme_from_an_installed_package_entry_point(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = pytester.mkdir("site")
+    (site / "zoo_scheme.py").write_text(PLUGIN_SCHEME)
+    dist = site / "zoo_scheme-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: zoo-scheme\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[pytest_policyeval.schemes]\nzoo = zoo_scheme:load\n")
+    write_suite(pytester.path, MINI_SUITE)
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    result = pytester.runpytest_subprocess(
+        "-p", "no:importnb", "--policy-uri", "zoo://lion", "--eval-json", "r.json"
+    )
+    result.assert_outcomes(passed=2)
+    document = json.loads((pytester.path / "r.json").read_text())
+    assert document["policies"][0]["checkpoints"][0]["policy_info"]["zoo"] == "lion"
+
+
+# Registers zoo:// from a conftest and logs the process id of every load.
+COUNTING_CONFTEST = """
+import os
+from pytest_policyeval.policies.uri import register_scheme
+
+def load(uri, rest, options):
+    from pytest_policyeval.policies.random_policy import RandomPolicy
+
+    with open("loads.log", "a") as log:
+        log.write(f"{os.getpid()}\\n")
+    return RandomPolicy(uri)
+
+register_scheme("zoo", load)
+"""
+
+
+def test_a_conftest_scheme_loads_once_per_worker_never_per_task(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(COUNTING_CONFTEST)
+    write_suite(pytester.path, FOUR_TASKS)
+    result = pytester.runpytest_subprocess("-p", "no:importnb", "-n", "2", "--policy-uri", "zoo://owl")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*policy owl (zoo://owl)*"])
+    loads = (pytester.path / "loads.log").read_text().split()
+    assert len(loads) == len(set(loads)) == 2  # one load in each worker, for four tasks
