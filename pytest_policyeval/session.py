@@ -11,7 +11,8 @@ import math
 import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from pytest_policyeval.reporting.film import Film
     from pytest_policyeval.results import TaskResult
     from pytest_policyeval.runner import Rollout
+    from pytest_policyeval.watchdog import HangWatch
 
 
 @dataclass(frozen=True)
@@ -135,8 +137,30 @@ class EvalSession:
             npc_policy_uri=self.npc_uri(task),
         )
 
+    def hang_watch(self) -> HangWatch | None:
+        from pytest_policyeval.watchdog import HangWatch
+
+        return HangWatch(self.shared_tmp()) if self.shared_tmp else None
+
+    @contextmanager
+    def hard_limit(self, nodeid: str, task: Task) -> Iterator[None]:
+        """On an xdist worker, end the process if the rollout outlives its hard limit (watchdog.py)."""
+        watch = self.hang_watch() if not self.is_controller and nodeid else None
+        if watch is None:
+            yield
+            return
+        from pytest_policyeval.watchdog import hard_limit_s
+
+        limit = hard_limit_s(task.settings.max_time_s)
+        message = (
+            f"the task hung: still running {limit:g}s after it started (max_time_s="
+            f"{task.settings.max_time_s:g}), so its worker was stopped; the stack it was stuck in:"
+        )
+        with watch.armed(nodeid, limit, message):
+            yield
+
     def evaluate(
-        self, task: Task, uri: str, label: str, order: tuple[int, int, int]
+        self, task: Task, uri: str, label: str, order: tuple[int, int, int], nodeid: str = ""
     ) -> tuple[TaskResult, list[Film]]:
         """Run one task for one policy: its result and, for the report, its recorded episodes.
 
@@ -160,9 +184,10 @@ class EvalSession:
             result.error = f"npc policy could not be loaded: {exc}"
             return result, []
         try:
-            rollout = run_task(
-                task, policy, self.options.device, npc=npc, record=self.options.recorded_episodes
-            )
+            with self.hard_limit(nodeid, task):
+                rollout = run_task(
+                    task, policy, self.options.device, npc=npc, record=self.options.recorded_episodes
+                )
         except Exception as exc:
             result.error = f"{type(exc).__name__}: {exc}"
             result.traceback = traceback.format_exc(limit=8)
@@ -282,7 +307,11 @@ class EvalSession:
         result = self.new_result(self.resolve(task), uri, label, order)
         text = report.longreprtext.strip().splitlines()
         cause = text[-1] if text else "no details"
-        if report.when == "???":
+        watch = self.hang_watch()
+        hung = watch.verdict(report.nodeid) if watch else None
+        if hung is not None:
+            result.error, result.traceback = hung
+        elif report.when == "???":
             result.error = f"the test process died while running this task ({cause})"
         else:
             result.error = f"no result ({report.when} failed: {cause})"

@@ -187,3 +187,55 @@ def test_xdist_workers_share_the_cores_between_their_torch_pools(
     pytester.runpytest_subprocess("-p", "no:importnb", "suites/mini.yaml", "--policy-uri", "p.pt", "-n", "2")
     threads = sorted(int(path.read_text()) for path in pytester.path.glob("threads-gw*.txt"))
     assert threads == [max(1, (os.cpu_count() or 1) // 2)] * 2
+
+
+# stuck:// acts like random:// but, in a batch of exactly three agents, blocks inside C while
+# holding the GIL: only a watchdog outside Python can end that.
+STUCK_SCHEME = """
+import ctypes
+import numpy as np
+from pytest_policyeval.policies.random_policy import RandomPolicy
+from pytest_policyeval.policies.uri import register_scheme
+
+class Stuck(RandomPolicy):
+    def actor(self, env, device="cpu"):
+        inner = super().actor(env, device)
+
+        class Actor:
+            reset = inner.reset
+
+            def act(self, observations, slots, step):
+                if len(slots) == 3:
+                    ctypes.PyDLL(None).sleep(3600)
+                return inner.act(observations, slots, step)
+
+        return Actor()
+
+register_scheme("stuck", lambda uri, rest, options: Stuck(uri))
+"""
+HANGING_SUITE = """
+name: hang
+seed: 4
+defaults: {num_episodes: 2, max_steps: 20}
+tasks:
+  - {name: nav/easy, map: maps/easy.map, threshold: 0.5}
+  - {name: nav/stuck, map: maps/easy.map, num_episodes: 3, max_time_s: 1}
+  - {name: nav/hard, map: maps/hard.map}
+  - {name: nav/easy2, map: maps/easy.map}
+"""
+
+
+def test_a_task_hung_in_native_code_is_stopped_and_reported(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path, HANGING_SUITE)
+    pytester.makeconftest(STUCK_SCHEME)
+    args = ("-p", "no:importnb", "--policy-uri", "stuck://", "--eval-json", "r.json")
+    result = pytester.runpytest_subprocess(*args, "-n", "2", timeout=120)
+    result.assert_outcomes(passed=3, failed=1)
+    details = {task: detail for (task, _), detail in task_details(pytester.path / "r.json").items()}
+    stuck = details.pop("nav/stuck")
+    assert stuck["error"].startswith("the task hung: still running 3.25s after it started (max_time_s=1)")
+    assert "in act" in stuck["traceback"] and "conftest.py" in stuck["traceback"]
+    result.stdout.fnmatch_lines(
+        ["*nav/stuck*ERROR*", "*errors:", "*nav/stuck: the task hung: still running*"]
+    )
+    assert all(detail["error"] is None and len(detail["episode_rewards"]) == 2 for detail in details.values())

@@ -40,7 +40,7 @@ def parse_node_id(nodeid: str) -> tuple[str, str, str] | None:
 def make_task_test(task: Task, uri: str, label: str, order: tuple[int, int, int]) -> Callable[..., None]:
     def evaluate_task(policyeval, request: pytest.FixtureRequest) -> None:
         resolved = policyeval.resolve(task)
-        result, films = policyeval.evaluate(resolved, uri, label, order)
+        result, films = policyeval.evaluate(resolved, uri, label, order, request.node.nodeid)
         request.node.stash[RESULT_KEY] = result.to_dict()
         request.node.stash[FILMS_KEY] = films
         request.node.user_properties.append(("policyeval_score", result.score))

@@ -1,4 +1,4 @@
-"""The terminal summary printed after a run: averages and one line per task."""
+"""The terminal summary printed after a run: averages, one line per task, then the errors."""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ def _verdict(result: TaskResult) -> str:
     return {True: "PASS", False: "FAIL", None: "-"}[result.passed]
 
 
+def _first_line(text: str, limit: int = 240) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
 def summary_lines(results: Sequence[TaskResult]) -> list[str]:
     lines: list[str] = []
     for uri, group in by_policy(results).items():
@@ -37,5 +42,9 @@ def summary_lines(results: Sequence[TaskResult]) -> list[str]:
                 f"  {r.task:<{width}}  {_num(r.score):>7}  {interval:>17}  {r.threshold_text:>10}  "
                 f"{r.num_episodes:>8}  {_verdict(r)}"
             )
+        errors = [r for r in group if r.error is not None]
+        if errors:
+            lines.append("  errors:")
+            lines.extend(f"    {r.task}: {_first_line(r.error)}" for r in errors)
         lines.append("")
     return lines
