@@ -28,3 +28,16 @@ def http_server():
     server = FileServer()
     yield server
     server.close()
+
+
+@pytest.fixture
+def s3_server(monkeypatch: pytest.MonkeyPatch):
+    """A real S3-compatible server; the environment points boto3 (and subprocesses) at it."""
+    from servers import S3Server
+
+    server = S3Server()
+    for key, value in server.env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    yield server
+    server.close()

@@ -54,6 +54,7 @@ class Source(Protocol):
 BUILTIN_SOURCES = {
     "http": "pytest_policyeval.policies.sources.http:HttpSource",
     "https": "pytest_policyeval.policies.sources.http:HttpSource",
+    "s3": "pytest_policyeval.policies.sources.s3:S3Source",
 }
 ENTRY_POINT_GROUP = "pytest_policyeval.sources"
 
