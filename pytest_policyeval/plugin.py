@@ -197,6 +197,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "policyeval_pytorch_config", default="", help="architecture config of pytorch:// checkpoints"
     )
     parser.addini("policyeval_data_dir", default="", help="cache of downloaded policies")
+    parser.addini(
+        "policyeval_wandb_entity", default="", help="W&B entity of wandb://run/NAME (or WANDB_ENTITY)"
+    )
+    parser.addini(
+        "policyeval_wandb_project", default="", help="W&B project of wandb://run/NAME (or WANDB_PROJECT)"
+    )
     parser.addini("policyeval_num_episodes", default="", help="episodes per task")
     parser.addini("policyeval_seed", default="", help="base seed of every episode")
     parser.addini("policyeval_device", default="", help="torch device: cpu, cuda, cuda:N")
@@ -260,6 +266,8 @@ def _options(config: pytest.Config) -> Any:
         replay_episodes=1 if replay_episodes is None else replay_episodes,
         report_replays=_writes_html_report(config),
         shard=(shard_id, num_shards) if num_shards is not None else None,
+        wandb_entity=_ini(config, "policyeval_wandb_entity", str),
+        wandb_project=_ini(config, "policyeval_wandb_project", str),
         data_dir=pick("policyeval_data_dir", lambda text: (ini_dir / Path(text).expanduser()).resolve()),
     )
 

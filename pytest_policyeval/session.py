@@ -44,6 +44,8 @@ class EvalOptions:
     report_replays: bool = False  # an HTML report is being written: record for its player
     shard: tuple[int, int] | None = None  # (shard id, number of shards) of a split run
     data_dir: Path | None = None  # cache of downloaded policies (None: the default cache)
+    wandb_entity: str | None = None  # defaults for wandb://run/NAME (else the WANDB_* variables)
+    wandb_project: str | None = None
 
     @property
     def recorded_episodes(self) -> int:
@@ -82,6 +84,8 @@ class EvalSession:
                 options = LoadOptions(
                     pytorch_config=config,
                     data_dir=self.options.data_dir,
+                    wandb_entity=self.options.wandb_entity,
+                    wandb_project=self.options.wandb_project,
                     run_dir=self.shared_tmp() if self.shared_tmp else None,
                 )
                 self._policies[key] = load_policy(uri, options)

@@ -5,7 +5,8 @@
     scripted://tagger    a hand-written laser_tag player
     file://PATH, PATH    a pytest-policyeval checkpoint (.pt)
     pytorch://PATH       a Metta external checkpoint (a bare state dict; see policies/metta/)
-    http(s)://...        either kind of checkpoint, downloaded (see policies/sources/)
+    http(s)://, s3://    either kind of checkpoint, downloaded (see policies/sources/)
+    wandb://...          a W&B artifact holding either kind of checkpoint
 
 Loaders import torch lazily, so resolving `random://` or importing this module stays light.
 Other packages add schemes through the `pytest_policyeval.schemes` entry point group (a
@@ -30,6 +31,8 @@ class LoadOptions:
     pytorch_config: Path | None = None  # architecture config for pytorch:// checkpoints
     data_dir: Path | None = None  # the download cache for remote policies (default: user cache)
     run_dir: Path | None = None  # shared by a run's processes, so each remote URI is fetched once
+    wandb_entity: str | None = None  # for wandb://run/NAME (default: $WANDB_ENTITY)
+    wandb_project: str | None = None  # for wandb://run/NAME (default: $WANDB_PROJECT)
 
 
 Loader = Callable[[str, str, LoadOptions], Policy]  # (full uri, rest after "scheme://", options)
@@ -96,7 +99,7 @@ def _load_remote(uri: str, rest: str, options: LoadOptions) -> Policy:
     source = source_for(scheme)
     assert source is not None, scheme  # only schemes with a source are routed here
     cache = DataCache(options.data_dir or default_data_dir())
-    fetched = fetch_once(uri, scheme, source, cache, options.run_dir)
+    fetched = fetch_once(uri, source, cache, options)
     policy = load_local_checkpoint(uri, fetched.path, options)
     policy.info["source"] = fetched.describe()
     return policy

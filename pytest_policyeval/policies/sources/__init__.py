@@ -48,13 +48,14 @@ class Fetched:
 class Source(Protocol):
     """Fetches one scheme's URIs into the cache. Constructed with no arguments."""
 
-    def fetch(self, uri: str, cache: Any) -> Fetched: ...  # cache: DataCache
+    def fetch(self, uri: str, cache: Any, options: Any) -> Fetched: ...  # DataCache, LoadOptions
 
 
 BUILTIN_SOURCES = {
     "http": "pytest_policyeval.policies.sources.http:HttpSource",
     "https": "pytest_policyeval.policies.sources.http:HttpSource",
     "s3": "pytest_policyeval.policies.sources.s3:S3Source",
+    "wandb": "pytest_policyeval.policies.sources.wandb:WandbSource",
 }
 ENTRY_POINT_GROUP = "pytest_policyeval.sources"
 

@@ -97,15 +97,16 @@ def blob_digest(path: Path) -> str:
     return path.parent.name.replace("-", ":", 1)
 
 
-def fetch_once(uri: str, scheme: str, source: Any, cache: DataCache, run_dir: Path | None) -> Fetched:
+def fetch_once(uri: str, source: Any, cache: DataCache, options: Any) -> Fetched:
     """Fetch `uri` once per run: xdist workers share `run_dir` (pytest's shared base temp).
 
     The first worker to take the lock fetches and records the result, or the error; the others
     read the record and never touch the network. Without a run dir (one process) it just fetches.
     """
+    run_dir = options.run_dir
     if run_dir is None:
         with cache.lock(uri):
-            return source.fetch(uri, cache)
+            return source.fetch(uri, cache, options)
     record = run_dir / "policyeval-fetched" / f"{uri_key(uri)}.json"
     record.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(record.with_suffix(".lock")):
@@ -116,7 +117,7 @@ def fetch_once(uri: str, scheme: str, source: Any, cache: DataCache, run_dir: Pa
             return Fetched.from_dict(raw)
         try:
             with cache.lock(uri):
-                fetched = source.fetch(uri, cache)
+                fetched = source.fetch(uri, cache, options)
         except FetchError as exc:
             write_text_atomic(record, json.dumps({"error": str(exc)}))
             raise

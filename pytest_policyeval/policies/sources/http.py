@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from pytest_policyeval.policies.sources import Fetched, FetchError
@@ -36,7 +36,7 @@ def _cached(uri: str, ref: dict, offline: bool) -> Fetched:
 class HttpSource:
     scheme = "http"
 
-    def fetch(self, uri: str, cache: DataCache) -> Fetched:
+    def fetch(self, uri: str, cache: DataCache, options: Any = None) -> Fetched:
         ref = cache.ref(self.scheme, uri)
         request = urllib.request.Request(uri, headers={"User-Agent": "pytest-policyeval"})
         if ref and ref.get("etag"):

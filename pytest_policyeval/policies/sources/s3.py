@@ -7,6 +7,7 @@ download is checked against the object's length. Unreachable S3 with a cached co
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from pytest_policyeval.policies.sources import Fetched, FetchError
 from pytest_policyeval.policies.sources.cache import DataCache, blob_digest
@@ -18,7 +19,7 @@ CHUNK = 1 << 20
 class S3Source:
     scheme = "s3"
 
-    def fetch(self, uri: str, cache: DataCache) -> Fetched:
+    def fetch(self, uri: str, cache: DataCache, options: Any = None) -> Fetched:
         bucket, key = store.split_s3_uri(uri)
         ref = cache.ref(self.scheme, uri)
         client = store.client()
