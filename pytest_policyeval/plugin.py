@@ -176,6 +176,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "ini: policyeval_replay_episodes)",
     )
     group.addoption(
+        "--eval-output-uri",
+        default=None,
+        dest="policyeval_output_uri",
+        metavar="URI",
+        help="publish results.json, evaluation_results.yaml and saved replays to a folder, "
+        "s3://BUCKET/PREFIX "
+        "or wandb://ENTITY/PROJECT[/NAME] (an artifact); a URI ending in .json names the JSON itself",
+    )
+    group.addoption(
+        "--wandb",
+        action="store_true",
+        default=False,
+        dest="policyeval_wandb",
+        help="log scores, a task table and replay animations to one W&B run (WANDB_MODE=offline works)",
+    )
+    group.addoption(
+        "--wandb-run-name",
+        default=None,
+        dest="policyeval_wandb_run_name",
+        metavar="NAME",
+        help="name of the --wandb run (default: W&B's)",
+    )
+    group.addoption(
         "--shard-id",
         type=non_negative_int,
         default=None,
@@ -197,6 +220,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "policyeval_pytorch_config", default="", help="architecture config of pytorch:// checkpoints"
     )
     parser.addini("policyeval_data_dir", default="", help="cache of downloaded policies")
+    parser.addini("policyeval_output_uri", default="", help="where results are published")
     parser.addini(
         "policyeval_wandb_entity", default="", help="W&B entity of wandb://run/NAME (or WANDB_ENTITY)"
     )
@@ -264,10 +288,13 @@ def _options(config: pytest.Config) -> Any:
         or _ini(config, "policyeval_pytorch_config", lambda text: existing_file(str(ini_dir / text))),
         replay_dir=config.getoption("policyeval_replay_dir"),
         replay_episodes=1 if replay_episodes is None else replay_episodes,
-        report_replays=_writes_html_report(config),
+        report_replays=_writes_html_report(config) or config.getoption("policyeval_wandb"),
         shard=(shard_id, num_shards) if num_shards is not None else None,
         wandb_entity=_ini(config, "policyeval_wandb_entity", str),
         wandb_project=_ini(config, "policyeval_wandb_project", str),
+        output_uri=pick("policyeval_output_uri", str),
+        wandb=config.getoption("policyeval_wandb"),
+        wandb_run_name=config.getoption("policyeval_wandb_run_name"),
         data_dir=pick("policyeval_data_dir", lambda text: (ini_dir / Path(text).expanduser()).resolve()),
     )
 
@@ -411,4 +438,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if data is not None:
             # A plain attribute of JSON types: xdist serialises it to the controller.
             report.policyeval = data
+            films = item.stash.get(FILMS_KEY, None)
+            if films and session_of(item.config).options.wandb:
+                report.policyeval_films = [film.encode() for film in films]  # for W&B's animations
     return report

@@ -41,9 +41,12 @@ class EvalOptions:
     pytorch_config: Path | None = None  # overrides the suite's pytorch_config
     replay_dir: Path | None = None  # --save-replays: write the recorded episodes here
     replay_episodes: int = 1  # episodes recorded per task when replays are wanted
-    report_replays: bool = False  # an HTML report is being written: record for its player
+    report_replays: bool = False  # an HTML report or W&B run wants films of the recorded episodes
     shard: tuple[int, int] | None = None  # (shard id, number of shards) of a split run
     data_dir: Path | None = None  # cache of downloaded policies (None: the default cache)
+    output_uri: str | None = None  # --eval-output-uri: publish the results there
+    wandb: bool = False  # --wandb: log the run to W&B from the controller
+    wandb_run_name: str | None = None
     wandb_entity: str | None = None  # defaults for wandb://run/NAME (else the WANDB_* variables)
     wandb_project: str | None = None
 
@@ -66,6 +69,10 @@ class EvalSession:
     _policies: dict[str, Any] = field(default_factory=dict)
     _suites: dict[Path, int] = field(default_factory=dict)
     _reported: set[str] = field(default_factory=set)  # node ids whose result was gathered
+    films: dict[str, list[Any]] = field(default_factory=dict)  # "LABEL/TASK" -> film JSON, for W&B
+    published: list[str] = field(default_factory=list)  # URLs written by --eval-output-uri
+    publish_error: str | None = None
+    wandb_url: str | None = None
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -277,8 +284,14 @@ class EvalSession:
         if data is not None:
             from pytest_policyeval.results import TaskResult
 
-            self.results.append(TaskResult.from_dict(data))
+            result = TaskResult.from_dict(data)
+            self.results.append(result)
             self._reported.add(report.nodeid)
+            films = getattr(report, "policyeval_films", None)
+            if films:
+                from pytest_policyeval.reporting.film import decode
+
+                self.films[f"{result.policy_label}/{result.task}"] = [decode(film) for film in films]
         elif report.failed and report.nodeid not in self._reported:
             # The task failed without a result: its xdist worker died (when "???"), or its setup
             # failed. It still belongs in the files, as an error, next to every other task.
@@ -322,8 +335,43 @@ class EvalSession:
         return result
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.is_controller and self.results:
-            self.write_files()
+        if not (self.is_controller and self.results):
+            return
+        self.write_files()
+        if self.options.wandb or self.options.output_uri:
+            self.publish()
+            if self.publish_error and session.exitstatus == 0:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def publish(self) -> None:
+        """--wandb and --eval-output-uri: one W&B run (if asked), then the uploads. A failure here
+        is reported and fails the run; the local files are already written."""
+        from pytest_policyeval.reporting.sinks import SinkError, publish
+
+        run, results = None, sorted(self.results, key=lambda r: r.order)
+        try:
+            if self.options.wandb:
+                from pytest_policyeval.reporting.wandb_log import log_results, open_run
+
+                run = open_run(
+                    self.options.wandb_run_name,
+                    self.options.wandb_entity,
+                    self.options.wandb_project,
+                    self.run_info(),
+                )
+                self.wandb_url = getattr(run, "url", None) or getattr(run, "dir", None)
+                log_results(run, results, self.films)
+            if self.options.output_uri:
+                self.published = publish(
+                    self.options.output_uri, results, self.run_info(), self.options.replay_dir, run
+                )
+        except SinkError as exc:
+            self.publish_error = str(exc)
+        except Exception as exc:  # the W&B client's own errors
+            self.publish_error = f"W&B logging failed: {type(exc).__name__}: {exc}"
+        finally:
+            if run is not None:
+                run.finish()
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         if not (self.is_controller and self.results):
@@ -338,3 +386,9 @@ class EvalSession:
         replays = sum(len(r.replay_urls) for r in self.results)
         if replays:
             terminalreporter.write_line(f"{replays} replays written under {self.options.replay_dir}")
+        if self.wandb_url:
+            terminalreporter.write_line(f"W&B run: {self.wandb_url}")
+        if self.published:
+            terminalreporter.write_line(f"results published to {self.published[0]}")
+        if self.publish_error:
+            terminalreporter.write_line(f"results NOT published: {self.publish_error}", red=True)
