@@ -185,6 +185,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "or wandb://ENTITY/PROJECT[/NAME] (an artifact); a URI ending in .json names the JSON itself",
     )
     group.addoption(
+        "--eval-progress",
+        action="store_true",
+        default=False,
+        dest="policyeval_progress",
+        help="show a live line per task while its episodes run (serial runs; xdist workers have no terminal)",
+    )
+    group.addoption(
         "--wandb",
         action="store_true",
         default=False,
@@ -294,6 +301,7 @@ def _options(config: pytest.Config) -> Any:
         wandb_project=_ini(config, "policyeval_wandb_project", str),
         output_uri=pick("policyeval_output_uri", str),
         wandb=config.getoption("policyeval_wandb"),
+        progress=config.getoption("policyeval_progress"),
         wandb_run_name=config.getoption("policyeval_wandb_run_name"),
         data_dir=pick("policyeval_data_dir", lambda text: (ini_dir / Path(text).expanduser()).resolve()),
     )
@@ -320,6 +328,7 @@ def pytest_configure(config: pytest.Config) -> None:
         rootpath=config.rootpath,
         worker_count=int(getattr(config, "workerinput", {}).get("workercount", 1)),
         shared_tmp=lambda: _shared_tmp(config),
+        config=config,
     )
     config.stash[SESSION_KEY] = session
     # The session's own hooks (gathering results, writing files, the summary) run as a plugin.

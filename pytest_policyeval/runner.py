@@ -75,10 +75,12 @@ def run_task(
     npc: Policy | None = None,
     record: int = 0,
     clock: Callable[[], float] = time.perf_counter,
+    progress: Callable[[int, int, int], None] | None = None,
 ) -> Rollout:
     """Every episode of `task`; `npc` plays the agents the policy does not (policy_agents_pct < 1).
 
-    The first `record` episodes also record a replay (recording changes no result).
+    The first `record` episodes also record a replay (recording changes no result). `progress`
+    is called after every step with (episodes finished, episodes, steps taken).
     """
     from pytest_policyeval.envs.mettagrid_env import EpisodeBatch
 
@@ -145,6 +147,8 @@ def run_task(
                 finished = set(ended)
                 live = [episode for episode in live if episode not in finished]
                 rows = (np.asarray(live, dtype=np.int64)[:, None] * agents + np.arange(agents)).ravel()
+            if progress is not None:
+                progress(len(seeds) - len(live), len(seeds), step)
     finally:
         batch.close()
     return Rollout(

@@ -46,6 +46,7 @@ class EvalOptions:
     data_dir: Path | None = None  # cache of downloaded policies (None: the default cache)
     output_uri: str | None = None  # --eval-output-uri: publish the results there
     wandb: bool = False  # --wandb: log the run to W&B from the controller
+    progress: bool = False  # --eval-progress: a live line per task (serial runs)
     wandb_run_name: str | None = None
     wandb_entity: str | None = None  # defaults for wandb://run/NAME (else the WANDB_* variables)
     wandb_project: str | None = None
@@ -63,6 +64,7 @@ class EvalSession:
     rootpath: Path = Path()
     worker_count: int = 1  # processes evaluating side by side (xdist workers), sharing the cores
     shared_tmp: Callable[[], Path] | None = None  # a temp dir all of this run's processes share
+    config: Any = None  # the pytest config, for the terminal (live progress)
     results: list[TaskResult] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     suites_without_policy: list[Path] = field(default_factory=list)
@@ -148,6 +150,13 @@ class EvalSession:
             npc_policy_uri=self.npc_uri(task),
         )
 
+    def progress_line(self, task: Task, label: str) -> Any:
+        if not (self.options.progress and self.is_controller and self.config is not None):
+            return None
+        from pytest_policyeval.reporting.progress import ProgressLine
+
+        return ProgressLine(self.config, f"{task.name} [{label}]", task.settings.max_steps)
+
     def hang_watch(self) -> HangWatch | None:
         from pytest_policyeval.watchdog import HangWatch
 
@@ -195,10 +204,20 @@ class EvalSession:
             result.error = f"npc policy could not be loaded: {exc}"
             return result, []
         try:
-            with self.hard_limit(nodeid, task):
-                rollout = run_task(
-                    task, policy, self.options.device, npc=npc, record=self.options.recorded_episodes
-                )
+            progress = self.progress_line(task, label)
+            try:
+                with self.hard_limit(nodeid, task):
+                    rollout = run_task(
+                        task,
+                        policy,
+                        self.options.device,
+                        npc=npc,
+                        record=self.options.recorded_episodes,
+                        progress=progress,
+                    )
+            finally:
+                if progress is not None:
+                    progress.close()
         except Exception as exc:
             result.error = f"{type(exc).__name__}: {exc}"
             result.traceback = traceback.format_exc(limit=8)

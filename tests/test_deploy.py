@@ -68,3 +68,95 @@ def test_kubernetes_indexed_job_has_one_pod_per_shard_and_a_merge_job(pytest_opt
     parsed = cli_parser().parse_args(args[1:])
     assert args[0] == "policyeval" and parsed.command == "merge"
     assert [str(path) for path in parsed.shards] == ["/results/shard-*.json"]
+
+
+def _dockerfile_stages() -> dict[str, list[str]]:
+    """Stage name -> its instructions (continuation lines joined), from the repository's Dockerfile."""
+    text = re.sub(r"\\\n\s*", " ", (REPO / "Dockerfile").read_text())
+    stages: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = re.match(r"FROM \S+ AS (\w+)$", line, re.IGNORECASE)
+        if match:
+            current = match.group(1)
+            stages[current] = [line]
+        elif current is not None:
+            stages[current].append(line)
+    return stages
+
+
+def test_dockerfile_targets_entrypoint_and_files_exist() -> None:
+    import importlib.util
+    import json
+    import tomllib
+
+    from pytest_policyeval import service
+    from pytest_policyeval.cli import SUITES_DIR_VAR
+
+    stages = _dockerfile_stages()
+    assert {"base", "production", "development"} <= set(stages)
+    production = stages["production"]
+    assert production[0].startswith("FROM base")
+    (entrypoint,) = [line for line in production if line.startswith("ENTRYPOINT")]
+    command = json.loads(entrypoint.removeprefix("ENTRYPOINT"))
+    assert command[:2] == ["python", "-m"]
+    spec = importlib.util.find_spec(command[2])
+    assert spec is not None and command[2] == service.__name__ and callable(service.main)
+    for line in production + stages["development"]:
+        if line.startswith("COPY") and "--from" not in line:
+            for source in line.split()[1:-1]:
+                assert source == "." or (REPO / source).exists(), f"Dockerfile copies a missing {source}"
+    extras = set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    for line in production + stages["development"]:
+        for named in re.findall(r'"\.\[([\w,]+)\]"', line):
+            assert set(named.split(",")) <= extras
+    base_env = " ".join(stages["base"])
+    assert f"{SUITES_DIR_VAR}=/app/suites" in base_env
+    assert any('"torch==2.13.0"' in line for line in stages["base"])
+
+
+def _env_names(container: dict) -> set[str]:
+    return {item["name"] for item in container.get("env", [])}
+
+
+KNOWN_EXTRA = {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+
+
+def test_kubernetes_job_and_cronjob_run_the_service_with_its_variables() -> None:
+    from pytest_policyeval.service import VARIABLES
+
+    job = yaml.safe_load((REPO / "deploy/kubernetes/policyeval-job.yaml").read_text())
+    cron = yaml.safe_load((REPO / "deploy/kubernetes/policyeval-cronjob.yaml").read_text())
+    assert job["kind"] == "Job" and cron["kind"] == "CronJob"
+    assert len(cron["spec"]["schedule"].split()) == 5
+    for pod, in_shell in (
+        (job["spec"]["template"]["spec"], False),
+        (cron["spec"]["jobTemplate"]["spec"]["template"]["spec"], True),
+    ):
+        (container,) = pod["containers"]
+        names = _env_names(container)
+        assert "POLICY_URI" in names and names <= set(VARIABLES)
+        assert pod["restartPolicy"] == "Never"
+        if in_shell:  # the CronJob sets OUTPUT_URI per run, then hands over to the service
+            script = container["args"][0]
+            assert "exec python -m pytest_policyeval.service" in script and "OUTPUT_URI=" in script
+        else:
+            assert "command" not in container  # the image's entrypoint: the service
+    assert job["spec"]["backoffLimit"] == 0
+
+
+def test_compose_builds_the_dockerfile_targets_with_the_service_variables() -> None:
+    from pytest_policyeval.service import VARIABLES
+
+    compose = yaml.safe_load((REPO / "deploy/docker/docker-compose.yml").read_text())
+    stages = _dockerfile_stages()
+    for name, service in compose["services"].items():
+        if "build" in service:
+            assert service["build"]["target"] in stages, name
+            assert (REPO / "deploy/docker" / service["build"]["context"] / "Dockerfile").is_file()
+    evaluator = compose["services"]["evaluator"]
+    assert set(evaluator["environment"]) <= set(VARIABLES) | KNOWN_EXTRA
+    assert "POLICY_URI" in evaluator["environment"]

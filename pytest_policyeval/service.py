@@ -1,0 +1,147 @@
+"""The evaluator service's container entrypoint: `python -m pytest_policyeval.service`.
+
+Reads its inputs from the environment, evaluates one policy with pytest and this plugin (in this
+process), and prints one JSON document on stdout: the results in the evaluator service's shape,
+or `{"error", "traceback", "policy_uri"}` with exit status 1. Everything else (pytest's output)
+goes to stderr, so stdout can be piped into a file or another program.
+
+    POLICY_URI        required: file://, pytorch://, http(s)://, s3://, wandb://...
+    SIMULATION_SUITE  suite name or path (default: navigation)
+    DEVICE            cpu (default), cuda, cuda:N
+    DATA_DIR          cache of downloaded policies (default: the user cache dir)
+    RUN_NAME          name of the run (the W&B run when OUTPUT_URI is wandb://)
+    OUTPUT_URI        publish the results there too: a folder, s3://BUCKET/PREFIX, wandb://ENTITY/PROJECT
+    NUM_EPISODES      episodes per task (default: the suite's)
+    WANDB_API_KEY     required for wandb:// URIs (unless WANDB_MODE=offline for OUTPUT_URI)
+    WANDB_ENTITY, WANDB_PROJECT   for wandb://run/NAME
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+VARIABLES = (
+    "POLICY_URI",
+    "WANDB_API_KEY",
+    "WANDB_ENTITY",
+    "WANDB_PROJECT",
+    "SIMULATION_SUITE",
+    "DEVICE",
+    "DATA_DIR",
+    "RUN_NAME",
+    "OUTPUT_URI",
+    "NUM_EPISODES",
+)
+
+
+class ServiceError(Exception):
+    pass
+
+
+class _Outcome:
+    """A plugin for the in-process pytest run: keeps the evaluation session to inspect after."""
+
+    def __init__(self) -> None:
+        self.session: Any = None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from pytest_policyeval.plugin import SESSION_KEY
+
+        self.session = session.config.stash.get(SESSION_KEY, None)
+
+
+def _needs_wandb_key(env: dict[str, str]) -> bool:
+    policy = env.get("POLICY_URI", "").startswith("wandb://")
+    output = env.get("OUTPUT_URI", "").startswith("wandb://") and env.get("WANDB_MODE") != "offline"
+    return (policy or output) and not env.get("WANDB_API_KEY")
+
+
+def pytest_command(env: dict[str, str], json_path: Path) -> list[str]:
+    from pytest_policyeval.cli import SuiteNotFound, find_suite
+
+    try:
+        suite = find_suite(env.get("SIMULATION_SUITE") or "navigation")
+    except SuiteNotFound as exc:
+        raise ServiceError(str(exc)) from None
+    command = [str(suite), "-p", "no:cacheprovider", "--policy-uri", env["POLICY_URI"]]
+    command += ["--device", env.get("DEVICE") or "cpu", "--eval-json", str(json_path)]
+    for variable, flag in (
+        ("DATA_DIR", "--data-dir"),
+        ("OUTPUT_URI", "--eval-output-uri"),
+        ("RUN_NAME", "--wandb-run-name"),
+        ("NUM_EPISODES", "--num-episodes"),
+    ):
+        if env.get(variable):
+            command += [flag, env[variable]]
+    return command
+
+
+def _run_pytest(command: list[str]) -> tuple[int, Any]:
+    """pytest.main with everything it prints (Python or native) sent to stderr."""
+    outcome = _Outcome()
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    real_stdout, sys.stdout = sys.stdout, sys.stderr
+    try:
+        code = pytest.main(command, plugins=[outcome])
+    finally:
+        sys.stdout.flush()
+        sys.stdout = real_stdout
+        os.dup2(saved, 1)
+        os.close(saved)
+    return int(code), outcome.session
+
+
+def evaluate(env: dict[str, str]) -> dict[str, Any]:
+    if not env.get("POLICY_URI"):
+        raise ServiceError("POLICY_URI is not set: name the policy to evaluate")
+    if _needs_wandb_key(env):
+        raise ServiceError("WANDB_API_KEY is not set; it is required for wandb:// URIs")
+    with tempfile.TemporaryDirectory() as folder:
+        json_path = Path(folder) / "results.json"
+        code, session = _run_pytest(pytest_command(env, json_path))
+        if not json_path.is_file():
+            raise ServiceError(f"the evaluation produced no results (pytest exit status {code}); see stderr")
+        document = json.loads(json_path.read_text())
+    tasks = [
+        t for p in document["policies"] for c in p["checkpoints"] for t in c["metrics"]["tasks"].values()
+    ]
+    errors = [t["error"] for t in tasks if t.get("error")]
+    if tasks and len(errors) == len(tasks):
+        raise ServiceError(errors[0])  # nothing was evaluated: a policy that does not load, say
+    if session is not None and session.publish_error:
+        raise ServiceError(f"results not published: {session.publish_error}")
+    return document
+
+
+def main() -> int:
+    env = dict(os.environ)
+    try:
+        document = evaluate(env)
+    except ServiceError as exc:
+        document, status = {"error": str(exc), "traceback": None, "policy_uri": env.get("POLICY_URI")}, 1
+    except Exception as exc:  # anything unforeseen still answers in the agreed shape
+        document = {
+            "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(),
+            "policy_uri": env.get("POLICY_URI"),
+        }
+        status = 1
+    else:
+        status = 0
+    print(json.dumps(document, indent=2), flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
