@@ -331,6 +331,8 @@ def pytest_configure(config: pytest.Config) -> None:
         config=config,
     )
     config.stash[SESSION_KEY] = session
+    if hasattr(config, "workerinput"):
+        session.pin_to_cores(int(config.workerinput["workerid"].removeprefix("gw") or 0))
     # The session's own hooks (gathering results, writing files, the summary) run as a plugin.
     config.pluginmanager.register(session, "policyeval-session")
     if _writes_html_report(config):

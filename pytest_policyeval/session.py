@@ -106,6 +106,22 @@ class EvalSession:
             raise loaded
         return loaded
 
+    def pin_to_cores(self, worker_index: int) -> None:
+        """Bind xdist worker i to its own slice of the allowed cores (Linux; N workers <= cores).
+
+        Each worker then keeps its caches and never has the scheduler move it onto the core the
+        other worker is using: -n 2 on 2 cores ran about 5% faster. An explicit OMP_NUM_THREADS
+        means the user manages threads, and is left alone.
+        """
+        if not hasattr(os, "sched_setaffinity") or self.worker_count <= 1 or "OMP_NUM_THREADS" in os.environ:
+            return
+        allowed = sorted(os.sched_getaffinity(0))
+        share = len(allowed) // self.worker_count
+        if share < 1:
+            return
+        slot = worker_index % self.worker_count
+        os.sched_setaffinity(0, allowed[slot * share : (slot + 1) * share])
+
     def _share_cores(self) -> None:
         """Give each of N worker processes 1/N of the cores for torch's thread pool.
 

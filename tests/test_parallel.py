@@ -164,7 +164,7 @@ def test_shards_balance_estimated_cost() -> None:
         Shard(3, 2)
 
 
-def test_xdist_workers_share_the_cores_between_their_torch_pools(
+def test_xdist_workers_split_the_cores_between_them(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import os
@@ -181,12 +181,17 @@ def test_xdist_workers_share_the_cores_between_their_torch_pools(
             if worker and "torch" in sys.modules:
                 with open(f"threads-{worker}.txt", "w") as out:
                     out.write(str(sys.modules["torch"].get_num_threads()))
+                with open(f"cores-{worker}.txt", "w") as out:
+                    out.write(" ".join(map(str, sorted(os.sched_getaffinity(0)))))
         """
     )
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # an explicit setting is left alone
     pytester.runpytest_subprocess("-p", "no:importnb", "suites/mini.yaml", "--policy-uri", "p.pt", "-n", "2")
     threads = sorted(int(path.read_text()) for path in pytester.path.glob("threads-gw*.txt"))
-    assert threads == [max(1, (os.cpu_count() or 1) // 2)] * 2
+    share = max(1, len(os.sched_getaffinity(0)) // 2)
+    assert threads == [share] * 2
+    cores = [set(path.read_text().split()) for path in sorted(pytester.path.glob("cores-gw*.txt"))]
+    assert len(cores) == 2 and all(len(c) == share for c in cores) and not cores[0] & cores[1]
 
 
 # stuck:// acts like random:// but, in a batch of exactly three agents, blocks inside C while
