@@ -383,7 +383,7 @@ class EvalSession:
         is reported and fails the run; the local files are already written."""
         from pytest_policyeval.reporting.sinks import SinkError, publish
 
-        run, results = None, sorted(self.results, key=lambda r: r.order)
+        run, results, info = None, sorted(self.results, key=lambda r: r.order), self.run_info()
         try:
             if self.options.wandb:
                 from pytest_policyeval.reporting.wandb_log import log_results, open_run
@@ -392,14 +392,12 @@ class EvalSession:
                     self.options.wandb_run_name,
                     self.options.wandb_entity,
                     self.options.wandb_project,
-                    self.run_info(),
+                    info,
                 )
                 self.wandb_url = getattr(run, "url", None) or getattr(run, "dir", None)
                 log_results(run, results, self.films)
             if self.options.output_uri:
-                self.published = publish(
-                    self.options.output_uri, results, self.run_info(), self.options.replay_dir, run
-                )
+                self.published = publish(self.options.output_uri, results, info, self.options.replay_dir, run)
         except SinkError as exc:
             self.publish_error = str(exc)
         except Exception as exc:  # the W&B client's own errors

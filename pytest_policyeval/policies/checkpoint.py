@@ -17,14 +17,13 @@ A checkpoint is one `torch.save`d dict of plain types and tensors, read back wit
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from pytest_policyeval.atomic import atomic_writer
 from pytest_policyeval.policies.base import PolicyLoadError
 
 FORMAT = "pytest-policyeval.checkpoint"
@@ -57,17 +56,9 @@ class Checkpoint:
 
 def save_checkpoint(checkpoint: Checkpoint, path: str | Path) -> Path:
     """Write atomically: a reader never sees half a checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(checkpoint.to_dict(), handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_writer(path) as handle:
+        torch.save(checkpoint.to_dict(), handle)
+    return Path(path)
 
 
 def file_digest(path: Path) -> str:
