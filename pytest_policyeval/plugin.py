@@ -327,12 +327,11 @@ def pytest_configure(config: pytest.Config) -> None:
         explicit_paths=frozenset((base / arg.split("::", 1)[0]).resolve() for arg in config.args),
         rootpath=config.rootpath,
         worker_count=int(getattr(config, "workerinput", {}).get("workercount", 1)),
+        worker_index=int(getattr(config, "workerinput", {}).get("workerid", "gw0").removeprefix("gw") or 0),
         shared_tmp=lambda: _shared_tmp(config),
         config=config,
     )
     config.stash[SESSION_KEY] = session
-    if hasattr(config, "workerinput"):
-        session.pin_to_cores(int(config.workerinput["workerid"].removeprefix("gw") or 0))
     # The session's own hooks (gathering results, writing files, the summary) run as a plugin.
     config.pluginmanager.register(session, "policyeval-session")
     if _writes_html_report(config):
