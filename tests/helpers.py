@@ -86,6 +86,13 @@ def grid_env_spec(workdir: Path, task_map: str = EASY_MAP):
     return task_env_spec(load_suite(suite).tasks[0])
 
 
+def run_policyeval(pytester, *args: str):
+    """The `policyeval` command (as `python -m pytest_policyeval`) in the pytester directory."""
+    import sys
+
+    return pytester.run(sys.executable, "-m", "pytest_policyeval", *args)
+
+
 def read_html_report(path: Path) -> dict:
     """pytest-html's data (environment, tests with their rows and extras) read back from the file."""
     import html

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import task_details, write_suite
+from helpers import run_policyeval, task_details, write_suite
 
 SUITE = """
 name: par
@@ -79,12 +79,6 @@ def _outcomes(path: Path) -> dict:
     return {key: {k: detail[k] for k in keys} for key, detail in task_details(path).items()}
 
 
-def _policyeval(pytester: pytest.Pytester, *args: str):
-    import sys
-
-    return pytester.run(sys.executable, "-m", "pytest_policyeval", *args)
-
-
 def test_serial_xdist_and_two_shards_merged_agree(pytester: pytest.Pytester) -> None:
     write_suite(pytester.path, SUITE)
     base = ("-p", "no:importnb", "--policy-uri", "random://", "--policy-uri", "scripted://navigator")
@@ -103,7 +97,7 @@ def test_serial_xdist_and_two_shards_merged_agree(pytester: pytest.Pytester) -> 
         result.stdout.fnmatch_lines(["*deselected*"])
     # Each task ran on exactly one shard, with both policies.
     assert shard_tasks[0] and shard_tasks[1] and not shard_tasks[0] & shard_tasks[1]
-    merged = _policyeval(
+    merged = run_policyeval(
         pytester,
         "merge",
         "shard1.json",
@@ -127,17 +121,17 @@ def test_merge_refuses_an_incomplete_or_overlapping_set(pytester: pytest.Pyteste
     base = ("-p", "no:importnb", "--policy-uri", "random://", "--num-shards", "3")
     for shard in (0, 1):
         pytester.runpytest_subprocess(*base, "--shard-id", str(shard), "--eval-json", f"s{shard}.json")
-    missing = _policyeval(pytester, "merge", "s0.json", "s1.json", "--eval-json", "m.json")
+    missing = run_policyeval(pytester, "merge", "s0.json", "s1.json", "--eval-json", "m.json")
     assert missing.ret == 2
     missing.stderr.fnmatch_lines(["*shards ?2? of 3 are missing; their tasks would be lost*"])
     assert not (pytester.path / "m.json").exists()
-    twice = _policyeval(pytester, "merge", "s0.json", "s0.json")
+    twice = run_policyeval(pytester, "merge", "s0.json", "s0.json")
     assert twice.ret == 2
     twice.stderr.fnmatch_lines(["*shard 0 is given twice*"])
     pytester.runpytest_subprocess(
         "-p", "no:importnb", "--policy-uri", "random://", "--eval-json", "plain.json"
     )
-    plain = _policyeval(pytester, "merge", "plain.json")
+    plain = run_policyeval(pytester, "merge", "plain.json")
     assert plain.ret == 2
     plain.stderr.fnmatch_lines(["*plain.json: not a shard's results*"])
 

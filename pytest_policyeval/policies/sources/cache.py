@@ -14,9 +14,9 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from filelock import FileLock
 
@@ -33,6 +33,12 @@ def default_data_dir() -> Path:
     from platformdirs import user_cache_path
 
     return user_cache_path("pytest-policyeval")
+
+
+def chunks(handle: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
+    """A binary stream (a file, an HTTP response) in pieces, for `DataCache.store`."""
+    while chunk := handle.read(size):
+        yield chunk
 
 
 def uri_key(uri: str) -> str:
@@ -58,6 +64,12 @@ class DataCache:
         except (OSError, ValueError):
             return None
         return raw if Path(raw.get("path", "")).is_file() else None
+
+    def cached(
+        self, uri: str, ref: dict[str, Any], offline: bool = False, version: str | None = None
+    ) -> Fetched:
+        """The copy a ref points at, served without downloading (`offline`: the store was unreachable)."""
+        return Fetched(uri, Path(ref["path"]), ref["digest"], version or ref.get("version"), True, offline)
 
     def set_ref(self, scheme: str, uri: str, fetched: Fetched, **extra: Any) -> None:
         write_text_atomic(self._ref_path(scheme, uri), json.dumps({**fetched.describe(), **extra}, indent=1))

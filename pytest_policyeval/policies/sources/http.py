@@ -8,29 +8,18 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import urlsplit
 
 from pytest_policyeval.policies.sources import Fetched, FetchError
-from pytest_policyeval.policies.sources.cache import DataCache, blob_digest
+from pytest_policyeval.policies.sources.cache import DataCache, blob_digest, chunks
 
 TIMEOUT_S = 60
-CHUNK = 1 << 20
-
-
-def _chunks(response: BinaryIO) -> Iterator[bytes]:
-    while chunk := response.read(CHUNK):
-        yield chunk
 
 
 def file_name(uri: str) -> str:
     return PurePosixPath(urlsplit(uri).path).name or "policy.pt"
-
-
-def _cached(uri: str, ref: dict, offline: bool) -> Fetched:
-    return Fetched(uri, Path(ref["path"]), ref["digest"], ref.get("version"), cached=True, offline=offline)
 
 
 class HttpSource:
@@ -53,16 +42,16 @@ class HttpSource:
                             f"{uri}: download cut short ({path.stat().st_size} of {expected} bytes)"
                         )
 
-                path = cache.store(_chunks(response), file_name(uri), check=complete)
+                path = cache.store(chunks(response), file_name(uri), check=complete)
                 etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
         except urllib.error.HTTPError as exc:
             if exc.code == 304 and ref:
-                return _cached(uri, ref, offline=False)
+                return cache.cached(uri, ref)
             raise FetchError(f"{uri}: the server answered HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             if ref:
-                return _cached(uri, ref, offline=True)
+                return cache.cached(uri, ref, offline=True)
             raise FetchError(f"{uri}: cannot download ({reason}) and there is no cached copy") from None
         fetched = Fetched(uri, path, blob_digest(path), etag)
         cache.set_ref(self.scheme, uri, fetched, etag=etag, last_modified=modified)

@@ -28,7 +28,7 @@ class S3Source:
         except Exception as exc:  # boto3's errors are explained by the store
             error = store.explain(uri, exc, bucket)
             if isinstance(error, store.S3Unreachable) and ref:
-                return Fetched(uri, Path(ref["path"]), ref["digest"], ref.get("version"), True, True)
+                return cache.cached(uri, ref, offline=True)
             if isinstance(error, store.S3Missing) and not store.bucket_exists(client, bucket):
                 error = store.S3Error(f"{uri}: no such bucket '{bucket}'")
             if isinstance(error, store.S3Unreachable):
@@ -37,7 +37,7 @@ class S3Source:
         etag = head.get("ETag")
         version = head.get("VersionId") or etag
         if ref and ref.get("etag") == etag:
-            return Fetched(uri, Path(ref["path"]), ref["digest"], version, cached=True)
+            return cache.cached(uri, ref, version=version)
         size = head.get("ContentLength")
 
         def complete(path: Path) -> None:

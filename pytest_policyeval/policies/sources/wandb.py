@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_policyeval.policies.sources import Fetched, FetchError
-from pytest_policyeval.policies.sources.cache import DataCache, blob_digest
+from pytest_policyeval.policies.sources.cache import DataCache, blob_digest, chunks
 from pytest_policyeval.stores import wandb as store
 
 SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -26,12 +26,6 @@ def _checkpoint_file(uri: str, folder: Path) -> Path:
         names = [str(path.relative_to(folder)) for path in files]
         raise FetchError(f"{uri}: expected one checkpoint file (.pt) in the artifact, found {names}")
     return candidates[0]
-
-
-def _chunks(path: Path):
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            yield chunk
 
 
 class WandbSource:
@@ -51,13 +45,13 @@ class WandbSource:
         except Exception as exc:  # the client's own error types, explained by the store
             error = store.explain(uri, exc)
             if isinstance(error, store.WandbUnreachable) and ref:
-                return Fetched(uri, Path(ref["path"]), ref["digest"], ref.get("version"), True, True)
+                return cache.cached(uri, ref, offline=True)
             suffix = " and there is no cached copy" if isinstance(error, store.WandbUnreachable) else ""
             raise FetchError(f"{error}{suffix}") from None
         if artifact.type != name.type:
             raise FetchError(f"{uri}: {name.qualified} is a '{artifact.type}' artifact, not '{name.type}'")
         if ref and ref.get("artifact_digest") == artifact.digest:
-            return Fetched(uri, Path(ref["path"]), ref["digest"], artifact.version, cached=True)
+            return cache.cached(uri, ref, version=artifact.version)
         incoming = cache.root / "incoming"
         incoming.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(dir=incoming))
@@ -67,7 +61,8 @@ class WandbSource:
             except Exception as exc:
                 raise FetchError(str(store.explain(uri, exc))) from None
             source = _checkpoint_file(uri, downloaded)
-            path = cache.store(_chunks(source), source.name)
+            with open(source, "rb") as handle:
+                path = cache.store(chunks(handle), source.name)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         fetched = Fetched(uri, path, blob_digest(path), artifact.version)
