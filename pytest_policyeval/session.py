@@ -7,6 +7,7 @@ every task's result from the test reports, write the result files and print the 
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import sys
@@ -76,6 +77,7 @@ class EvalSession:
     published: list[str] = field(default_factory=list)  # URLs written by --eval-output-uri
     publish_error: str | None = None
     wandb_url: str | None = None
+    _heap_frozen: bool = False
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -241,6 +243,7 @@ class EvalSession:
             result.error = f"{type(exc).__name__}: {exc}"
             result.traceback = traceback.format_exc(limit=8)
             return result, []
+        self._freeze_heap_once()
         rewards = [episode.rewards for episode in rollout.episodes]
         score = score_task(rewards, Gate(settings.threshold, settings.higher_is_better, settings.gate))
         result.score = score.score
@@ -260,6 +263,20 @@ class EvalSession:
             result.error = f"replays could not be saved: {type(exc).__name__}: {exc}"
             films = []
         return result, films
+
+    def _freeze_heap_once(self) -> None:
+        """After the first rollout, move every object alive out of the cyclic collector's sight.
+
+        By then torch, mettagrid and the policies are loaded, and they live until the process
+        ends. Each full collection otherwise rescans them (about 0.15 s here): pytest collects
+        five times at exit and Python once more, so every process saved about 0.7 s of a 2 s tail.
+        Frozen objects are still freed by reference counting; only cycles among them are kept.
+        """
+        if self._heap_frozen:
+            return
+        self._heap_frozen = True
+        gc.collect(1)  # the young garbage first, so little of it is kept
+        gc.freeze()
 
     def _keep_replays(self, result: TaskResult, rollout: Rollout) -> list[Film]:
         """Save the recorded episodes as replay files and/or films for the HTML report."""

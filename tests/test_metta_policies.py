@@ -11,11 +11,14 @@ import torch
 from helpers import EASY_MAP, MINI_SUITE, grid_env_spec, write_suite
 
 from pytest_policyeval.collection.suite import load_suite
+from pytest_policyeval.envs.mettagrid_env import EpisodeBatch
 from pytest_policyeval.envs.spec import EnvSpec
 from pytest_policyeval.policies import LoadOptions, PolicyLoadError, load_policy
 from pytest_policyeval.policies.metta.adapter import ActionMap, ObservationMap
-from pytest_policyeval.policies.metta.names import METTA_ACTION_TYPES, METTA_FEATURES
+from pytest_policyeval.policies.metta.names import METTA_ACTION_TYPES, METTA_FEATURES, METTA_TYPE_IDS
 from pytest_policyeval.policies.metta.network import Policy, Recurrent
+from pytest_policyeval.policies.metta.sparse_encoder import SparseEncoder
+from pytest_policyeval.policies.observations import used_tokens
 from pytest_policyeval.runner import run_task
 
 # Nothing like Metta's defaults: a 15x15 box, uneven CNN widths, 7 action types.
@@ -34,6 +37,14 @@ ODD = {
     "input_size": 64,
     "hidden_size": 48,
 }
+
+# Metta's layout at a small size: the second convolution covers its whole 3x3 input.
+SMALL = {
+    "policy": {"obs_channels": 22, "cnn_channels": 8, "hidden_size": 32, "window": 11},
+    "input_size": 32,
+    "hidden_size": 32,
+}
+REPO = Path(__file__).resolve().parents[1]
 
 
 def save_metta(path: Path, arch: dict = ODD, seed: int = 0, drop: str = "") -> Path:
@@ -196,6 +207,45 @@ def test_observations_map_by_name_and_derive_type_orientation_and_inventory() ->
     assert box[channel["last_reward"], 2, 2] == 3
     assert box[channel["agent:orientation"], 2, 2] == 2
     assert box.sum() == 1 + 8 + 5 + 3 + 2
+
+
+@pytest.mark.parametrize(("arch", "dense"), [(SMALL, True), (ODD, False)], ids=["metta-layout", "odd"])
+def test_the_sparse_encoder_gives_what_the_box_and_convolutions_give(arch: dict, dense: bool) -> None:
+    torch.manual_seed(1)
+    policy = Recurrent(Policy(**arch["policy"]), arch["input_size"], arch["hidden_size"]).policy.eval()
+    policy.max_vec.copy_(torch.rand(22) * 9 + 1)
+    policy.max_vec[3] = 0  # a feature the checkpoint never saw reads as zero
+    encoder = SparseEncoder(policy)
+    assert encoder.second_is_dense == dense
+    # laser_tag tokens: objects with type tags, teams, inventories, global tokens.
+    task = load_suite(REPO / "suites/laser_tag.yaml").tasks[0]
+    batch = EpisodeBatch(task, [11, 12, 13])
+    observe = ObservationMap(batch.spec, list(METTA_FEATURES), METTA_TYPE_IDS, policy.window, "test")
+    rng = np.random.default_rng(0)
+    try:
+        for _ in range(12):
+            tokens = torch.from_numpy(used_tokens(batch.observations))
+            facing = torch.from_numpy(rng.integers(0, 4, len(tokens)).astype(np.int8))
+            with torch.inference_mode():
+                box = observe(tokens, facing)
+                expected = policy.encode(box)
+                got = encoder(*observe.cells(tokens, facing))
+            assert box.count_nonzero() > 3 * len(tokens)
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+            batch.actions[:] = rng.integers(0, len(batch.spec.action_names), len(batch.actions))
+            batch.step(list(range(3)))
+    finally:
+        batch.close()
+
+
+def test_unused_token_slots_are_dropped_up_to_the_last_slot_any_agent_uses() -> None:
+    tokens = np.full((3, 10, 3), 0xFF, dtype=np.uint8)
+    tokens[0, :2] = 1
+    tokens[2, :5] = 2
+    tokens[1, 6] = (0xFE, 4, 1)  # a global token after a gap still counts
+    assert used_tokens(tokens).shape == (3, 7, 3)
+    assert np.array_equal(used_tokens(tokens), tokens[:, :7])
+    assert used_tokens(np.full((2, 10, 3), 0xFF, dtype=np.uint8)).shape == (2, 1, 3)
 
 
 def test_metta_actions_become_absolute_moves_with_tracked_orientation() -> None:

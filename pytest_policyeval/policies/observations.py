@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import torch
 
 from pytest_policyeval.envs.spec import EnvSpec
 
-EMPTY_TOKEN = 0xFF
-GLOBAL_TOKEN = 0xFE
+EMPTY_TOKEN = 0xFF  # a coordinate byte that marks an unused token slot
+GLOBAL_TOKEN = 0xFE  # a coordinate byte that marks a global (not spatial) token
 TAG_FEATURE = "tag"
 
 log = logging.getLogger(__name__)
+
+
+def used_tokens(observations: np.ndarray) -> np.ndarray:
+    """`[B, T, 3]` tokens without the trailing slots that no agent of the batch uses.
+
+    An agent sees far fewer tokens than the engine allots it (about 40 of 200 on a navigation
+    map); every later step of an encoder then touches only the slots in use.
+    """
+    occupied = np.flatnonzero((observations[:, :, 0] != EMPTY_TOKEN).any(axis=0))
+    used = int(occupied[-1]) + 1 if len(occupied) else 1
+    return observations if used == observations.shape[1] else observations[:, :used]
 
 
 class TokenEncoder(torch.nn.Module):

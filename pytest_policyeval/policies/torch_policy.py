@@ -19,7 +19,7 @@ from pytest_policyeval.envs.spec import EnvSpec
 from pytest_policyeval.policies.base import Actor, Policy, PolicyLoadError
 from pytest_policyeval.policies.checkpoint import Checkpoint, file_digest, read_checkpoint
 from pytest_policyeval.policies.networks import build_network
-from pytest_policyeval.policies.observations import TokenEncoder
+from pytest_policyeval.policies.observations import TokenEncoder, used_tokens
 from pytest_policyeval.policies.sampling import check_finite, gumbel_noise
 
 
@@ -97,7 +97,7 @@ class TorchActor(Actor):
     @torch.inference_mode()
     def act(self, observations: np.ndarray, slots: np.ndarray, step: int) -> np.ndarray:
         assert self.state is not None, "reset() before act()"
-        tokens = torch.from_numpy(observations).to(self.device, non_blocking=True)
+        tokens = torch.from_numpy(used_tokens(observations)).to(self.device, non_blocking=True)
         index = torch.from_numpy(np.asarray(slots, dtype=np.int64)).to(self.device)
         box, globals_ = self.encoder(tokens)
         hidden, cell = self.state

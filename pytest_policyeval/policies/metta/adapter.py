@@ -29,11 +29,10 @@ import torch
 from pytest_policyeval.envs.spec import EnvSpec
 from pytest_policyeval.policies.base import PolicyLoadError
 from pytest_policyeval.policies.metta.names import OPPOSITE, ORIENTATIONS
+from pytest_policyeval.policies.observations import EMPTY_TOKEN, GLOBAL_TOKEN
 
 log = logging.getLogger(__name__)
 
-EMPTY_TOKEN = 0xFF
-GLOBAL_TOKEN = 0xFE
 TYPE_PREFIX = "type:"
 _logged: set[tuple[str, ...]] = set()
 
@@ -50,7 +49,13 @@ def resolve_type_ids(tag_names: Sequence[str], type_ids: dict[str, int]) -> dict
 
 
 class ObservationMap(torch.nn.Module):
-    """Tokens `[B, T, 3]` of one task -> the policy's raw feature box `[B, C, W, W]`."""
+    """Tokens `[B, T, 3]` of one task -> the policy's raw feature box `[B, C, W, W]`.
+
+    Each token lands in one cell of the box, flattened as `channel * W * W + row * W + col`
+    (`size`, one past the box, where it lands nowhere). `cells` gives those indices and the
+    amounts; `forward` adds them up into the box, and `SparseEncoder` feeds them to the
+    policy's first layers without building the box at all.
+    """
 
     def __init__(
         self,
@@ -63,62 +68,81 @@ class ObservationMap(torch.nn.Module):
         super().__init__()
         self.window = window
         self.num_channels = len(feature_names)
+        self.size = self.num_channels * window * window
         env_feature = {name: index for index, name in enumerate(env.feature_names) if name}
         for index, resource in enumerate(env.resource_names):
             env_feature.setdefault(f"inv:{index}", env_feature.get(f"inv:{resource}", -1))
-        feature_lut = torch.full((256,), -1, dtype=torch.long)
+        # (feature id, value) -> channel and amount: a value is the amount, except for the tag
+        # feature, whose value names a `type:` tag that becomes the type_id channel's amount.
+        channel = torch.full((256, 256), -1, dtype=torch.long)
+        amount = torch.arange(256, dtype=torch.float32).expand(256, 256).clone()
         missing = []
-        self.type_channel = self.orientation_channel = -1
-        for channel, name in enumerate(feature_names):
+        type_channel = orientation_channel = -1
+        for index, name in enumerate(feature_names):
             if name == "type_id":
-                self.type_channel = channel
+                type_channel = index
             elif name == "agent:orientation":
-                self.orientation_channel = channel
+                orientation_channel = index
             elif env_feature.get(name, -1) >= 0:
-                feature_lut[env_feature[name]] = channel
+                channel[env_feature[name]] = index
             else:
                 missing.append(name)
         key = (source, *env.feature_names, *feature_names)
         if missing and key not in _logged:
             _logged.add(key)
             log.info("%s: features this task does not emit read as zero: %s", source, missing)
-        type_lut = torch.full((256,), -1, dtype=torch.long)
-        ids = resolve_type_ids(env.tag_names, type_ids)
-        for value, tag in enumerate(env.tag_names):
-            if tag.startswith(TYPE_PREFIX):
-                type_lut[value] = ids[tag[len(TYPE_PREFIX) :]]
-        self.tag_feature = env_feature.get("tag", -1)
-        self.register_buffer("feature_lut", feature_lut)
-        self.register_buffer("type_lut", type_lut)
-        self.row_offset = (window - env.obs_height) // 2
-        self.col_offset = (window - env.obs_width) // 2
-        self.env_centre = ((env.obs_height // 2) << 4) | (env.obs_width // 2)
+        tag_feature = env_feature.get("tag", -1)
+        if tag_feature >= 0 and type_channel >= 0:
+            ids = resolve_type_ids(env.tag_names, type_ids)
+            for value, tag in enumerate(env.tag_names):
+                if tag.startswith(TYPE_PREFIX):
+                    channel[tag_feature, value] = type_channel
+                    amount[tag_feature, value] = ids[tag[len(TYPE_PREFIX) :]]
+        # Coordinate byte -> cell of the window (-1: an empty slot or outside the window).
+        # The environment's view is centred in the policy's; global tokens go to the agent's cell.
+        cell = torch.full((256,), -1, dtype=torch.long)
+        row_offset = (window - env.obs_height) // 2
+        col_offset = (window - env.obs_width) // 2
+        centre = window // 2
+        for coord in range(256):
+            if coord == EMPTY_TOKEN:
+                continue
+            row, col = (
+                (centre, centre)
+                if coord == GLOBAL_TOKEN
+                else (
+                    (coord >> 4) + row_offset,
+                    (coord & 0xF) + col_offset,
+                )
+            )
+            if 0 <= row < window and 0 <= col < window:
+                cell[coord] = row * window + col
+        self.register_buffer("channel_lut", channel.flatten())
+        self.register_buffer("amount_lut", amount.flatten())
+        self.register_buffer("cell_lut", cell)
+        # The orientation this adapter tracks is one more token, on the agent's own cell.
+        self.orientation_cell = -1
+        if orientation_channel >= 0:
+            self.orientation_cell = orientation_channel * window * window + centre * window + centre
+
+    def cells(self, tokens: torch.Tensor, orientation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat box index `[B, T']` of each token (`size`: nowhere) and its amount `[B, T']`."""
+        tokens = tokens.long()
+        feature_value = tokens[..., 1] * 256 + tokens[..., 2]
+        channel = self.channel_lut[feature_value]
+        cell = self.cell_lut[tokens[..., 0]]
+        lands = (channel >= 0) & (cell >= 0)
+        index = torch.where(lands, channel * (self.window * self.window) + cell, self.size)
+        amount = self.amount_lut[feature_value]
+        if self.orientation_cell >= 0:
+            index = torch.cat([index, torch.full_like(index[:, :1], self.orientation_cell)], dim=1)
+            amount = torch.cat([amount, orientation.to(amount.dtype)[:, None]], dim=1)
+        return index, amount
 
     def forward(self, tokens: torch.Tensor, orientation: torch.Tensor) -> torch.Tensor:
-        batch = tokens.shape[0]
-        tokens = tokens.long()
-        coord, feature, value = tokens[..., 0], tokens[..., 1], tokens[..., 2]
-        coord = torch.where(coord == GLOBAL_TOKEN, self.env_centre, coord)
-        channel = self.feature_lut[feature]
-        amount = value.float()
-        if self.tag_feature >= 0 and self.type_channel >= 0:
-            type_id = self.type_lut[value]
-            is_type = (feature == self.tag_feature) & (type_id >= 0)
-            channel = torch.where(is_type, self.type_channel, channel)
-            amount = torch.where(is_type, type_id.float(), amount)
-        rows = (coord >> 4) + self.row_offset
-        cols = (coord & 0xF) + self.col_offset
-        keep = (coord != EMPTY_TOKEN) & (channel >= 0)
-        keep &= (rows >= 0) & (rows < self.window) & (cols >= 0) & (cols < self.window)
-        batch_index = torch.arange(batch, device=tokens.device).unsqueeze(1).expand_as(coord)
-        box = torch.zeros((batch, self.num_channels, self.window, self.window), device=tokens.device)
-        box.index_put_(
-            (batch_index[keep], channel[keep], rows[keep], cols[keep]), amount[keep], accumulate=True
-        )
-        if self.orientation_channel >= 0:
-            centre = self.window // 2
-            box[:, self.orientation_channel, centre, centre] = orientation.float()
-        return box
+        index, amount = self.cells(tokens, orientation)
+        box = amount.new_zeros((tokens.shape[0], self.size + 1)).scatter_add_(1, index, amount)
+        return box[:, : self.size].view(-1, self.num_channels, self.window, self.window)
 
 
 # What each action type does in mettagrid: "noop", "forward", "backward" or "rotate".

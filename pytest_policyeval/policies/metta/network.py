@@ -128,7 +128,11 @@ class Recurrent(nn.Module):
 
     def step(self, box: torch.Tensor, state: State) -> tuple[list[torch.Tensor], torch.Tensor, State]:
         """One step for a batch of agents: head logits, value, new (hidden, cell) state."""
-        hidden, cell = self.cell(self.policy.encode(box), state)
+        return self.advance(self.policy.encode(box), state)
+
+    def advance(self, encoded: torch.Tensor, state: State) -> tuple[list[torch.Tensor], torch.Tensor, State]:
+        """`step` from the encoder's output (`Policy.encode` or a `SparseEncoder`)."""
+        hidden, cell = self.cell(encoded, state)
         logits, value = self.policy.decode(hidden)
         return logits, value, (hidden, cell)
 

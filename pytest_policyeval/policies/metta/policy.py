@@ -22,6 +22,8 @@ from pytest_policyeval.policies.metta.adapter import ActionMap, ObservationMap
 from pytest_policyeval.policies.metta.architecture import build_from_config, build_inferred, read_config
 from pytest_policyeval.policies.metta.names import METTA_ACTION_TYPES, METTA_FEATURES, METTA_TYPE_IDS
 from pytest_policyeval.policies.metta.network import Recurrent
+from pytest_policyeval.policies.metta.sparse_encoder import SparseEncoder
+from pytest_policyeval.policies.observations import used_tokens
 from pytest_policyeval.policies.sampling import check_finite, gumbel_noise
 from pytest_policyeval.policies.torch_policy import load_state_strict, network_on, torch_device
 
@@ -43,6 +45,8 @@ class MettaActor(Actor):
         self.observe_map = ObservationMap(
             env, policy.feature_names, policy.type_ids, self.network.window, policy.uri
         ).to(self.device)
+        # Built per actor, from the weights as they are now (a training loop may change them).
+        self.encoder = SparseEncoder(self.network.policy)
         heads = self.network.policy.action_heads
         self.heads = heads
         self.actions = ActionMap(env, policy.action_types, heads[1] if len(heads) > 1 else 0, policy.uri)
@@ -55,20 +59,25 @@ class MettaActor(Actor):
         self.state = self.network.initial_state(len(self.seeds), self.device)
         self.orientation = np.zeros(len(self.seeds), dtype=np.int8)
 
+    def _tokens(self, observations: np.ndarray, slots: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = torch.from_numpy(used_tokens(observations)).to(self.device, non_blocking=True)
+        return tokens, torch.from_numpy(self.orientation[slots]).to(self.device)
+
     @torch.inference_mode()
     def observe(self, observations: np.ndarray, slots: np.ndarray) -> torch.Tensor:
         """The policy's feature box `[rows, C, W, W]` for these rows' tokens."""
-        tokens = torch.from_numpy(observations).to(self.device, non_blocking=True)
-        facing = torch.from_numpy(self.orientation[slots]).to(self.device)
-        return self.observe_map(tokens, facing)
+        return self.observe_map(*self._tokens(observations, slots))
 
     @torch.inference_mode()
     def decide(self, box: torch.Tensor, slots: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
-        """Sample (action type, argument) for each row; advances the recurrent state."""
+        """Sample (action type, argument) for each row from its box; advances the recurrent state."""
+        return self._sample(self.network.policy.encode(box), slots, step)
+
+    def _sample(self, encoded: torch.Tensor, slots: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
         assert self.state is not None, "reset() before act()"
         index = torch.from_numpy(np.asarray(slots, dtype=np.int64)).to(self.device)
         hidden, cell = self.state
-        logits, _value, (new_hidden, new_cell) = self.network.step(box, (hidden[index], cell[index]))
+        logits, _value, (new_hidden, new_cell) = self.network.advance(encoded, (hidden[index], cell[index]))
         hidden[index] = new_hidden
         cell[index] = new_cell
         joined = torch.cat(logits, dim=1)
@@ -84,8 +93,11 @@ class MettaActor(Actor):
         env_actions, self.orientation[slots] = self.actions(kinds, args, self.orientation[slots])
         return env_actions
 
+    @torch.inference_mode()
     def act(self, observations: np.ndarray, slots: np.ndarray, step: int) -> np.ndarray:
-        return self.apply(*self.decide(self.observe(observations, slots), slots, step), slots)
+        # Tokens go straight into the encoder; the box is built only for `observe` (training).
+        encoded = self.encoder(*self.observe_map.cells(*self._tokens(observations, slots)))
+        return self.apply(*self._sample(encoded, slots, step), slots)
 
 
 class MettaPolicy(Policy):
