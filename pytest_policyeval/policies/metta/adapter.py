@@ -34,6 +34,7 @@ from pytest_policyeval.policies.observations import EMPTY_TOKEN, GLOBAL_TOKEN
 log = logging.getLogger(__name__)
 
 TYPE_PREFIX = "type:"
+NOWHERE = -(1 << 40)  # below any sum of a real offset and cell
 _logged: set[tuple[str, ...]] = set()
 
 
@@ -117,9 +118,12 @@ class ObservationMap(torch.nn.Module):
             )
             if 0 <= row < window and 0 <= col < window:
                 cell[coord] = row * window + col
-        self.register_buffer("channel_lut", channel.flatten())
+        # Where a token lands = its channel's offset + its cell's; either part is NOWHERE (so
+        # negative) when the token lands nowhere.
+        offset = torch.where(channel >= 0, channel * (window * window), NOWHERE)
+        self.register_buffer("offset_lut", offset.flatten())
         self.register_buffer("amount_lut", amount.flatten())
-        self.register_buffer("cell_lut", cell)
+        self.register_buffer("cell_lut", torch.where(cell >= 0, cell, NOWHERE))
         # The orientation this adapter tracks is one more token, on the agent's own cell.
         self.orientation_cell = -1
         if orientation_channel >= 0:
@@ -129,10 +133,8 @@ class ObservationMap(torch.nn.Module):
         """Flat box index `[B, T']` of each token (`size`: nowhere) and its amount `[B, T']`."""
         tokens = tokens.long()
         feature_value = tokens[..., 1] * 256 + tokens[..., 2]
-        channel = self.channel_lut[feature_value]
-        cell = self.cell_lut[tokens[..., 0]]
-        lands = (channel >= 0) & (cell >= 0)
-        index = torch.where(lands, channel * (self.window * self.window) + cell, self.size)
+        index = self.offset_lut[feature_value] + self.cell_lut[tokens[..., 0]]
+        index = torch.where(index >= 0, index, self.size)
         amount = self.amount_lut[feature_value]
         if self.orientation_cell >= 0:
             index = torch.cat([index, torch.full_like(index[:, :1], self.orientation_cell)], dim=1)
