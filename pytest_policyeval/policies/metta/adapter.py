@@ -99,31 +99,27 @@ class ObservationMap(torch.nn.Module):
                 if tag.startswith(TYPE_PREFIX):
                     channel[tag_feature, value] = type_channel
                     amount[tag_feature, value] = ids[tag[len(TYPE_PREFIX) :]]
-        # Coordinate byte -> cell of the window (-1: an empty slot or outside the window).
+        # Coordinate byte -> cell of the window (NOWHERE: an empty slot, or outside the window).
         # The environment's view is centred in the policy's; global tokens go to the agent's cell.
-        cell = torch.full((256,), -1, dtype=torch.long)
+        cell = torch.full((256,), NOWHERE, dtype=torch.long)
         row_offset = (window - env.obs_height) // 2
         col_offset = (window - env.obs_width) // 2
         centre = window // 2
         for coord in range(256):
             if coord == EMPTY_TOKEN:
                 continue
-            row, col = (
-                (centre, centre)
-                if coord == GLOBAL_TOKEN
-                else (
-                    (coord >> 4) + row_offset,
-                    (coord & 0xF) + col_offset,
-                )
-            )
+            if coord == GLOBAL_TOKEN:
+                row, col = centre, centre
+            else:
+                row, col = (coord >> 4) + row_offset, (coord & 0xF) + col_offset
             if 0 <= row < window and 0 <= col < window:
                 cell[coord] = row * window + col
-        # Where a token lands = its channel's offset + its cell's; either part is NOWHERE (so
-        # negative) when the token lands nowhere.
+        # Where a token lands = its channel's offset + its cell; either part is NOWHERE (so the
+        # sum is negative) when the token lands nowhere.
         offset = torch.where(channel >= 0, channel * (window * window), NOWHERE)
         self.register_buffer("offset_lut", offset.flatten())
         self.register_buffer("amount_lut", amount.flatten())
-        self.register_buffer("cell_lut", torch.where(cell >= 0, cell, NOWHERE))
+        self.register_buffer("cell_lut", cell)
         # The orientation this adapter tracks is one more token, on the agent's own cell.
         self.orientation_cell = -1
         if orientation_channel >= 0:

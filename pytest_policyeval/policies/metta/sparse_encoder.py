@@ -22,10 +22,10 @@ from pytest_policyeval.policies.metta.network import Policy
 
 
 @torch.no_grad()
-def first_layer_matrix(policy: Policy) -> torch.Tensor:
+def first_layer_matrix(policy: Policy) -> tuple[torch.Tensor, tuple[int, ...]]:
     """`[C*W*W + 1, conv outputs + self outputs]`: what one unit in each box cell adds to the
     first convolution (no bias) and to the self encoder's Linear (no bias); the last row, for
-    tokens that land nowhere, is zero."""
+    tokens that land nowhere, is zero. Also the convolution's output shape `(channels, H, W)`."""
     conv, own = policy.network[0], policy.self_encoder[0]
     channels, window = int(policy.max_vec.shape[0]), policy.window
     scale = torch.where(policy.max_vec > 0, 1.0 / policy.max_vec.clamp(min=1e-12), 0.0)
@@ -39,12 +39,12 @@ def first_layer_matrix(policy: Policy) -> torch.Tensor:
     for channel in range(channels):
         through_conv = F.conv2d(
             basis, conv.weight[:, channel : channel + 1], stride=conv.stride, padding=conv.padding
-        ).flatten(1)
+        )
         through_self = torch.zeros((cells, own.out_features), **like)
         through_self[centre] = own.weight[:, channel]
-        rows.append(torch.cat([through_conv, through_self], dim=1) * scale[channel])
+        rows.append(torch.cat([through_conv.flatten(1), through_self], dim=1) * scale[channel])
     rows.append(torch.zeros_like(rows[0][:1]))
-    return torch.cat(rows).contiguous()
+    return torch.cat(rows).contiguous(), tuple(through_conv.shape[1:])
 
 
 class SparseEncoder(nn.Module):
@@ -53,17 +53,17 @@ class SparseEncoder(nn.Module):
     def __init__(self, policy: Policy):
         super().__init__()
         self.policy = policy
-        conv = policy.network[0]
-        self.register_buffer("matrix", first_layer_matrix(policy))
-        self.nowhere = self.matrix.shape[0] - 1
-        self.conv_outputs = self.matrix.shape[1] - policy.self_encoder[0].out_features
-        side = round((self.conv_outputs // conv.out_channels) ** 0.5)
-        self.conv_shape = (conv.out_channels, side, side)
-        self.register_buffer("conv_bias", conv.bias.detach().repeat_interleave(side * side))
+        matrix, self.conv_shape = first_layer_matrix(policy)
+        self.register_buffer("matrix", matrix)
+        self.nowhere = matrix.shape[0] - 1
+        channels, height, width = self.conv_shape
+        self.conv_outputs = channels * height * width
+        bias = policy.network[0].bias.detach()
+        self.register_buffer("conv_bias", bias.repeat_interleave(height * width))
         # Metta's second convolution covers its whole input (3x3 over 3x3): a matrix product
         # then, about 3x cheaper on a CPU than a convolution call.
         second = policy.network[2]
-        self.second_is_dense = second.kernel_size == (side, side) and second.padding == (0, 0)
+        self.second_is_dense = second.kernel_size == (height, width) and second.padding == (0, 0)
 
     def forward(self, index: torch.Tensor, amount: torch.Tensor) -> torch.Tensor:
         summed = F.embedding_bag(
