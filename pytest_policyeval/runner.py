@@ -133,6 +133,9 @@ def run_task(
             policy_time += clock() - tick
             agent_steps += len(rows)
             ended = batch.step(live)
+            for actor, mine in actors:
+                pick = rows[mine[rows]]
+                actor.rewarded(batch.rewards[pick], pick)
             step += 1
             if ended:
                 for episode in ended:

@@ -28,12 +28,13 @@ import torch
 import yaml
 from torch import nn
 
+from pytest_policyeval.atomic import atomic_writer
 from pytest_policyeval.collection.suite import Task, load_suite
 from pytest_policyeval.envs.spec import EnvSpec
 from pytest_policyeval.policies.base import Actor
-from pytest_policyeval.policies.metta.names import METTA_ACTION_TYPES, METTA_FEATURES, METTA_TYPE_IDS
 from pytest_policyeval.policies.metta.network import Policy, Recurrent
 from pytest_policyeval.policies.metta.policy import MettaActor, MettaPolicy
+from pytest_policyeval.policies.metta.presets import DEFAULT_PRESET, PRESETS
 from pytest_policyeval.runner import run_task
 from pytest_policyeval.seeding import uniforms
 
@@ -48,7 +49,9 @@ DEFAULTS = {
     "navigation": {"iterations": 16, "maps": 48, "epochs": 8, "keep": 4},
     "laser_tag": {"iterations": 16, "maps": 24, "epochs": 4, "keep": 3},
 }
-ROTATE, MOVE = METTA_ACTION_TYPES.index("rotate"), METTA_ACTION_TYPES.index("move")
+# The policies learn the default preset's meanings (Metta's June 2025 engine): 22 channels, 9 types.
+PRESET = PRESETS[DEFAULT_PRESET]
+ROTATE, MOVE = PRESET.action_types.index("rotate"), PRESET.action_types.index("move")
 
 
 # -- training maps ---------------------------------------------------------------------------------
@@ -282,6 +285,9 @@ class DaggerActor(Actor):
         self.learner.reset(slot_seeds)
         self.expert.reset(slot_seeds)
 
+    def rewarded(self, rewards: np.ndarray, slots: np.ndarray) -> None:
+        self.learner.rewarded(rewards, slots)  # the policy sees last_reward in training too
+
     def act(self, observations: np.ndarray, slots: np.ndarray, step: int) -> np.ndarray:
         expert_actions = self.expert.act(observations, slots, step)
         facing = self.learner.orientation[slots]
@@ -289,7 +295,7 @@ class DaggerActor(Actor):
         # Turn round rather than step back: the expert's wall rule reads the facing as its heading.
         back = (label_kind == MOVE) & (label_arg == 1)
         label_kind[back], label_arg[back] = ROTATE, TURN_ROUND[facing[back]]
-        box = self.learner.observe(observations, slots)
+        box = self.learner.observe(observations, slots, step)
         kinds, args = self.learner.decide(box, slots, step)
         follow = uniforms(self.seeds[slots], step, 1)[:, 0] < self.beta
         kinds = np.where(follow, label_kind, kinds)
@@ -309,10 +315,11 @@ class Learner(MettaPolicy):
             uri="train://learner",
             name="learner",
             network=network,
-            feature_names=list(METTA_FEATURES),
-            action_types=list(METTA_ACTION_TYPES),
-            type_ids=dict(METTA_TYPE_IDS),
+            feature_names=PRESET.feature_names(network.obs_channels, "train"),
+            action_types=list(PRESET.action_types),
+            type_ids=dict(PRESET.type_ids),
             info={},
+            preset=PRESET,
         )
         self.beta = beta
         self.recordings: list[Recording] = []
@@ -403,7 +410,7 @@ def main() -> None:
                 seen = torch.stack(
                     [box.float().amax(dim=(0, 2, 3)) for r in learner.recordings for box in r.boxes]
                 )
-                network.policy.max_vec.copy_(seen.amax(dim=0).clamp(min=1.0))
+                network.policy.max_vec.copy_(seen.amax(dim=0).clamp(min=1.0).view_as(network.policy.max_vec))
             for recording in learner.recordings:
                 agents = max(int(slots.max()) for slots in recording.slots) + 1
                 data.append(recording.sequences(agents))
@@ -415,8 +422,10 @@ def main() -> None:
                 flush=True,
             )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    # `lstm.*` and `cell.*` share storage, so torch.save writes those weights once.
-    torch.save(network.state_dict(), args.out)
+    # Upstream's layout (PufferLib 3.0's Recurrent): `lstm.*` and `cell.*` share storage, so
+    # torch.save writes those weights once.
+    with atomic_writer(args.out) as handle:
+        torch.save(network.state_dict(), handle)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
 
 

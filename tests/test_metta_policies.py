@@ -14,14 +14,16 @@ from pytest_policyeval.collection.suite import load_suite
 from pytest_policyeval.envs.mettagrid_env import EpisodeBatch
 from pytest_policyeval.envs.spec import EnvSpec
 from pytest_policyeval.policies import LoadOptions, PolicyLoadError, load_policy
-from pytest_policyeval.policies.metta.adapter import ActionMap, ObservationMap
-from pytest_policyeval.policies.metta.names import METTA_ACTION_TYPES, METTA_FEATURES, METTA_TYPE_IDS
+from pytest_policyeval.policies.metta.adapter import DERIVED, ActionMap, ObservationMap
 from pytest_policyeval.policies.metta.network import Policy, Recurrent
+from pytest_policyeval.policies.metta.presets import DEFAULT_PRESET, PRESETS
 from pytest_policyeval.policies.metta.sparse_encoder import SparseEncoder
 from pytest_policyeval.policies.observations import used_tokens
 from pytest_policyeval.runner import run_task
 
-# Nothing like Metta's defaults: a 15x15 box, uneven CNN widths, 7 action types.
+JUNE = PRESETS[DEFAULT_PRESET]
+FEATURES = JUNE.feature_names(22, "test")
+# Nothing like Metta's defaults: a 15x15 box, uneven CNN widths, a 6-way argument head.
 ODD = {
     "policy": {
         "obs_channels": 22,
@@ -32,7 +34,7 @@ ODD = {
         "strides": [3, 1],
         "cnn_hidden": 40,
         "self_hidden": 24,
-        "action_heads": [7, 10],
+        "action_heads": [9, 6],
     },
     "input_size": 64,
     "hidden_size": 48,
@@ -63,8 +65,9 @@ def test_non_default_sizes_load_from_the_path_alone(tmp_path: Path) -> None:
     saved = torch.load(path, weights_only=True)
     for key, value in policy.network.state_dict().items():
         assert torch.equal(value, saved[key]), key
-    assert policy.action_types == list(METTA_ACTION_TYPES[:7])
-    assert policy.feature_names == list(METTA_FEATURES)
+    assert policy.action_types == list(JUNE.action_types)
+    assert policy.feature_names == FEATURES
+    assert policy.describe()["preset"] == "june-2025"
 
 
 def test_inferred_sizes_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -136,9 +139,8 @@ def test_a_nested_hydra_config_builds_the_architecture_and_names(tmp_path: Path)
               window: 15
               cnn_hidden: 40
               self_hidden: 24
-              action_heads: [7, 10]
             feature_names: {features}
-            action_types: [noop, move, rotate, attack, get_items, put_items, swap]
+            action_types: [noop, move, rotate, attack, get_items, put_items, swap, change_color, change_glyph]
             """
         )
     )
@@ -148,18 +150,18 @@ def test_a_nested_hydra_config_builds_the_architecture_and_names(tmp_path: Path)
     assert policy.network.window == 15
 
 
-def test_a_config_target_that_is_not_a_recurrent_policy_is_refused(tmp_path: Path) -> None:
+def test_a_config_target_that_is_a_policy_alone_is_refused(tmp_path: Path) -> None:
     path = save_metta(tmp_path / "odd.pt")
     config = tmp_path / "bad.yaml"
-    config.write_text("_target_: collections.OrderedDict\n")
-    with pytest.raises(PolicyLoadError, match="built a OrderedDict; pytorch:// needs a Recurrent"):
+    config.write_text("_target_: metta.agent.external.example.Policy\n")
+    with pytest.raises(PolicyLoadError, match="_target_ is a Policy; pytorch:// needs a Recurrent"):
         load_policy(f"pytorch://{path}", LoadOptions(pytorch_config=config))
 
 
 @pytest.mark.parametrize(
     ("payload", "fragment"),
     [
-        ("not a checkpoint", "cannot read as a PyTorch state dict"),
+        ("not a checkpoint", r"not a PyTorch checkpoint \(torch.save's zip format\)"),
         ({"policy.value.weight": torch.zeros(1, 4)}, "lacks 'policy.network.0.weight'"),
     ],
 )
@@ -190,46 +192,75 @@ def _spec(**changes) -> EnvSpec:
     return EnvSpec(**{**base, **changes})
 
 
+def _derived(**values: float) -> torch.Tensor:
+    return torch.tensor([[values.get(name, 0.0) for name in DERIVED]])
+
+
 def test_observations_map_by_name_and_derive_type_orientation_and_inventory() -> None:
     spec = _spec()
-    observe = ObservationMap(spec, list(METTA_FEATURES), {"agent": 0, "wall": 1, "altar": 8}, 5, "test")
+    observe = ObservationMap(spec, FEATURES, JUNE.type_ids, 5, "test")
+    assert observe.derived == list(DERIVED)
     tokens = np.full((1, 8, 3), 0xFF, dtype=np.uint8)
     tokens[0, 0] = (0x00, 1, 2)  # a wall (tag value 2) at the top-left of the 3x3 view
     tokens[0, 1] = (0x12, 1, 1)  # an altar (tag value 1) right of the agent
-    tokens[0, 2] = (0x11, 2, 5)  # five hearts (inv:heart = Metta's inv:0) on the agent's cell
-    tokens[0, 3] = (0xFE, 0, 3)  # a global last_reward token: lands on the agent's own cell
+    tokens[0, 2] = (0x11, 2, 5)  # five hearts (inv:heart, june's id 18) on the agent's cell
+    tokens[0, 3] = (0xFE, 0, 3)  # the engine's own last_reward token: replaced by the derived one
     tokens[0, 4] = (0x11, 1, 3)  # team tag: not an object type, ignored
-    box = observe(torch.from_numpy(tokens), torch.tensor([2]))[0]
-    channel = {name: index for index, name in enumerate(METTA_FEATURES)}
+    derived = _derived(**{"agent:orientation": 2, "last_action": 4, "last_action_arg": 1, "last_reward": 100})
+    box = observe(torch.from_numpy(tokens), derived, torch.tensor([True]))[0]
+    channel = {name: index for index, name in enumerate(FEATURES)}
     # The 3x3 view is centred in the 5x5 box: view (r, c) -> box (r + 1, c + 1).
     assert box[channel["type_id"], 1, 1] == 1 and box[channel["type_id"], 2, 3] == 8
-    assert box[channel["inv:0"], 2, 2] == 5
-    assert box[channel["last_reward"], 2, 2] == 3
+    assert channel["inv:heart"] == 18 and box[18, 2, 2] == 5
+    assert box[channel["last_reward"], 2, 2] == 100
     assert box[channel["agent:orientation"], 2, 2] == 2
-    assert box.sum() == 1 + 8 + 5 + 3 + 2
+    assert box[channel["last_action"], 2, 2] == 4 and box[channel["last_action_arg"], 2, 2] == 1
+    assert box.sum() == 1 + 8 + 5 + 100 + 2 + 4 + 1
+
+
+def test_the_box_is_filled_as_metta_filled_it_later_tokens_win_and_255_reads_as_zero() -> None:
+    spec = _spec(obs_height=5, obs_width=5, num_tokens=6)
+    observe = ObservationMap(spec, FEATURES, JUNE.type_ids, 5, "test")
+    tokens = np.full((2, 6, 3), 0xFF, dtype=np.uint8)
+    tokens[:, 0] = (0x00, 1, 0)  # an agent (type_id 0) in the corner ...
+    tokens[:, 1] = (0x00, 1, 2)  # ... then a wall in the same cell: the later one wins, no sum
+    tokens[:, 2] = (0x22, 2, 7)  # 7 hearts, then 255 hearts (255 reads as 0) on the same cell
+    tokens[:, 3] = (0x22, 2, 255)
+    tokens[:, 4] = (0x34, 1, 1)  # an altar elsewhere
+    tokens[1, 5] = (0x34, 3, 9)  # row 1 has no free slot: no padding token
+    padded = torch.from_numpy(tokens[:, -1, 0] == 0xFF)
+    assert padded.tolist() == [True, False]
+    box = observe(torch.from_numpy(tokens), _derived().expand(2, -1), padded)
+    assert box[:, 18, 2, 2].tolist() == [0, 0]
+    assert box[:, 0, 3, 4].tolist() == [8, 8]
+    # Metta's padding token [0, 0, 0] wrote type_id 0 into the corner after the wall, so only the
+    # row without free slots still shows the wall there.
+    assert box[:, 0, 0, 0].tolist() == [0, 1]
+    assert box[0].count_nonzero() == 1 and box[1].count_nonzero() == 3  # wall, altar, agent:group 9
 
 
 @pytest.mark.parametrize(("arch", "dense"), [(SMALL, True), (ODD, False)], ids=["metta-layout", "odd"])
 def test_the_sparse_encoder_gives_what_the_box_and_convolutions_give(arch: dict, dense: bool) -> None:
     torch.manual_seed(1)
     policy = Recurrent(Policy(**arch["policy"]), arch["input_size"], arch["hidden_size"]).policy.eval()
-    policy.max_vec.copy_(torch.rand(22) * 9 + 1)
-    policy.max_vec[3] = 0  # a feature the checkpoint never saw reads as zero
+    policy.max_vec.copy_(torch.rand(1, 22, 1, 1) * 9 + 1)
+    policy.max_vec[0, 3] = 0  # a feature the checkpoint never saw reads as zero
     encoder = SparseEncoder(policy)
     assert encoder.second_is_dense == dense
     # laser_tag tokens: objects with type tags, teams, inventories, global tokens.
     task = load_suite(REPO / "suites/laser_tag.yaml").tasks[0]
     batch = EpisodeBatch(task, [11, 12, 13])
-    observe = ObservationMap(batch.spec, list(METTA_FEATURES), METTA_TYPE_IDS, policy.window, "test")
+    observe = ObservationMap(batch.spec, FEATURES, JUNE.type_ids, policy.window, "test")
     rng = np.random.default_rng(0)
     try:
         for _ in range(12):
             tokens = torch.from_numpy(used_tokens(batch.observations))
-            facing = torch.from_numpy(rng.integers(0, 4, len(tokens)).astype(np.int8))
+            derived = torch.from_numpy(rng.integers(0, 12, (len(tokens), len(DERIVED))).astype(np.float32))
+            padded = torch.from_numpy(rng.random(len(tokens)) < 0.5)
             with torch.inference_mode():
-                box = observe(tokens, facing)
+                box = observe(tokens, derived, padded)
                 expected = policy.encode(box)
-                got = encoder(*observe.cells(tokens, facing))
+                got = encoder(*observe.cells(tokens, derived, padded))
             assert box.count_nonzero() > 3 * len(tokens)
             torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
             batch.actions[:] = rng.integers(0, len(batch.spec.action_names), len(batch.actions))
@@ -250,8 +281,8 @@ def test_unused_token_slots_are_dropped_up_to_the_last_slot_any_agent_uses() -> 
 
 def test_metta_actions_become_absolute_moves_with_tracked_orientation() -> None:
     spec = _spec()
-    actions = ActionMap(spec, list(METTA_ACTION_TYPES), 10, "test")
-    kind = {name: index for index, name in enumerate(METTA_ACTION_TYPES)}
+    actions = ActionMap(spec, list(JUNE.action_types), 10, "test")
+    kind = {name: index for index, name in enumerate(JUNE.action_types)}
     env = {name: index for index, name in enumerate(spec.action_names)}
     facing = np.array([0, 0, 3, 1, 2])
     kinds = np.array([kind["move"], kind["rotate"], kind["move"], kind["attack"], kind["swap"]])
@@ -297,7 +328,7 @@ def test_a_metta_policy_plays_deterministically_whatever_the_batch(tmp_path: Pat
 def test_nan_weights_stop_the_task_with_the_policy_step_and_slot(tmp_path: Path) -> None:
     path = save_metta(tmp_path / "odd.pt")
     state = torch.load(path, weights_only=True)
-    state["policy.actor.0.bias"] = torch.full((7,), float("nan"))
+    state["policy.actor.0.bias"] = torch.full((9,), float("nan"))
     torch.save(state, path)
     actor = load_policy(f"pytorch://{path}").actor(grid_env_spec(tmp_path, EASY_MAP))
     actor.reset(np.array([1, 2], dtype=np.uint64))
@@ -313,7 +344,7 @@ def test_the_option_reaches_the_loader_and_a_missing_config_is_a_usage_error(
     config = pytester.path / "wrong.yaml"
     config.write_text(
         "_target_: metta.agent.external.example.Recurrent\n"
-        "policy:\n  _target_: metta.agent.external.example.Policy\n"
+        "policy:\n  _target_: metta.agent.external.example.Policy\n  cnn_channels: 128\n"
     )
     result = pytester.runpytest(
         str(mini_suite), f"--policy-uri=pytorch://{path}", f"--pytorch-config={config}", "-k", "easy"

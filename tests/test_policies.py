@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ from helpers import EASY_MAP, grid_env_spec, make_checkpoint
 
 from pytest_policyeval.policies import PolicyLoadError, load_policy, policy_label
 from pytest_policyeval.policies.checkpoint import read_checkpoint, save_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_checkpoint_round_trip_keeps_names_and_weights(tmp_path: Path) -> None:
@@ -50,11 +53,23 @@ def test_missing_tensor_is_refused(tmp_path: Path) -> None:
         load_policy(str(path))
 
 
+def test_a_bare_path_or_file_uri_to_a_metta_state_dict_loads_it_by_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The seed's `--policy-path laser_tag.pt`: a Metta external checkpoint, named by a plain path.
+    shutil.copy(REPO / "examples/policies/navigation.pt", tmp_path / "navigation.pt")
+    monkeypatch.chdir(tmp_path)
+    for uri in ("navigation.pt", f"file://{tmp_path / 'navigation.pt'}"):
+        policy = load_policy(uri)
+        assert policy.name == "navigation" and policy.describe()["kind"] == "metta-external"
+
+
+# Files that are not the project's checkpoints are read as Metta state dicts, whose loader refuses these.
 @pytest.mark.parametrize(
     ("content", "fragment"),
     [
-        (b"not a checkpoint at all", "not a readable checkpoint"),
-        (None, "not a pytest-policyeval checkpoint"),
+        (b"not a checkpoint at all", "PyTorch"),
+        (None, "not a Metta external policy"),
     ],
 )
 def test_corrupt_or_foreign_files_are_refused(tmp_path: Path, content: bytes | None, fragment: str) -> None:
@@ -75,7 +90,7 @@ class Sneaky:
 def test_pickled_objects_are_never_unpickled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "evil.pt"
     torch.save({"format": "pytest-policyeval.checkpoint", "payload": Sneaky()}, path)
-    with pytest.raises(PolicyLoadError, match="not a readable checkpoint"):
+    with pytest.raises(PolicyLoadError, match=r"refused: it names (__builtin__|builtins)\.print"):
         load_policy(str(path))
     assert "unpickled!" not in capsys.readouterr().out
 

@@ -283,6 +283,11 @@ class EpisodeBatch:
                     ended.append(episode)
         return ended
 
+    @property
+    def rewards(self) -> np.ndarray:
+        """Each row's reward from the last step."""
+        return self._rewards
+
     def episode_rewards(self, episode: int) -> np.ndarray:
         return np.asarray(self._c_sims[episode].get_episode_rewards(), dtype=np.float64)
 

@@ -28,6 +28,9 @@ class Actor(ABC):
     @abstractmethod
     def act(self, observations: np.ndarray, slots: np.ndarray, step: int) -> np.ndarray: ...
 
+    def rewarded(self, rewards: np.ndarray, slots: np.ndarray) -> None:  # noqa: B027 (optional hook)
+        """The rewards these slots got from the step their last actions made (most actors ignore it)."""
+
 
 class Policy(ABC):
     """A loaded policy. Loading happens once per process; `actor` is cheap and per task.

@@ -25,6 +25,7 @@ import torch
 
 from pytest_policyeval.atomic import atomic_writer
 from pytest_policyeval.policies.base import PolicyLoadError
+from pytest_policyeval.policies.torch_files import load_torch_file
 
 FORMAT = "pytest-policyeval.checkpoint"
 VERSION = 1
@@ -99,13 +100,7 @@ def _names(raw: dict[str, Any], key: str, path: Path) -> list[str]:
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Read and check a checkpoint file; every problem is a PolicyLoadError naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise PolicyLoadError(f"{path}: no such checkpoint file")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise PolicyLoadError(f"{path}: not a readable checkpoint ({first_line})") from None
+    raw = load_torch_file(path)  # sizes checked before anything is allocated; no code is run
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise PolicyLoadError(
             f"{path}: not a pytest-policyeval checkpoint (no format '{FORMAT}'); "

@@ -3,7 +3,7 @@
     random://            uniform random actions (the baseline)
     scripted://navigator a hand-written explorer (the competent reference for navigation)
     scripted://tagger    a hand-written laser_tag player
-    file://PATH, PATH    a pytest-policyeval checkpoint (.pt)
+    file://PATH, PATH    either kind of checkpoint below, told by its content
     pytorch://PATH       a Metta external checkpoint (a bare state dict; see policies/metta/)
     http(s)://, s3://    either kind of checkpoint, downloaded (see policies/sources/)
     wandb://...          a W&B artifact holding either kind of checkpoint
@@ -29,6 +29,7 @@ class LoadOptions:
     """What a loader may need besides the URI."""
 
     pytorch_config: Path | None = None  # architecture config for pytorch:// checkpoints
+    metta_preset: str | None = None  # what a Metta checkpoint's channels and actions mean (presets.py)
     data_dir: Path | None = None  # the download cache for remote policies (default: user cache)
     run_dir: Path | None = None  # shared by a run's processes, so each remote URI is fetched once
     wandb_entity: str | None = None  # for wandb://run/NAME (default: $WANDB_ENTITY)
@@ -60,26 +61,33 @@ def _load_scripted(uri: str, rest: str, options: LoadOptions) -> Policy:
 
 def _existing_file(uri: str, rest: str) -> Path:
     path = Path(rest).expanduser()
+    if path.is_dir():
+        raise PolicyLoadError(f"{uri}: is a directory, not a checkpoint file: {path}")
     if not path.is_file():
         raise PolicyLoadError(f"{uri}: no such file: {path}")
     return path
 
 
 def _load_file(uri: str, rest: str, options: LoadOptions) -> Policy:
-    from pytest_policyeval.policies.torch_policy import load_file_policy
-
-    return load_file_policy(uri, _existing_file(uri, rest), name=policy_label(uri))
+    # A Metta user's `--policy-path x.pt` is a bare state dict: read the file, not the scheme.
+    return load_local_checkpoint(uri, _existing_file(uri, rest), options)
 
 
 def _load_pytorch(uri: str, rest: str, options: LoadOptions) -> Policy:
     from pytest_policyeval.policies.metta.policy import load_pytorch_policy
 
     path = _existing_file(uri, rest)
-    return load_pytorch_policy(uri, path, name=policy_label(uri), config_path=options.pytorch_config)
+    return load_pytorch_policy(
+        uri,
+        path,
+        name=policy_label(uri),
+        config_path=options.pytorch_config,
+        preset=options.metta_preset,
+    )
 
 
 def load_local_checkpoint(uri: str, path: Path, options: LoadOptions) -> Policy:
-    """A downloaded file of either format: the project's checkpoint, else a Metta state dict."""
+    """A local or downloaded file of either format: the project's checkpoint, else a Metta state dict."""
     from pytest_policyeval.policies.checkpoint import is_policyeval_checkpoint
 
     if is_policyeval_checkpoint(path):
@@ -88,7 +96,13 @@ def load_local_checkpoint(uri: str, path: Path, options: LoadOptions) -> Policy:
         return load_file_policy(uri, path, name=policy_label(uri))
     from pytest_policyeval.policies.metta.policy import load_pytorch_policy
 
-    return load_pytorch_policy(uri, path, name=policy_label(uri), config_path=options.pytorch_config)
+    return load_pytorch_policy(
+        uri,
+        path,
+        name=policy_label(uri),
+        config_path=options.pytorch_config,
+        preset=options.metta_preset,
+    )
 
 
 def _load_remote(uri: str, rest: str, options: LoadOptions) -> Policy:

@@ -1,18 +1,29 @@
-"""Running a Metta-format policy on a mettagrid 0.26 task: features by name, actions with orientation.
+"""Running a Metta-format policy on a mettagrid 0.26 task: what it saw in training, and its actions.
 
-Observations. Each of the policy's feature names is looked up among the environment's features.
-Three names have no engine feature of their own and are derived here:
-    type_id            from the engine's `type:<name>` tags, numbered by `type_ids`
-    agent:orientation  the orientation this adapter tracks, on the agent's own cell
-    inv:<N>            the N-th resource of the task (inventory features are named by resource)
-Global tokens go to the agent's own cell, where Metta put them. Any other feature the engine does
-not emit reads as zero; the list is logged once per (policy, task layout).
+Observations. The policy's channels are the feature ids of the engine it was trained on (its
+preset, `presets.py`); each is looked up by name among this task's features. Some names have no
+engine feature of their own, or one whose meaning changed, and are derived here instead:
+    type_id                 from the engine's `type:<name>` tags, numbered by the preset's type ids
+    agent:orientation       the orientation this adapter tracks
+    episode_completion_pct  round(255 * step / max_steps), as Metta computed it
+    last_action             the action-type index the policy chose last (0.26 records a flat id)
+    last_action_arg         its argument
+    last_reward             last step's reward as the preset's engine made it a byte
+    inv:<N>                 (a number) the N-th resource of the task
+Derived values are global tokens on the agent's own cell, where Metta put them. Any other
+feature the engine does not emit reads as zero; the list is logged once per (policy, task layout).
+
+The box is then filled as Metta's `encode_observations` filled it: every byte equal to 255 reads
+as 0, and of two tokens for the same channel and cell the later one wins (an indexed assignment,
+not a sum). Metta's padding tokens ([255, 255, 255], hence [0, 0, 0]) are not skipped there: they
+write 0 into channel 0 at cell (0, 0) after every real token, so an agent whose observation has
+free slots never sees a type_id in that corner; that is reproduced too.
 
 Actions. Metta's heads give (action type, argument) and agents have an orientation; mettagrid 0.26
 moves in absolute directions. Per agent slot the adapter keeps the orientation (Up at the start):
     move 0 / 1       step forward / backward, keeping the facing
     rotate k         face orientation k (the engine sees a noop)
-    attack, get_items, put_items
+    attack, attack_nearest, get_items, put_items
                      act on the cell in front, which in mettagrid means walking into it
                      (tags an opponent there, collects from a goal)
     noop, swap, change_color, change_glyph, invalid arguments: noop
@@ -28,13 +39,16 @@ import torch
 
 from pytest_policyeval.envs.spec import EnvSpec
 from pytest_policyeval.policies.base import PolicyLoadError
-from pytest_policyeval.policies.metta.names import OPPOSITE, ORIENTATIONS
+from pytest_policyeval.policies.metta.presets import OPPOSITE, ORIENTATIONS
 from pytest_policyeval.policies.observations import EMPTY_TOKEN, GLOBAL_TOKEN
 
 log = logging.getLogger(__name__)
 
 TYPE_PREFIX = "type:"
 NOWHERE = -(1 << 40)  # below any sum of a real offset and cell
+EMPTY_BYTE = 255  # Metta's encoder read every byte equal to 255 as 0
+# Features whose value the actor supplies each step, in the order of `ObservationMap.derived`.
+DERIVED = ("agent:orientation", "episode_completion_pct", "last_action", "last_action_arg", "last_reward")
 _logged: set[tuple[str, ...]] = set()
 
 
@@ -49,13 +63,32 @@ def resolve_type_ids(tag_names: Sequence[str], type_ids: dict[str, int]) -> dict
     return ids
 
 
+def _env_features(env: EnvSpec) -> dict[str, int]:
+    """Feature id by name, with `inv:<N>` naming the task's N-th resource."""
+    ids = {name: index for index, name in enumerate(env.feature_names) if name}
+    for index, resource in enumerate(env.resource_names):
+        ids.setdefault(f"inv:{index}", ids.get(f"inv:{resource}", -1))
+    return ids
+
+
+def keep_last(index: torch.Tensor, nowhere: int) -> torch.Tensor:
+    """`index` with every entry that a later entry of its row repeats moved to `nowhere`."""
+    if index.shape[1] < 2:
+        return index
+    ordered, order = torch.sort(index, dim=1, stable=True)  # equal entries keep their order
+    last = torch.ones_like(ordered, dtype=torch.bool)
+    last[:, :-1] = ordered[:, 1:] != ordered[:, :-1]
+    keep = torch.empty_like(last).scatter_(1, order, last)
+    return torch.where(keep, index, nowhere)
+
+
 class ObservationMap(torch.nn.Module):
     """Tokens `[B, T, 3]` of one task -> the policy's raw feature box `[B, C, W, W]`.
 
     Each token lands in one cell of the box, flattened as `channel * W * W + row * W + col`
     (`size`, one past the box, where it lands nowhere). `cells` gives those indices and the
-    amounts; `forward` adds them up into the box, and `SparseEncoder` feeds them to the
-    policy's first layers without building the box at all.
+    amounts, later tokens overriding earlier ones; `forward` writes them into the box, and
+    `SparseEncoder` feeds them to the policy's first layers without building the box at all.
     """
 
     def __init__(
@@ -70,20 +103,19 @@ class ObservationMap(torch.nn.Module):
         self.window = window
         self.num_channels = len(feature_names)
         self.size = self.num_channels * window * window
-        env_feature = {name: index for index, name in enumerate(env.feature_names) if name}
-        for index, resource in enumerate(env.resource_names):
-            env_feature.setdefault(f"inv:{index}", env_feature.get(f"inv:{resource}", -1))
+        env_feature = _env_features(env)
         # (feature id, value) -> channel and amount: a value is the amount, except for the tag
         # feature, whose value names a `type:` tag that becomes the type_id channel's amount.
         channel = torch.full((256, 256), -1, dtype=torch.long)
         amount = torch.arange(256, dtype=torch.float32).expand(256, 256).clone()
         missing = []
-        type_channel = orientation_channel = -1
+        type_channel = -1
+        derived = {}
         for index, name in enumerate(feature_names):
-            if name == "type_id":
+            if name == "type_id" and "type_id" not in env_feature:
                 type_channel = index
-            elif name == "agent:orientation":
-                orientation_channel = index
+            elif name in DERIVED:
+                derived[name] = index
             elif env_feature.get(name, -1) >= 0:
                 channel[env_feature[name]] = index
             else:
@@ -120,25 +152,38 @@ class ObservationMap(torch.nn.Module):
         self.register_buffer("offset_lut", offset.flatten())
         self.register_buffer("amount_lut", amount.flatten())
         self.register_buffer("cell_lut", cell)
-        # The orientation this adapter tracks is one more token, on the agent's own cell.
-        self.orientation_cell = -1
-        if orientation_channel >= 0:
-            self.orientation_cell = orientation_channel * window * window + centre * window + centre
+        # Derived features: one more token each, on the agent's own cell, in DERIVED's order.
+        self.derived = [name for name in DERIVED if name in derived]
+        self.register_buffer(
+            "derived_index",
+            torch.tensor(
+                [derived[name] * window * window + centre * window + centre for name in self.derived]
+            ),
+        )
 
-    def cells(self, tokens: torch.Tensor, orientation: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Flat box index `[B, T']` of each token (`size`: nowhere) and its amount `[B, T']`."""
+    def cells(
+        self, tokens: torch.Tensor, derived: torch.Tensor, padded: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flat box index `[B, T']` of each token (`size`: nowhere) and its amount `[B, T']`.
+
+        `derived` holds the values of `self.derived` per row; `padded` says which rows' observations
+        had free token slots (Metta's padding then zeroed channel 0 at cell (0, 0)).
+        """
         tokens = tokens.long()
         feature_value = tokens[..., 1] * 256 + tokens[..., 2]
         index = self.offset_lut[feature_value] + self.cell_lut[tokens[..., 0]]
         index = torch.where(index >= 0, index, self.size)
         amount = self.amount_lut[feature_value]
-        if self.orientation_cell >= 0:
-            index = torch.cat([index, torch.full_like(index[:, :1], self.orientation_cell)], dim=1)
-            amount = torch.cat([amount, orientation.to(amount.dtype)[:, None]], dim=1)
-        return index, amount
+        rows = tokens.shape[0]
+        corner = torch.where(padded, 0, self.size).to(index.dtype)[:, None]
+        index = torch.cat([index, self.derived_index.expand(rows, -1), corner], dim=1)
+        amount = torch.cat([amount, derived.to(amount.dtype), amount.new_zeros((rows, 1))], dim=1)
+        amount = amount.masked_fill(amount == EMPTY_BYTE, 0.0)
+        return keep_last(index, self.size), amount
 
-    def forward(self, tokens: torch.Tensor, orientation: torch.Tensor) -> torch.Tensor:
-        index, amount = self.cells(tokens, orientation)
+    def forward(self, tokens: torch.Tensor, derived: torch.Tensor, padded: torch.Tensor) -> torch.Tensor:
+        index, amount = self.cells(tokens, derived, padded)
+        # Each index now occurs once per row (or is `size`), so a sum writes each value once.
         box = amount.new_zeros((tokens.shape[0], self.size + 1)).scatter_add_(1, index, amount)
         return box[:, : self.size].view(-1, self.num_channels, self.window, self.window)
 
@@ -149,6 +194,7 @@ ACTION_EFFECTS = {
     "move": "move",
     "rotate": "rotate",
     "attack": "forward",
+    "attack_nearest": "forward",
     "get_items": "forward",
     "put_items": "forward",
     "swap": "noop",

@@ -5,17 +5,26 @@ kernels, encoder widths, LSTM sizes, every head). Only the conv strides and the 
 stored in a state dict; they are solved from the flattened CNN output size, preferring Metta's
 values (strides 3 and 1, an 11x11 box) when several fit, and can be pinned in a config.
 
-A config is Hydra-style YAML: `_target_` names a class, nested mappings with their own
-`_target_` are built first and passed in (Metta's `policy:` inside `Recurrent`). Metta's class
-paths (`metta.agent.external.example.Recurrent` / `.Policy`) resolve to this package's classes.
-Three keys are not architecture but naming, and are read off the top level before building:
-`feature_names`, `action_types` and `type_ids` (see `names.py`).
+A config is what Metta users wrote (`configs/user/*.yaml`, under `pytorch:` or bare):
+
+    _target_: metta.agent.external.example.Recurrent
+    hidden_size: 512
+    cnn_channels: 128          # Metta built the Policy from the remaining keys (policy=None)
+
+or the nested form, with `policy: {_target_: metta.agent.external.example.Policy, ...}`.
+`_target_` is a name from a closed vocabulary, never a dotted path to import: the names in
+`ARCHITECTURES`, and those that installed packages register under the entry point group
+`pytest_policyeval.metta_architectures` (name = the `_target_`, value = a `build(config, state,
+source)` returning a `Recurrent`). Anything else is refused before anything is imported or called.
+Sizes a config leaves out are read from the checkpoint, as Metta read the heads from the env.
+Naming keys (`feature_names`, `action_types`, `type_ids`, `preset`) are read off the top level.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +36,18 @@ from pytest_policyeval.policies.metta.network import Policy, Recurrent, conv_out
 
 log = logging.getLogger(__name__)
 
-METTA_TARGETS = {
-    "metta.agent.external.example.Recurrent": "pytest_policyeval.policies.metta.network.Recurrent",
-    "metta.agent.external.example.Policy": "pytest_policyeval.policies.metta.network.Policy",
-}
-NAMING_KEYS = ("feature_names", "action_types", "type_ids")
+NAMING_KEYS = ("feature_names", "action_types", "type_ids", "preset")
 METTA_STRIDES = (3, 1)
 METTA_WINDOW = 11
+ENTRY_POINT_GROUP = "pytest_policyeval.metta_architectures"
+# Keyword arguments of this package's `Policy` (upstream's are `cnn_channels` and `hidden_size`).
+POLICY_KEYS = (
+    "obs_channels", "cnn_channels", "hidden_size", "window", "kernel_sizes", "strides",
+    "cnn_hidden", "self_hidden", "action_heads",
+)  # fmt: skip
+RECURRENT_KEYS = ("input_size", "hidden_size", "policy")
+
+Builder = Callable[[dict[str, Any], Mapping[str, torch.Tensor], str], Recurrent]
 
 
 def _shape(state: Mapping[str, torch.Tensor], key: str, source: str) -> tuple[int, ...]:
@@ -68,8 +82,14 @@ def _solve_box(
     return fits[0]
 
 
-def infer_architecture(state: Mapping[str, torch.Tensor], source: str) -> dict[str, Any]:
-    """Constructor arguments of `Policy` and `Recurrent`, read from the state dict's shapes."""
+def infer_architecture(
+    state: Mapping[str, torch.Tensor], source: str, pinned: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Constructor arguments of `Policy` and `Recurrent`, read from the state dict's shapes.
+
+    `pinned` window and strides (from a config) are taken as given instead of solved for.
+    """
+    pinned = pinned or {}
     conv1 = _shape(state, "policy.network.0.weight", source)
     conv2 = _shape(state, "policy.network.2.weight", source)
     linear = _shape(state, "policy.network.5.weight", source)
@@ -79,12 +99,17 @@ def infer_architecture(state: Mapping[str, torch.Tensor], source: str) -> dict[s
         heads.append(_shape(state, f"policy.actor.{len(heads)}.weight", source))
     if not heads:
         raise PolicyLoadError(f"{source}: not a Metta external policy: no 'policy.actor.0.weight'")
-    prefix = "lstm" if "lstm.weight_ih_l0" in state else "cell"
-    suffix = "_l0" if prefix == "lstm" else ""
-    weight_ih = _shape(state, f"{prefix}.weight_ih{suffix}", source)
-    weight_hh = _shape(state, f"{prefix}.weight_hh{suffix}", source)
+    weight_ih = _shape(state, "lstm.weight_ih_l0", source)
+    weight_hh = _shape(state, "lstm.weight_hh_l0", source)
+    if len(conv1) != 4 or len(conv2) != 4 or len(linear) != 2 or len(own) != 2 or len(weight_ih) != 2:
+        raise PolicyLoadError(
+            f"{source}: the encoder's tensors do not have Metta's ranks (conv 4-D, linear 2-D)"
+        )
     kernels = (conv1[2], conv2[2])
-    window, strides = _solve_box(linear[1], conv2[0], kernels, source)
+    if "window" in pinned and "strides" in pinned:
+        window, strides = pinned["window"], tuple(pinned["strides"])
+    else:
+        window, strides = _solve_box(linear[1], conv2[0], kernels, source)
     policy = {
         "obs_channels": conv1[1],
         "cnn_channels": [conv1[0], conv2[0]],
@@ -101,12 +126,19 @@ def infer_architecture(state: Mapping[str, torch.Tensor], source: str) -> dict[s
     return {"policy": policy, **recurrent}
 
 
+def _build(arch: dict[str, Any], source: str) -> Recurrent:
+    """The network; an LSTM size left as None follows the policy (what it encodes, what it reads)."""
+    try:
+        policy = Policy(**arch["policy"])
+        input_size = arch.get("input_size") or policy.encoded_size
+        return Recurrent(policy, input_size, arch.get("hidden_size") or policy.hidden_size)
+    except (ValueError, TypeError) as exc:
+        raise PolicyLoadError(f"{source}: inconsistent Metta architecture: {exc}") from None
+
+
 def build_inferred(state: Mapping[str, torch.Tensor], source: str) -> tuple[Recurrent, dict[str, Any]]:
     arch = infer_architecture(state, source)
-    try:
-        return Recurrent(Policy(**arch["policy"]), arch["input_size"], arch["hidden_size"]), arch
-    except ValueError as exc:
-        raise PolicyLoadError(f"{source}: inconsistent Metta architecture: {exc}") from None
+    return _build(arch, source), arch
 
 
 # -- configs ----------------------------------------------------------------------------------------
@@ -117,36 +149,118 @@ def read_config(path: Path) -> dict[str, Any]:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise PolicyLoadError(f"--pytorch-config {path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise PolicyLoadError(f"--pytorch-config {path}: not valid YAML: {exc}") from None
-    if isinstance(raw, dict) and "pytorch" in raw and "_target_" not in raw:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise PolicyLoadError(f"--pytorch-config {path}: not valid YAML: {str(exc)[:200]}") from None
+    if isinstance(raw, dict) and isinstance(raw.get("pytorch"), dict) and "_target_" not in raw:
         raw = raw["pytorch"]  # a Metta user config, with the architecture under `pytorch:`
     if not isinstance(raw, dict) or "_target_" not in raw:
         raise PolicyLoadError(f"--pytorch-config {path}: expected a mapping with a '_target_' key")
     return raw
 
 
-def _metta_targets(node: Any) -> Any:
+def _config_policy(
+    kwargs: dict[str, Any], state: Mapping[str, torch.Tensor], source: str, hidden: Any = None
+) -> dict[str, Any]:
+    """Policy arguments: the config's, and the checkpoint's for what the config leaves out.
+
+    As in Metta's `Policy`, a configured `hidden_size` sets both encoders' widths (half of it)
+    and a configured `cnn_channels` both convolutions' unless given separately.
+    """
+    unknown = sorted(set(kwargs) - set(POLICY_KEYS))
+    if unknown:
+        raise PolicyLoadError(f"{source}: unknown Policy keys {unknown}; known: {list(POLICY_KEYS)}")
+    if hidden is not None:
+        kwargs = {"hidden_size": hidden, **kwargs}
+    inferred = infer_architecture(state, source, kwargs)["policy"]
+    if "hidden_size" in kwargs:
+        for key in ("cnn_hidden", "self_hidden"):
+            inferred.pop(key)
+    return {"policy": {**inferred, **kwargs}, "input_size": None, "hidden_size": None}
+
+
+def _recurrent(config: dict[str, Any], state: Mapping[str, torch.Tensor], source: str) -> Recurrent:
+    """Metta's `instantiate(cfg, env=env, policy=None)` of its external `Recurrent`."""
+    kwargs = {key: value for key, value in config.items() if key != "_target_"}
+    nested = kwargs.pop("policy", None)
+    sizes = {key: kwargs.pop(key) for key in ("input_size", "hidden_size") if key in kwargs}
+    if nested is None:  # Recurrent built the Policy from the remaining keys
+        arch = _config_policy(kwargs, state, source, sizes.get("hidden_size"))
+    else:
+        if kwargs:
+            raise PolicyLoadError(
+                f"{source}: unknown Recurrent keys {sorted(kwargs)}; known: {list(RECURRENT_KEYS)}"
+            )
+        if not isinstance(nested, dict) or _target(nested, source) not in POLICY_TARGETS:
+            raise PolicyLoadError(
+                f"{source}: 'policy' must be a mapping with _target_ one of {POLICY_TARGETS}"
+            )
+        arch = _config_policy({k: v for k, v in nested.items() if k != "_target_"}, state, source)
+    return _build({**arch, **sizes}, source)
+
+
+def _policy_alone(config: dict[str, Any], state: Mapping[str, torch.Tensor], source: str) -> Recurrent:
+    raise PolicyLoadError(
+        f"{source}: the config's _target_ is a Policy; pytorch:// needs a Recurrent "
+        "(metta.agent.external.example.Recurrent) wrapping a Policy"
+    )
+
+
+RECURRENT_TARGETS = (
+    "metta.agent.external.example.Recurrent",
+    "pytest_policyeval.policies.metta.network.Recurrent",
+)
+POLICY_TARGETS = ("metta.agent.external.example.Policy", "pytest_policyeval.policies.metta.network.Policy")
+ARCHITECTURES: dict[str, Builder] = {
+    **dict.fromkeys(RECURRENT_TARGETS, _recurrent),
+    **dict.fromkeys(POLICY_TARGETS, _policy_alone),
+}
+
+
+def _target(node: Mapping[str, Any], source: str) -> str:
+    target = node.get("_target_")
+    if not isinstance(target, str):
+        raise PolicyLoadError(f"{source}: '_target_' must be a name, got {type(target).__name__}")
+    return target
+
+
+def known_architectures() -> list[str]:
+    return sorted(set(ARCHITECTURES) | {entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)})
+
+
+def builder_for(target: str, source: str) -> Builder:
+    """The builder registered for `target`; nothing is imported for an unknown name."""
+    if target in ARCHITECTURES:
+        return ARCHITECTURES[target]
+    for entry in entry_points(group=ENTRY_POINT_GROUP, name=target):
+        return entry.load()
+    raise PolicyLoadError(
+        f"{source}: unknown architecture '_target_: {target[:120]}'; a config names one of "
+        f"{known_architectures()} (other packages add names through the "
+        f"'{ENTRY_POINT_GROUP}' entry point group)"
+    )
+
+
+def _check_targets(node: Any, source: str) -> None:
+    """Every `_target_` anywhere in the config must be a known name, before anything is built."""
     if isinstance(node, dict):
-        node = {key: _metta_targets(value) for key, value in node.items()}
-        if node.get("_target_") in METTA_TARGETS:
-            node["_target_"] = METTA_TARGETS[node["_target_"]]
-        return node
-    if isinstance(node, list):
-        return [_metta_targets(value) for value in node]
-    return node
+        if "_target_" in node:
+            target = _target(node, source)
+            if target not in ARCHITECTURES and not list(entry_points(group=ENTRY_POINT_GROUP, name=target)):
+                builder_for(target, source)  # raises, naming the known names
+        for value in node.values():
+            _check_targets(value, source)
+    elif isinstance(node, list):
+        for value in node:
+            _check_targets(value, source)
 
 
-def build_from_config(config: dict[str, Any], source: str) -> tuple[Recurrent, dict[str, Any]]:
-    """Instantiate a Hydra-style config (nested `_target_`s built depth first)."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
+def build_from_config(
+    config: dict[str, Any], state: Mapping[str, torch.Tensor], source: str
+) -> tuple[Recurrent, dict[str, Any]]:
+    """The network a config describes; sizes it leaves out come from the checkpoint."""
     arch = {key: value for key, value in config.items() if key not in NAMING_KEYS}
-    try:
-        module = instantiate(_metta_targets(arch), _convert_="all")
-    except InstantiationException as exc:
-        raise PolicyLoadError(f"{source}: cannot build the configured architecture: {exc}") from None
+    _check_targets(arch, source)
+    module = builder_for(_target(arch, source), source)(arch, state, source)
     if not isinstance(module, Recurrent):
         raise PolicyLoadError(
             f"{source}: the config's _target_ built a {type(module).__name__}; pytorch:// needs "

@@ -3,7 +3,7 @@
 The module and parameter names match Metta's external checkpoints, so their state dicts load
 as they are:
 
-    policy.max_vec                  per-feature normaliser (observations are divided by it)
+    policy.max_vec                  per-feature normaliser (observations are divided by it), (1, C, 1, 1)
     policy.network.{0,2,5}          Conv2d -> ReLU -> Conv2d -> ReLU -> Flatten -> Linear -> ReLU
     policy.self_encoder.0           Linear over the agent's own cell (the centre of the box)
     policy.actor.{0,1,...}          one Linear per action head (action type, action argument)
@@ -54,7 +54,8 @@ class Policy(nn.Module):
         self.hidden_size = hidden_size
         self.cnn_hidden = cnn_hidden if cnn_hidden is not None else hidden_size // 2
         self.self_hidden = self_hidden if self_hidden is not None else hidden_size // 2
-        self.register_buffer("max_vec", torch.ones(obs_channels))
+        # Upstream's shape, (1, C, 1, 1), so state dicts load both ways with a strict load.
+        self.register_buffer("max_vec", torch.ones(1, obs_channels, 1, 1))
         self.network = nn.Sequential(
             nn.Conv2d(obs_channels, channels[0], kernel_sizes[0], stride=strides[0]),
             nn.ReLU(),
@@ -69,6 +70,16 @@ class Policy(nn.Module):
         self.value = nn.Linear(hidden_size, 1)
 
     @property
+    def scale(self) -> torch.Tensor:
+        """`1 / max_vec` per channel; 0 for a channel the checkpoint never saw (max_vec 0), not inf."""
+        max_vec = self.max_vec.flatten()
+        return torch.where(max_vec > 0, 1.0 / max_vec.clamp(min=1e-12), 0.0)
+
+    @property
+    def obs_channels(self) -> int:
+        return self.max_vec.numel()
+
+    @property
     def encoded_size(self) -> int:
         return self.cnn_hidden + self.self_hidden
 
@@ -78,8 +89,7 @@ class Policy(nn.Module):
 
     def encode(self, box: torch.Tensor) -> torch.Tensor:
         # Features that the checkpoint never saw (max_vec 0) contribute nothing rather than inf.
-        scale = torch.where(self.max_vec > 0, 1.0 / self.max_vec.clamp(min=1e-12), 0.0)
-        features = box * scale[None, :, None, None]
+        features = box * self.scale[None, :, None, None]
         centre = self.window // 2
         own = self.self_encoder(features[:, :, centre, centre])
         return torch.cat([own, self.network(features)], dim=1)
@@ -120,7 +130,7 @@ class Recurrent(nn.Module):
 
     @property
     def obs_channels(self) -> int:
-        return int(self.policy.max_vec.shape[0])
+        return self.policy.obs_channels
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> State:
         zeros = torch.zeros(batch, self.hidden_size, device=device)

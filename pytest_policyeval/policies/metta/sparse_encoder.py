@@ -27,8 +27,7 @@ def first_layer_matrix(policy: Policy) -> tuple[torch.Tensor, tuple[int, ...]]:
     first convolution (no bias) and to the self encoder's Linear (no bias); the last row, for
     tokens that land nowhere, is zero. Also the convolution's output shape `(channels, H, W)`."""
     conv, own = policy.network[0], policy.self_encoder[0]
-    channels, window = int(policy.max_vec.shape[0]), policy.window
-    scale = torch.where(policy.max_vec > 0, 1.0 / policy.max_vec.clamp(min=1e-12), 0.0)
+    channels, window, scale = policy.obs_channels, policy.window, policy.scale
     cells = window * window
     centre = (window // 2) * window + window // 2
     # One unit per cell of one channel at a time: a [cells, 1, W, W] basis through that
