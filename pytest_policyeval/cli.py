@@ -1,13 +1,18 @@
 """The `policyeval` command.
 
     policyeval [run] --policy-path URI [--simulation-suite NAME|PATH] [--num-episodes N]
-                     [--save-replays [DIR]] [--pytorch-config PATH] [--device DEVICE] [-- PYTEST ARGS]
+                     [--save-replays [DIR]] [--pytorch-config PATH] [--metta-preset NAME]
+                     [--device DEVICE] [-- PYTEST ARGS]
     policyeval merge SHARD.json [SHARD.json ...] [--eval-json OUT] [--eval-yaml OUT]
 
 `run` takes the flags Metta users know from `eval_external_policy.py` and runs pytest with this
 plugin (in this process), so a run behaves exactly as the same `pytest` command would; the
 command it runs is printed first. A suite NAME is looked up as ./suites/NAME.yaml, then in
-$POLICYEVAL_SUITES_DIR.
+$POLICYEVAL_SUITES_DIR, then among the suites shipped with the package (navigation,
+navigation_single, laser_tag, full_eval). As Metta's script did, the results go to
+./eval_results/eval_POLICY_SUITE/evaluation_results.yaml unless --eval-yaml says otherwise
+(POLICY: the policy's label, e.g. the checkpoint's file stem; several policies or suites are
+joined with '+'); where the results and replays went is printed at the end.
 
 `merge` combines the results of a split run (`pytest ... --shard-id I --num-shards N --eval-json ...` on
 each machine) into the files one run would write, prints the same summary, and exits as pytest
@@ -18,57 +23,62 @@ not make one complete run.
 from __future__ import annotations
 
 import argparse
-import os
+import re
 import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+from pytest_policyeval.collection.lookup import SUFFIXES, SUITES_DIR_VAR, SuiteNotFound, find_suite
+
+__all__ = ["SUITES_DIR_VAR", "SuiteNotFound", "find_suite", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-SUITES_DIR_VAR = "POLICYEVAL_SUITES_DIR"
+RESULTS_DIR = Path("eval_results")
 
 
-class SuiteNotFound(ValueError):
-    pass
+def suite_args(name: str) -> list[str]:
+    """A suite below the working directory is named by its relative path, as pytest names its tests;
+    any other (shipped with the package, in $POLICYEVAL_SUITES_DIR) by --eval-suite, which finds it
+    the same way, so the printed command works as it is."""
+    path, cwd = find_suite(name).resolve(), Path.cwd().resolve()
+    if path.is_relative_to(cwd):
+        return [path.relative_to(cwd).as_posix()]
+    return ["--eval-suite", name]
 
 
-def find_suite(name: str, cwd: Path | None = None) -> Path:
-    """A suite path, or a NAME looked up as ./suites/NAME.yaml, then $POLICYEVAL_SUITES_DIR/NAME.yaml."""
-    cwd = cwd or Path.cwd()
-    direct = cwd / name
-    if direct.is_file():
-        return direct
-    folders = [cwd / "suites"] + (
-        [Path(os.environ[SUITES_DIR_VAR])] if os.environ.get(SUITES_DIR_VAR) else []
-    )
-    for folder in folders:
-        for candidate in (folder / f"{name}.yaml", folder / f"{name}.yml"):
-            if candidate.is_file():
-                return candidate
-    looked = ", ".join(str(folder / f"{name}.yaml") for folder in folders)
-    raise SuiteNotFound(f"no simulation suite '{name}': not a file, and not found as {looked}")
+def _file_part(text: str) -> str:
+    return re.sub(r"[^\w.+-]", "_", text)
 
 
-def _readable(path: Path) -> str:
-    """Relative to the working directory when below it (as pytest names tests), else absolute."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(path.resolve())
+def default_results_path(policy_uris: Sequence[str], suites: Sequence[str]) -> Path:
+    """eval_results/eval_POLICY_SUITE/evaluation_results.yaml, as Metta's script wrote it.
+
+    POLICY is the policy's label (a checkpoint's file stem) and SUITE the suite's name; several of
+    either are joined with '+' in the order given, so each combination keeps its own folder.
+    """
+    from pytest_policyeval.policies.uri import policy_label
+
+    labels = dict.fromkeys(policy_label(uri) for uri in policy_uris)
+    names = dict.fromkeys(Path(s).stem if Path(s).suffix in SUFFIXES else Path(s).name for s in suites)
+    folder = f"eval_{_file_part('+'.join(labels))}_{_file_part('+'.join(names))}"
+    return RESULTS_DIR / folder / "evaluation_results.yaml"
 
 
 def pytest_args(args: argparse.Namespace) -> list[str]:
     """The pytest command line equivalent to `policyeval run` with these flags."""
-    suites = [_readable(find_suite(name)) for name in args.simulation_suite]
-    command = [*suites, "-p", "no:cacheprovider"]
+    command = [arg for name in args.simulation_suite for arg in suite_args(name)]
+    command += ["-p", "no:cacheprovider"]
     for uri in args.policy_path:
         command += ["--policy-uri", uri]
     options = {
         "--num-episodes": args.num_episodes,
         "--pytorch-config": args.pytorch_config,
+        "--metta-preset": args.metta_preset,
         "--device": args.device,
         "--eval-json": args.eval_json,
-        "--eval-yaml": args.eval_yaml,
+        "--eval-yaml": args.eval_yaml or default_results_path(args.policy_path, args.simulation_suite),
         "--eval-output-uri": args.output_uri,
         "--data-dir": args.data_dir,
         "--html": args.html,
@@ -93,13 +103,28 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
 def _run(args: argparse.Namespace) -> int:
     import pytest
 
+    from pytest_policyeval.service import SessionOutcome
+
     try:
         command = pytest_args(args)
     except SuiteNotFound as exc:
         print(f"policyeval: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print("pytest " + shlex.join(command), flush=True)
-    return int(pytest.main(command))
+    outcome = SessionOutcome()
+    code = int(pytest.main(command, plugins=[outcome]))
+    _print_locations(outcome.session)
+    return code
+
+
+def _print_locations(session: Any) -> None:
+    """Where this run's files went, as the last lines (pytest's own output is long)."""
+    if session is None:
+        return
+    for path in session.written:
+        print(f"policyeval: results written to {path}")
+    if any(result.replay_urls for result in session.results):
+        print(f"policyeval: replays written under {session.options.replay_dir}")
 
 
 def _merge(args: argparse.Namespace) -> int:
@@ -140,7 +165,8 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
         action="append",
         default=None,
         metavar="NAME|PATH",
-        help="suite file or name (./suites/NAME.yaml); repeatable; default: navigation",
+        help="suite file or name (./suites/NAME.yaml, $POLICYEVAL_SUITES_DIR, then the shipped suites); "
+        "repeatable; default: navigation",
     )
     run.add_argument("--num-episodes", type=int, metavar="N", help="episodes per task (default: the suite's)")
     run.add_argument(
@@ -152,9 +178,16 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
         help="write replay files under DIR (default: replays)",
     )
     run.add_argument("--pytorch-config", metavar="PATH", help="architecture config of pytorch:// checkpoints")
+    run.add_argument(
+        "--metta-preset", metavar="NAME", help="Metta engine version of the checkpoint (default: june-2025)"
+    )
     run.add_argument("--device", metavar="DEVICE", help="cpu (default), cuda, cuda:N")
     run.add_argument("--eval-json", metavar="PATH", help="write the evaluator service's JSON")
-    run.add_argument("--eval-yaml", metavar="PATH", help="write evaluation_results.yaml")
+    run.add_argument(
+        "--eval-yaml",
+        metavar="PATH",
+        help="write evaluation_results.yaml here (default: eval_results/eval_POLICY_SUITE/)",
+    )
     run.add_argument("--output-uri", metavar="URI", help="publish results to a folder, s3:// or wandb://")
     run.add_argument("--data-dir", metavar="DIR", help="cache of downloaded policies")
     run.add_argument("--html", metavar="PATH", help="write the HTML report (self-contained)")

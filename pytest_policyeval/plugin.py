@@ -4,7 +4,8 @@ This module is imported by every pytest run in a repository where the package is
 it imports nothing heavy: suites, policies, torch and the engine are imported inside hooks, when
 a suite is actually collected or run.
 
-Flow: options -> `EvalSession` in `config.stash` -> suite YAML files collected as `SuiteFile`s
+Flow: options (`--eval-suite NAME` adds that suite's file to the paths to collect) -> `EvalSession`
+in `config.stash` -> suite YAML files collected as `SuiteFile`s
 -> each item evaluates one task for one policy -> its result rides on the test report (so it
 reaches the xdist controller) -> the controller writes the summary and result files.
 """
@@ -74,6 +75,14 @@ def device_name(text: str) -> str:
     return text
 
 
+def metta_preset(text: str) -> str:
+    from pytest_policyeval.policies.metta.presets import known_presets  # light: no torch
+
+    if text not in known_presets():
+        raise BadValue(f"unknown Metta preset '{text[:80]}'; known: {known_presets()}")
+    return text
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("policyeval", "policy evaluation (pytest-policyeval)")
     group.addoption(
@@ -82,8 +91,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=[],
         dest="policyeval_policy_uris",
         metavar="URI",
-        help="policy to evaluate (repeatable): random://, scripted://NAME, file://PATH or a path, "
-        "pytorch://PATH (a Metta state dict), http(s)://URL",
+        help="policy to evaluate (repeatable): random://, scripted://NAME, file://PATH or a path (either "
+        "checkpoint format, told by its content), pytorch://PATH (a Metta state dict), http(s)://URL",
+    )
+    group.addoption(
+        "--eval-suite",
+        action="append",
+        default=[],
+        dest="policyeval_suites",
+        metavar="NAME|PATH",
+        help="run a suite by name (repeatable): ./suites/NAME.yaml, $POLICYEVAL_SUITES_DIR, else a suite "
+        "shipped with the package (navigation, navigation_single, laser_tag, full_eval); replaces the "
+        "default paths (testpaths, the current folder), adds to paths given (ini: policyeval_suites)",
     )
     group.addoption(
         "--data-dir",
@@ -152,8 +171,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         dest="policyeval_pytorch_config",
         metavar="PATH",
-        help="architecture of pytorch:// checkpoints: Hydra-style YAML with _target_ (default: inferred "
+        help="architecture of pytorch:// checkpoints: Metta's YAML with a known _target_ (default: inferred "
         "from the checkpoint; ini: policyeval_pytorch_config)",
+    )
+    group.addoption(
+        "--metta-preset",
+        type=metta_preset,
+        default=None,
+        dest="policyeval_metta_preset",
+        metavar="NAME",
+        help="the Metta engine version a pytorch:// checkpoint was trained on: june-2025 (default) or "
+        "july-2025; overrides a suite's metta_preset (ini: policyeval_metta_preset)",
     )
     group.addoption(
         "--save-replays",
@@ -222,10 +250,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="split the suites' tasks into N shards (for several machines; merge with `policyeval merge`)",
     )
     parser.addini("policyeval_policy_uris", type="linelist", default=[], help="policies to evaluate")
+    parser.addini("policyeval_suites", type="linelist", default=[], help="suites to run, by name or path")
     parser.addini("policyeval_npc_policy_uri", default="", help="policy for the agents not under test")
     parser.addini(
         "policyeval_pytorch_config", default="", help="architecture config of pytorch:// checkpoints"
     )
+    parser.addini("policyeval_metta_preset", default="", help="Metta engine version of Metta checkpoints")
     parser.addini("policyeval_data_dir", default="", help="cache of downloaded policies")
     parser.addini("policyeval_output_uri", default="", help="where results are published")
     parser.addini(
@@ -293,6 +323,7 @@ def _options(config: pytest.Config) -> Any:
         npc_policy_uri=pick("policyeval_npc_policy_uri", str),
         pytorch_config=config.getoption("policyeval_pytorch_config")
         or _ini(config, "policyeval_pytorch_config", lambda text: existing_file(str(ini_dir / text))),
+        metta_preset=pick("policyeval_metta_preset", metta_preset),
         replay_dir=config.getoption("policyeval_replay_dir"),
         replay_episodes=1 if replay_episodes is None else replay_episodes,
         report_replays=_writes_html_report(config) or config.getoption("policyeval_wandb"),
@@ -320,6 +351,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.set_blocked("importnb")
 
     base = Path(config.invocation_params.dir)
+    _add_named_suites(config, base)
     session = EvalSession(
         _options(config),
         is_controller=not hasattr(config, "workerinput"),
@@ -340,6 +372,32 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(HtmlReport(session), "policyeval-html")
 
 
+def _named_suites(config: pytest.Config, base: Path) -> list[Path]:
+    """--eval-suite names (from the invocation folder), else the ini's (from the ini file's folder)."""
+    from pytest_policyeval.collection.lookup import SuiteNotFound, find_suite
+
+    names, folder = config.getoption("policyeval_suites"), base
+    if not names:
+        names = config.getini("policyeval_suites")
+        folder = config.inipath.parent if config.inipath else config.rootpath
+    try:
+        return [find_suite(name, folder).resolve() for name in names]
+    except SuiteNotFound as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _add_named_suites(config: pytest.Config, base: Path) -> None:
+    """Collect the named suites, wherever their files are (the package's own suites included)."""
+    paths = _named_suites(config, base)
+    if not paths:
+        return
+    if config.args_source != pytest.Config.ArgsSource.ARGS:
+        config.args = []  # the named suites are the run, not testpaths or the whole current folder
+    given = {(base / arg.split("::", 1)[0]).resolve() for arg in config.args}
+    # A suite both named and given as a path, or named twice, still runs once.
+    config.args += [str(path) for path in dict.fromkeys(paths) if path not in given]
+
+
 def _shared_tmp(config: pytest.Config) -> Path:
     """pytest's base temp dir of this run; xdist workers each get a child of the shared one."""
     basetemp = config._tmp_path_factory.getbasetemp()  # the tmp_path_factory fixture's factory
@@ -357,14 +415,16 @@ def _writes_html_report(config: pytest.Config) -> bool:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix not in (".yaml", ".yml"):
         return None
-    from pytest_policyeval.collection.items import SuiteFile, is_suite_path
+    from pytest_policyeval.collection.items import SuiteFile, is_suite_path, suite_nodeid
 
     config = parent.config
     session = session_of(config)
     patterns = config.getini("policyeval_suite_patterns")
     if not is_suite_path(file_path, session.explicit_paths, patterns, config.rootpath):
         return None
-    suite_file = SuiteFile.from_parent(parent, path=file_path)
+    suite_file = SuiteFile.from_parent(
+        parent, path=file_path, nodeid=suite_nodeid(file_path, config.rootpath)
+    )
     suite_file.suite_index = session.suite_index(file_path)
     return suite_file
 

@@ -134,8 +134,10 @@ def run_task(
             agent_steps += len(rows)
             ended = batch.step(live)
             for actor, mine in actors:
-                pick = rows[mine[rows]]
-                actor.rewarded(batch.rewards[pick], pick)
+                rewarded = getattr(actor, "rewarded", None)  # optional: duck-typed actors may lack it
+                if rewarded is not None:
+                    pick = rows[mine[rows]]
+                    rewarded(batch.rewards[pick], pick)
             step += 1
             if ended:
                 for episode in ended:

@@ -6,12 +6,14 @@ or `{"error", "traceback", "policy_uri"}` with exit status 1. Everything else (p
 goes to stderr, so stdout can be piped into a file or another program.
 
     POLICY_URI        required: file://, pytorch://, http(s)://, s3://, wandb://...
-    SIMULATION_SUITE  suite name or path (default: navigation)
+    SIMULATION_SUITE  suite name or path (default: navigation): ./suites/NAME.yaml,
+                      $POLICYEVAL_SUITES_DIR, then the suites shipped with the package
     DEVICE            cpu (default), cuda, cuda:N
     DATA_DIR          cache of downloaded policies (default: the user cache dir)
     RUN_NAME          name of the run (the W&B run when OUTPUT_URI is wandb://)
     OUTPUT_URI        publish the results there too: a folder, s3://BUCKET/PREFIX, wandb://ENTITY/PROJECT
     NUM_EPISODES      episodes per task (default: the suite's)
+    METTA_PRESET      Metta engine version of a Metta checkpoint (default: june-2025)
     WANDB_API_KEY     required for wandb:// URIs (unless WANDB_MODE=offline for OUTPUT_URI)
     WANDB_ENTITY, WANDB_PROJECT   for wandb://run/NAME
 """
@@ -39,6 +41,7 @@ VARIABLES = (
     "RUN_NAME",
     "OUTPUT_URI",
     "NUM_EPISODES",
+    "METTA_PRESET",
 )
 
 
@@ -46,8 +49,8 @@ class ServiceError(Exception):
     pass
 
 
-class _Outcome:
-    """A plugin for the in-process pytest run: keeps the evaluation session to inspect after."""
+class SessionOutcome:
+    """A plugin for an in-process pytest run: keeps the evaluation session to inspect after."""
 
     def __init__(self) -> None:
         self.session: Any = None
@@ -66,19 +69,20 @@ def _needs_wandb_key(env: dict[str, str]) -> bool:
 
 
 def pytest_command(env: dict[str, str], json_path: Path) -> list[str]:
-    from pytest_policyeval.cli import SuiteNotFound, find_suite
+    from pytest_policyeval.cli import SuiteNotFound, suite_args
 
     try:
-        suite = find_suite(env.get("SIMULATION_SUITE") or "navigation")
+        suite = suite_args(env.get("SIMULATION_SUITE") or "navigation")
     except SuiteNotFound as exc:
         raise ServiceError(str(exc)) from None
-    command = [str(suite), "-p", "no:cacheprovider", "--policy-uri", env["POLICY_URI"]]
+    command = [*suite, "-p", "no:cacheprovider", "--policy-uri", env["POLICY_URI"]]
     command += ["--device", env.get("DEVICE") or "cpu", "--eval-json", str(json_path)]
     for variable, flag in (
         ("DATA_DIR", "--data-dir"),
         ("OUTPUT_URI", "--eval-output-uri"),
         ("RUN_NAME", "--wandb-run-name"),
         ("NUM_EPISODES", "--num-episodes"),
+        ("METTA_PRESET", "--metta-preset"),
     ):
         if env.get(variable):
             command += [flag, env[variable]]
@@ -87,7 +91,7 @@ def pytest_command(env: dict[str, str], json_path: Path) -> list[str]:
 
 def _run_pytest(command: list[str]) -> tuple[int, Any]:
     """pytest.main with everything it prints (Python or native) sent to stderr."""
-    outcome = _Outcome()
+    outcome = SessionOutcome()
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)

@@ -40,6 +40,7 @@ class EvalOptions:
     yaml_path: Path | None = None
     npc_policy_uri: str | None = None  # overrides the suite's npc_policy_uri
     pytorch_config: Path | None = None  # overrides the suite's pytorch_config
+    metta_preset: str | None = None  # overrides the suite's metta_preset
     replay_dir: Path | None = None  # --save-replays: write the recorded episodes here
     replay_episodes: int = 1  # episodes recorded per task when replays are wanted
     report_replays: bool = False  # an HTML report or W&B run wants films of the recorded episodes
@@ -90,11 +91,13 @@ class EvalSession:
         from pytest_policyeval.policies import LoadOptions, PolicyLoadError, load_policy
 
         config = self.options.pytorch_config or (task.pytorch_config if task else None)
-        key = (uri, config)
+        preset = self.options.metta_preset or (task.metta_preset if task else None)
+        key = (uri, config, preset)
         if key not in self._policies:
             try:
                 options = LoadOptions(
                     pytorch_config=config,
+                    metta_preset=preset,
                     data_dir=self.options.data_dir,
                     wandb_entity=self.options.wandb_entity,
                     wandb_project=self.options.wandb_project,
@@ -356,6 +359,15 @@ class EvalSession:
                 self.results.append(lost)
                 self._reported.add(report.nodeid)
 
+    def suite_path(self, node_path: str) -> Path:
+        """The suite file of a node id's path: below the rootdir, or a file given outside it."""
+        from pytest_policyeval.collection.items import suite_nodeid
+
+        for path in self.explicit_paths:
+            if suite_nodeid(path, self.rootpath) == node_path:
+                return path
+        return self.rootpath / node_path
+
     def lost_result(self, report: pytest.TestReport) -> TaskResult | None:
         """An error result for a suite item that produced none, rebuilt from its node id."""
         from pytest_policyeval.collection.items import parse_node_id, unique_labels
@@ -369,7 +381,7 @@ class EvalSession:
         labels = unique_labels(uris)
         uri = dict(zip(labels, uris, strict=True)).get(label, label)
         try:
-            suite = load_suite(self.rootpath / path)
+            suite = load_suite(self.suite_path(path))
             index, task = next((i, t) for i, t in enumerate(suite.tasks) if t.name == task_name)
         except (SuiteError, OSError, StopIteration):
             return None

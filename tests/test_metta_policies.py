@@ -122,7 +122,7 @@ def test_a_config_that_does_not_match_is_refused(tmp_path: Path) -> None:
     assert "(16, 22, 5, 5)" in message and "(128, 22, 5, 5)" in message
 
 
-def test_a_nested_hydra_config_builds_the_architecture_and_names(tmp_path: Path) -> None:
+def test_a_nested_config_builds_the_architecture_and_its_names_override_the_preset(tmp_path: Path) -> None:
     path = save_metta(tmp_path / "odd.pt")
     features = [f"feature_{i}" for i in range(22)]
     config = tmp_path / "odd.yaml"

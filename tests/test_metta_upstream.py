@@ -265,3 +265,36 @@ def test_a_state_dict_nested_by_a_training_loop_is_unwrapped_and_said(
     assert "nested under" in caplog.text
     expected = upstream.upstream_state_dict(cnn_channels=32, hidden_size=128)
     assert torch.equal(policy.network.state_dict()["policy.value.weight"], expected["policy.value.weight"])
+
+
+def test_the_preset_is_chosen_by_option_or_suite_and_recorded_in_the_results(
+    pytester: pytest.Pytester,
+) -> None:
+    import json
+
+    import yaml
+    from helpers import MINI_SUITE, write_suite
+
+    path = upstream.write_upstream(pytester.path / "metta.pt", cnn_channels=32, hidden_size=128)
+    suite = write_suite(pytester.path, MINI_SUITE)
+    args = [str(suite), f"--policy-uri=pytorch://{path}", "-k", "easy", "--num-episodes=1"]
+
+    def preset_of(*extra: str) -> tuple[str, str]:
+        result = pytester.runpytest(*args, "--eval-json=r.json", "--eval-yaml=r.yaml", *extra)
+        assert result.ret in (0, 1), result.stdout.str()
+        checkpoint = json.loads((pytester.path / "r.json").read_text())["policies"][0]["checkpoints"][0]
+        return checkpoint["policy_info"]["preset"], yaml.safe_load((pytester.path / "r.yaml").read_text())[
+            "metta_preset"
+        ]
+
+    assert preset_of() == ("june-2025", "june-2025")
+    assert preset_of("--metta-preset=july-2025") == ("july-2025", "july-2025")
+    suite.write_text(suite.read_text().replace("name: mini", "name: mini\nmetta_preset: july-2025"))
+    assert preset_of() == ("july-2025", "july-2025")
+    assert preset_of("--metta-preset=june-2025") == ("june-2025", "june-2025")  # the option wins
+    result = pytester.runpytest(*args, "--metta-preset=june-2024")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown Metta preset 'june-2024'; known: ?'july-2025', 'june-2025'?*"])
+    suite.write_text(suite.read_text().replace("metta_preset: july-2025", "metta_preset: june-2024"))
+    result = pytester.runpytest(*args)
+    result.stdout.fnmatch_lines(["*key 'metta_preset': unknown preset 'june-2024'*"])

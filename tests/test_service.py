@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import MINI_SUITE, make_checkpoint, write_suite
 from servers import S3Server
+
+from pytest_policyeval.collection.lookup import SUITES_DIR_VAR
+
+REPO = Path(__file__).resolve().parents[1]
 
 SERVICE_VARIABLES = (
     "POLICY_URI",
@@ -90,3 +96,21 @@ def test_each_failure_prints_the_error_json_and_exits_non_zero(
     assert set(document) == {"error", "traceback", "policy_uri"}
     assert document["error"].startswith(error)
     assert document["policy_uri"] == env.get("POLICY_URI")
+
+
+def test_a_shipped_suite_by_name_and_a_bare_metta_checkpoint_from_an_empty_folder(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in (*SERVICE_VARIABLES, SUITES_DIR_VAR):
+        monkeypatch.delenv(name, raising=False)
+    shutil.copy(REPO / "examples/policies/navigation.pt", pytester.path / "navigation.pt")
+    monkeypatch.setenv("POLICY_URI", "navigation.pt")
+    monkeypatch.setenv("SIMULATION_SUITE", "navigation_single")
+    monkeypatch.setenv("NUM_EPISODES", "1")
+    result = pytester.run(sys.executable, "-m", "pytest_policyeval.service")
+    assert result.ret == 0, result.stderr.str()
+    (policy,) = json.loads(result.stdout.str())["policies"]
+    (checkpoint,) = policy["checkpoints"]
+    assert list(checkpoint["metrics"]["tasks"]) == ["navigation/wall_with_gap"]
+    assert checkpoint["policy_info"]["kind"] == "metta-external"
+    result.stderr.fnmatch_lines(["suites/navigation_single.yaml *"])

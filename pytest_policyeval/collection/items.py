@@ -61,7 +61,7 @@ class TaskItem(pytest.Function):
     @property
     def task_id(self) -> str:
         """The task's identity across runs and machines: suite file and task name."""
-        return f"{self.path.relative_to(self.config.rootpath).as_posix()}::{self.task.name}"
+        return f"{self.parent.nodeid}::{self.task.name}"
 
     def cost(self) -> float:
         """A rough estimate of the work, for balancing shards: episodes x steps x agents."""
@@ -102,6 +102,17 @@ class SuiteFile(pytest.File):
         if isinstance(excinfo.value, SuiteError):
             return f"invalid suite: {excinfo.value}"
         return super().repr_failure(excinfo)
+
+
+def suite_nodeid(path: Path, rootpath: Path) -> str | None:
+    """The node id of a suite file: pytest's own (None) below the rootdir; FOLDER/NAME.yaml outside it.
+
+    pytest names a file outside the rootdir that was given as a path "", which leaves its tests
+    only "::TASK[POLICY]"; a suite shipped with the package reads `suites/NAME.yaml` instead.
+    """
+    if path.is_relative_to(rootpath):
+        return None
+    return f"{path.parent.name}/{path.name}"
 
 
 def is_suite_path(path: Path, explicit: frozenset[Path], patterns: Sequence[str], rootpath: Path) -> bool:

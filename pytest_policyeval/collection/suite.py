@@ -99,6 +99,8 @@ class SuiteModel(BaseModel):
     include: list[str | IncludeModel] = Field(default_factory=list)
     # Architecture config for pytorch:// policies (relative to the suite file); --pytorch-config wins.
     pytorch_config: str | None = None
+    # What Metta checkpoints' channels and actions mean (policies/metta/presets.py); --metta-preset wins.
+    metta_preset: str | None = None
     defaults: dict[str, Any] = Field(default_factory=dict)
     tasks: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -114,6 +116,7 @@ class Task:
     seed: int
     description: str = ""
     pytorch_config: Path | None = None
+    metta_preset: str | None = None
 
     @property
     def category(self) -> str:
@@ -184,6 +187,14 @@ def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
     if not suite.tasks and not suite.include:
         raise SuiteError(f"{path}: suite: key 'tasks': a suite needs 'tasks' or 'include'")
     pytorch_config = (path.parent / suite.pytorch_config).resolve() if suite.pytorch_config else None
+    if suite.metta_preset is not None:
+        from pytest_policyeval.policies.metta.presets import known_presets
+
+        if suite.metta_preset not in known_presets():
+            raise SuiteError(
+                f"{path}: suite: key 'metta_preset': unknown preset {suite.metta_preset[:80]!r}; "
+                f"known: {known_presets()}"
+            )
 
     try:
         TaskSettings.model_validate(suite.defaults)
@@ -206,7 +217,12 @@ def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
             if not chosen:
                 raise SuiteError(f"{where}: no task of {part.suite} matches {part.tasks}")
         for task in chosen:
-            task = replace(task, suite=suite.name, pytorch_config=pytorch_config or task.pytorch_config)
+            task = replace(
+                task,
+                suite=suite.name,
+                pytorch_config=pytorch_config or task.pytorch_config,
+                metta_preset=suite.metta_preset or task.metta_preset,
+            )
             if task.name in seen:
                 if task != next(t for t in tasks if t.name == task.name):
                     raise SuiteError(f"{where}: task '{task.name}' is defined differently twice")
@@ -256,6 +272,7 @@ def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
                 seed=suite.seed,
                 description=model.description,
                 pytorch_config=pytorch_config,
+                metta_preset=suite.metta_preset,
             )
         )
     return Suite(

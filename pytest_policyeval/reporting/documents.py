@@ -127,11 +127,15 @@ def _metta_layout(uri: str, results: Sequence[TaskResult], run: dict[str, Any]) 
         if result.task in scores:
             detailed.setdefault(result.category, {})[result.short_task] = float(scores[result.task])
     episodes = sorted({r.num_episodes for r in results})
+    info = next((r.policy for r in results if r.policy), {})
+    # What a Metta checkpoint's channels and actions were read as: part of what its scores mean.
+    preset = {"metta_preset": info["preset"]} if info.get("preset") else {}
     return {
         "policy": uri,
         "suite": ",".join(suite_names(results)),
         "num_episodes": episodes[0] if len(episodes) == 1 else {r.task: r.num_episodes for r in results},
         "device": run.get("device", "cpu"),
+        **preset,
         "results": {
             "avg_simulation_score": _finite(avg_sim),
             "avg_category_score": _finite(avg_cat),
