@@ -356,3 +356,31 @@ def test_the_option_reaches_the_loader_and_a_missing_config_is_a_usage_error(
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--pytorch-config*no such file: nope.yaml*"])
+
+
+def test_the_actor_feeds_back_what_metta_reported_action_type_reward_and_completion(tmp_path: Path) -> None:
+    path = save_metta(tmp_path / "odd.pt", arch=SMALL)
+    policy = load_policy(f"pytorch://{path}")
+    spec = grid_env_spec(tmp_path, EASY_MAP)
+    actor = policy.actor(spec)
+    actor.reset(np.array([5, 6], dtype=np.uint64))
+    tokens = np.full((2, spec.num_tokens, 3), 0xFF, dtype=np.uint8)
+    slots = np.array([0, 1])
+    actor.act(tokens, slots, 0)
+    kinds, args = (
+        actor.memory[:, DERIVED.index("last_action")],
+        actor.memory[:, DERIVED.index("last_action_arg")],
+    )
+    actor.rewarded(np.array([1.0, 0.25], dtype=np.float32), slots)
+    step = 7
+    box = actor.observe(tokens, slots, step)
+    centre = policy.network.window // 2
+    channel = {name: index for index, name in enumerate(policy.feature_names)}
+    assert box[:, channel["last_action"], centre, centre].tolist() == kinds.tolist()
+    assert box[:, channel["last_action_arg"], centre, centre].tolist() == args.tolist()
+    assert box[:, channel["last_reward"], centre, centre].tolist() == [100, 25]
+    expected = np.floor(255 * step / spec.max_steps + 0.5)
+    assert box[:, channel["episode_completion_pct"], centre, centre].tolist() == [expected, expected]
+    # An agent that turned faces its new orientation, which it sees on its own cell.
+    turned = actor.memory[:, DERIVED.index("agent:orientation")]
+    assert box[:, channel["agent:orientation"], centre, centre].tolist() == turned.tolist()

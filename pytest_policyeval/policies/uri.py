@@ -73,17 +73,16 @@ def _load_file(uri: str, rest: str, options: LoadOptions) -> Policy:
     return load_local_checkpoint(uri, _existing_file(uri, rest), options)
 
 
-def _load_pytorch(uri: str, rest: str, options: LoadOptions) -> Policy:
+def _metta(uri: str, path: Path, options: LoadOptions) -> Policy:
     from pytest_policyeval.policies.metta.policy import load_pytorch_policy
 
-    path = _existing_file(uri, rest)
     return load_pytorch_policy(
-        uri,
-        path,
-        name=policy_label(uri),
-        config_path=options.pytorch_config,
-        preset=options.metta_preset,
+        uri, path, name=policy_label(uri), config_path=options.pytorch_config, preset=options.metta_preset
     )
+
+
+def _load_pytorch(uri: str, rest: str, options: LoadOptions) -> Policy:
+    return _metta(uri, _existing_file(uri, rest), options)
 
 
 def load_local_checkpoint(uri: str, path: Path, options: LoadOptions) -> Policy:
@@ -94,15 +93,7 @@ def load_local_checkpoint(uri: str, path: Path, options: LoadOptions) -> Policy:
         from pytest_policyeval.policies.torch_policy import load_file_policy
 
         return load_file_policy(uri, path, name=policy_label(uri))
-    from pytest_policyeval.policies.metta.policy import load_pytorch_policy
-
-    return load_pytorch_policy(
-        uri,
-        path,
-        name=policy_label(uri),
-        config_path=options.pytorch_config,
-        preset=options.metta_preset,
-    )
+    return _metta(uri, path, options)
 
 
 def _load_remote(uri: str, rest: str, options: LoadOptions) -> Policy:
