@@ -246,7 +246,7 @@ def test_a_directory_and_a_missing_file_say_which(tmp_path: Path) -> None:
 def test_a_pickle_payload_is_refused_and_never_runs(tmp_path: Path) -> None:
     marker = tmp_path / "MARKER"
     path = upstream.write_pickle_payload(tmp_path / "evil.pt", marker, cnn_channels=32, hidden_size=128)
-    with pytest.raises(PolicyLoadError, match=r"refused: it names .*open, which a weights-only load refuses"):
+    with pytest.raises(PolicyLoadError, match=r"refused: it names .*open, which this loader does not accept"):
         load_policy(f"pytorch://{path}")
     assert not marker.exists()
 

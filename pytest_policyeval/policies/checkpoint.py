@@ -25,7 +25,7 @@ import torch
 
 from pytest_policyeval.atomic import atomic_writer
 from pytest_policyeval.policies.base import PolicyLoadError
-from pytest_policyeval.policies.torch_files import load_torch_file
+from pytest_policyeval.policies.torch_files import load_torch_file, read_pickle
 
 FORMAT = "pytest-policyeval.checkpoint"
 VERSION = 1
@@ -72,13 +72,9 @@ def file_digest(path: Path) -> str:
 
 def is_policyeval_checkpoint(path: Path) -> bool:
     """Whether a torch file is in this format, by reading its pickle's bytes (nothing is run)."""
-    import zipfile
-
     try:
-        with zipfile.ZipFile(path) as archive:
-            pickles = [name for name in archive.namelist() if name.endswith("/data.pkl")]
-            return bool(pickles) and FORMAT.encode() in archive.read(pickles[0])
-    except (OSError, zipfile.BadZipFile):
+        return FORMAT.encode() in read_pickle(Path(path))[0]
+    except PolicyLoadError:  # not a sound torch file at all: the Metta loader says why
         return False
 
 

@@ -1,11 +1,14 @@
 """Reading a `torch.save` file someone else wrote: no code run, sizes checked before allocation.
 
 `torch.load(weights_only=True)` already refuses to run code, but it allocates every storage at
-the size the pickle claims: a 600 KB file can ask for 220 GB. So the file is first read as a
-zip and its pickle replayed by `_Scan`, an unpickler whose only globals are harmless stand-ins
-that record what the file claims (storage sizes, tensor shapes); nothing is imported or called.
-Each claimed storage must match the bytes actually stored for it, and the total must stay under
-a limit. Only then does torch load it.
+the size the pickle claims (a 600 KB file can ask for 220 GB), and a pickle nested deeply enough
+crashes the interpreter. So the file is first checked as a zip (stored entries only, as
+`torch.save` writes them: no decompression bombs; one `data.pkl`, names unique even ignoring case,
+so torch reads what was checked), its pickle's opcodes are walked for size and nesting depth,
+and the pickle is replayed by `_Scan`, an unpickler whose only globals are harmless stand-ins that
+record what the file claims (storage sizes, tensor shapes); nothing is imported or called. Each
+claimed storage must match the bytes actually stored for it, and the total must stay under a
+limit. Only then does torch load it.
 
 Every problem is one `PolicyLoadError` naming the file and the cause.
 """
@@ -16,6 +19,8 @@ import io
 import logging
 import os
 import pickle
+import pickletools
+import stat
 import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -29,18 +34,35 @@ log = logging.getLogger(__name__)
 
 # Bytes of tensor data a checkpoint may hold (Metta's default policy holds about 12 MB).
 MAX_TENSOR_BYTES = int(os.environ.get("POLICYEVAL_MAX_CHECKPOINT_BYTES", 4 << 30))
-MAX_PICKLE_BYTES = 64 << 20  # the pickle itself only describes tensors: a few KB in practice
+MAX_PICKLE_BYTES = 4 << 20  # the pickle only describes tensors: a few KB for a policy
+MAX_OPCODES = 1_000_000
+MAX_DEPTH = 100  # nesting of containers; a state dict nests about 5 deep
+MAX_DIMS = 64
+MAX_DIM = 1 << 62
+LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8"  # torch.save before torch 1.6
 
 ITEM_SIZES = {
     "FloatStorage": 4, "DoubleStorage": 8, "HalfStorage": 2, "BFloat16Storage": 2,
     "LongStorage": 8, "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1,
     "BoolStorage": 1, "ComplexFloatStorage": 8, "ComplexDoubleStorage": 16,
 }  # fmt: skip
+# Harmless values torch's weights-only loader also accepts, found in training loops' checkpoints.
+SAFE_GLOBALS = {
+    ("builtins", "set"): set, ("builtins", "frozenset"): frozenset, ("builtins", "complex"): complex,
+    ("__builtin__", "set"): set, ("__builtin__", "frozenset"): frozenset,
+    ("collections", "OrderedDict"): OrderedDict,
+}  # fmt: skip
+CONTAINER_OPS = {"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"}
 
 
 @dataclass(frozen=True)
-class _StorageType:
+class _Marker:
+    """Stands in for a torch global (a storage type, dtype, device or Size) during the scan."""
+
     name: str
+
+    def __call__(self, *args: Any) -> _Marker:
+        return self
 
 
 @dataclass(frozen=True)
@@ -56,32 +78,40 @@ class _Claims:
     problems: list[str] = field(default_factory=list)
 
 
+def _shape_text(size: tuple) -> str:
+    return str(tuple(size)) if len(size) <= 6 else f"({', '.join(map(str, size[:6]))}, ... {len(size)} dims)"
+
+
+def _dims(values: Any) -> bool:
+    return (
+        isinstance(values, tuple)
+        and len(values) <= MAX_DIMS
+        and all(type(value) is int and -MAX_DIM < value < MAX_DIM for value in values)
+    )
+
+
 class _TensorClaim:
     """What the file says a tensor is; stands in for the tensor during the scan."""
 
     def __init__(self, claims: _Claims, storage: Any, offset: Any, size: Any, stride: Any, *_: Any):
         if (
             not isinstance(storage, _Storage)
-            or not _ints(size)
-            or not _ints(stride)
+            or not _dims(size)
+            or not _dims(stride)
             or len(size) != len(stride)
         ):
             claims.problems.append("a tensor record is malformed")
             return
-        if any(dim < 0 for dim in size) or not isinstance(offset, int) or offset < 0:
-            claims.problems.append(f"a tensor claims a negative size or offset {tuple(size)}")
+        if any(dim < 0 for dim in size) or type(offset) is not int or not 0 <= offset < MAX_DIM:
+            claims.problems.append(f"a tensor claims a negative size or offset {_shape_text(size)}")
             return
         if all(size):
-            extent = offset + sum((dim - 1) * step for dim, step in zip(size, stride, strict=True)) + 1
+            extent = offset + sum((dim - 1) * abs(step) for dim, step in zip(size, stride, strict=True)) + 1
             if extent > storage.numel:
                 claims.problems.append(
-                    f"a tensor of shape {tuple(size)} reaches element {extent} of a "
+                    f"a tensor of shape {_shape_text(size)} reaches element {extent} of a "
                     f"{storage.numel}-element storage"
                 )
-
-
-def _ints(values: Any) -> bool:
-    return isinstance(values, tuple) and all(isinstance(value, int) for value in values)
 
 
 class _Scan(pickle.Unpickler):
@@ -93,94 +123,217 @@ class _Scan(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         claims = self.claims
-        if (module, name) == ("collections", "OrderedDict"):
-            return OrderedDict
+        if (module, name) in SAFE_GLOBALS:
+            return SAFE_GLOBALS[module, name]
         if module == "torch._utils" and name == "_rebuild_tensor_v2":
             return lambda *args: _TensorClaim(claims, *args)
-        if module == "torch._utils" and name == "_rebuild_parameter":
+        if module == "torch._utils" and name in ("_rebuild_parameter", "_rebuild_parameter_with_state"):
             return lambda data, *_: data
-        if module == "torch" and name in ITEM_SIZES:
-            return _StorageType(name)
-        raise pickle.UnpicklingError(f"it names {module}.{name}, which a weights-only load refuses")
+        if (module, name) == ("_codecs", "encode"):  # how protocol 2 writes bytes
+            return lambda text, encoding="utf-8": text.encode(encoding)
+        if module == "torch" and (name in ITEM_SIZES or name in ("Size", "device") or _is_dtype(name)):
+            return _Marker(name)
+        raise pickle.UnpicklingError(f"it names {module[:80]}.{name[:80]}, which this loader does not accept")
 
     def persistent_load(self, pid: Any) -> Any:
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
             raise pickle.UnpicklingError("a storage record is malformed")
         _, kind, key, _location, numel = pid
-        if not isinstance(kind, _StorageType) or not isinstance(numel, int) or numel < 0:
+        valid = isinstance(kind, _Marker) and kind.name in ITEM_SIZES and isinstance(key, str)
+        if not valid or type(numel) is not int or not 0 <= numel < MAX_DIM:
             raise pickle.UnpicklingError("a storage record is malformed")
-        storage = _Storage(str(key), numel, ITEM_SIZES[kind.name])
+        storage = _Storage(key[:64], numel, ITEM_SIZES[kind.name])
         self.claims.storages[storage.key] = storage
         return storage
 
 
+def _is_dtype(name: str) -> bool:
+    import torch
+
+    return isinstance(getattr(torch, name, None), torch.dtype)  # an attribute read, never a call
+
+
 def _human(size: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(size)
+    if size >= 1 << 60:
+        return f"{size:.3g} bytes"
+    value = float(size)
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if value < 1024 or unit == "PB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} bytes"
+
+
+def _check_opcodes(data: bytes) -> None:
+    """Bound the pickle's work and nesting before anything is built from it.
+
+    Each stack entry carries the depth of what it holds; a container op (APPEND, SETITEM, BUILD...)
+    keeps its container's entry, anything else that consumes entries makes one a level deeper.
+    """
+    stack: list[int] = []
+    marks: list[int] = []
+    memo: dict[Any, int] = {}
+    for count, (op, arg, _) in enumerate(pickletools.genops(data)):
+        if count > MAX_OPCODES:
+            raise pickle.UnpicklingError(f"its pickle runs over {MAX_OPCODES} operations")
+        name = op.name
+        if name == "MARK":
+            marks.append(len(stack))
+            continue
+        if name in ("GET", "BINGET", "LONG_BINGET"):
+            stack.append(memo.get(arg, 0))
+            continue
+        if name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+            memo[arg if name != "MEMOIZE" else len(memo)] = stack[-1] if stack else 0
+            continue
+        if name == "DUP":
+            stack.append(stack[-1] if stack else 0)
+            continue
+        before = [item.name for item in op.stack_before]
+        items: list[int] = []
+        if "mark" in before:
+            start = marks.pop() if marks else 0
+            items, stack[start:] = stack[start:], []
+            fixed = before.index("mark")
+        else:
+            fixed = len(before)
+        below = stack[len(stack) - fixed :] if fixed else []
+        del stack[len(stack) - len(below) :]
+        if name in CONTAINER_OPS:
+            depth = max([below[0] if below else 0] + [d + 1 for d in below[1:] + items])
+        else:
+            depth = 1 + max(below + items) if below or items else 0
+        if depth > MAX_DEPTH:
+            raise pickle.UnpicklingError(f"its pickle nests more than {MAX_DEPTH} levels deep")
+        stack.extend([depth] * len(op.stack_after))
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        with open(path, "rb") as handle:
+            head = handle.read(len(LEGACY_MAGIC))
+        if head == LEGACY_MAGIC:
+            raise PolicyLoadError(
+                f"{path}: a torch.save file in the format before torch 1.6; load it with torch and save it "
+                "again (torch.save writes the current format)"
+            ) from None
+        raise PolicyLoadError(
+            f"{path}: not a PyTorch checkpoint (torch.save's zip format); it starts with {head[:8]!r}"
+        ) from None
+
+
+def _pickle_entry(path: Path, archive: zipfile.ZipFile) -> tuple[zipfile.ZipInfo, dict[str, zipfile.ZipInfo]]:
+    """The one `data.pkl` entry, after checking the archive is laid out as torch.save lays it out."""
+    infos = archive.infolist()
+    names = [info.filename for info in infos]
+    if len({name.lower() for name in names}) != len(names):
+        raise PolicyLoadError(
+            f"{path}: refused: its zip repeats an entry name (perhaps in other letter case)"
+        )
+    packed = [
+        info.filename for info in infos if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 1
+    ]
+    if packed:
+        raise PolicyLoadError(
+            f"{path}: refused: zip entry '{packed[0][:80]}' is compressed or encrypted; torch.save stores "
+            "entries as they are"
+        )
+    pickles = [info for info in infos if info.filename.lower().endswith("data.pkl")]
+    if len(pickles) != 1 or pickles[0].filename.count("/") != 1:
+        raise PolicyLoadError(
+            f"{path}: a zip file, but not a PyTorch checkpoint (not one data.pkl at its top)"
+        )
+    if pickles[0].file_size > MAX_PICKLE_BYTES:
+        raise PolicyLoadError(
+            f"{path}: its pickle is {_human(pickles[0].file_size)}, far more than a checkpoint's "
+            f"(at most {_human(MAX_PICKLE_BYTES)})"
+        )
+    return pickles[0], {info.filename: info for info in infos}
+
+
+def read_pickle(path: Path) -> tuple[bytes, dict[str, zipfile.ZipInfo], str]:
+    """The checkpoint's pickle bytes, its zip entries and their folder prefix, or a refusal."""
+    try:
+        with _open_zip(path) as archive:
+            info, entries = _pickle_entry(path, archive)
+            with archive.open(info) as handle:
+                data = handle.read(MAX_PICKLE_BYTES + 1)
+    except (OSError, zipfile.BadZipFile, RuntimeError, NotImplementedError, ValueError, EOFError) as exc:
+        raise PolicyLoadError(
+            f"{path}: not a readable zip file ({str(exc)[:200] or type(exc).__name__})"
+        ) from None
+    return data, entries, info.filename[: -len("data.pkl")]
 
 
 def check_claims(path: Path, max_tensor_bytes: int = MAX_TENSOR_BYTES) -> None:
     """Refuse a file whose pickle claims more than it stores, or more than the limit."""
+    data, entries, prefix = read_pickle(path)
+    claims = _Claims()
     try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
+        _check_opcodes(data)
+        _Scan(data, claims).load()
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+    ) as exc:
+        raise PolicyLoadError(f"{path}: refused: {str(exc)[:300]}") from None
+    except (RecursionError, MemoryError, OverflowError):
+        raise PolicyLoadError(f"{path}: refused: its pickle is too large or too deeply nested") from None
+    total = 0
+    for storage in claims.storages.values():
+        claimed = storage.numel * storage.item_size
+        record = entries.get(f"{prefix}data/{storage.key}")
+        stored = record.file_size if record is not None else 0
+        if claimed != stored:
+            raise PolicyLoadError(
+                f"{path}: a tensor claims {_human(claimed)} but the file stores {_human(stored)} "
+                "for it: a corrupt or tampered checkpoint"
+            )
+        total += claimed
+    if total > max_tensor_bytes:
         raise PolicyLoadError(
-            f"{path}: not a PyTorch checkpoint (torch.save's zip format); it starts with "
-            f"{path.read_bytes()[:8]!r}"
-        ) from None
-    with archive:
-        entries = {info.filename: info for info in archive.infolist()}
-        pickles = [name for name in entries if name.endswith("data.pkl") and name.count("/") == 1]
-        if len(pickles) != 1:
-            raise PolicyLoadError(f"{path}: a zip file, but not a PyTorch checkpoint (no data.pkl)")
-        info = entries[pickles[0]]
-        if info.file_size > MAX_PICKLE_BYTES:
-            raise PolicyLoadError(
-                f"{path}: its pickle claims {_human(info.file_size)}, far more than a checkpoint's"
-            )
-        claims = _Claims()
-        try:
-            _Scan(archive.read(info), claims).load()
-        except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError) as exc:
-            raise PolicyLoadError(f"{path}: refused: {exc}") from None
-        except RecursionError:
-            raise PolicyLoadError(f"{path}: refused: its pickle nests too deeply") from None
-        prefix = pickles[0][: -len("data.pkl")]
-        total = 0
-        for storage in claims.storages.values():
-            claimed = storage.numel * storage.item_size
-            record = entries.get(f"{prefix}data/{storage.key}")
-            stored = record.file_size if record is not None else 0
-            if claimed != stored:
-                raise PolicyLoadError(
-                    f"{path}: a tensor claims {_human(claimed)} but the file stores {_human(stored)} "
-                    "for it: a corrupt or tampered checkpoint"
-                )
-            total += claimed
-        if total > max_tensor_bytes:
-            raise PolicyLoadError(
-                f"{path}: holds {_human(total)} of tensors, over the {_human(max_tensor_bytes)} limit "
-                "(POLICYEVAL_MAX_CHECKPOINT_BYTES)"
-            )
-        if claims.problems:
-            raise PolicyLoadError(f"{path}: refused: {claims.problems[0]}")
+            f"{path}: holds {_human(total)} of tensors, over the {_human(max_tensor_bytes)} limit "
+            "(POLICYEVAL_MAX_CHECKPOINT_BYTES)"
+        )
+    if claims.problems:
+        raise PolicyLoadError(f"{path}: refused: {claims.problems[0]}")
 
 
 def check_path(path: Path) -> Path:
     """A readable, non-empty regular file, or one message saying what it is instead."""
     path = Path(path)
-    if path.is_dir():
+    try:
+        info = path.stat()
+    except OSError as exc:
+        reason = (
+            "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or type(exc).__name__)
+        )
+        raise PolicyLoadError(f"{path}: {reason.lower() if reason[0].isupper() else reason}") from None
+    if stat.S_ISDIR(info.st_mode):
         raise PolicyLoadError(f"{path}: is a directory, not a checkpoint file")
-    if not path.exists():
-        raise PolicyLoadError(f"{path}: no such file")
-    if not path.is_file():
-        raise PolicyLoadError(f"{path}: not a regular file")
-    if path.stat().st_size == 0:
+    if not stat.S_ISREG(info.st_mode):
+        raise PolicyLoadError(f"{path}: not a regular file (a device, pipe or socket)")
+    if info.st_size == 0:
         raise PolicyLoadError(f"{path}: empty file (0 bytes): not a checkpoint")
+    if not os.access(path, os.R_OK):
+        raise PolicyLoadError(f"{path}: permission denied")
     return path
+
+
+def _torch_reason(exc: Exception) -> str:
+    """The cause in one line; torch's weights-only message buries it under advice to unpickle."""
+    text = str(exc).strip()
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1].strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def load_torch_file(path: Path, max_tensor_bytes: int = MAX_TENSOR_BYTES) -> Any:
@@ -194,9 +347,7 @@ def load_torch_file(path: Path, max_tensor_bytes: int = MAX_TENSOR_BYTES) -> Any
     except MemoryError:
         raise PolicyLoadError(f"{path}: out of memory while loading") from None
     except Exception as exc:  # torch raises many types for corrupt or unsafe files
-        text = str(exc).strip()
-        first_line = text.splitlines()[0][:300] if text else type(exc).__name__
-        raise PolicyLoadError(f"{path}: cannot read as a PyTorch checkpoint ({first_line})") from None
+        raise PolicyLoadError(f"{path}: cannot read as a PyTorch checkpoint ({_torch_reason(exc)})") from None
 
 
 def _is_state_dict(value: Any) -> bool:
@@ -219,10 +370,10 @@ def unwrap_state_dict(raw: Any, source: str) -> dict[str, Any]:
     if len(found) == 1:
         log.warning("%s: the state dict is nested under '%s'; using it", source, found[0])
         return dict(raw[found[0]])
-    keys = [str(key) for key in raw][:12]
+    keys = [str(key)[:40] for key in raw][:12]
     if found:
         raise PolicyLoadError(
-            f"{source}: several state dicts in one file (under {found}); save the policy's alone "
+            f"{source}: several state dicts in one file (under {found[:6]}); save the policy's alone "
             "with torch.save(model.state_dict(), path)"
         )
     raise PolicyLoadError(f"{source}: expected a state dict (names to tensors); the file holds keys {keys}")
@@ -236,10 +387,10 @@ def check_weights(state: Mapping[str, Any], source: str) -> dict[str, Any]:
     for key, tensor in state.items():
         if not tensor.is_floating_point():
             raise PolicyLoadError(
-                f"{source}: '{key}' holds {str(tensor.dtype).replace('torch.', '')} values; a policy's "
+                f"{source}: '{key[:80]}' holds {str(tensor.dtype).replace('torch.', '')} values; a policy's "
                 "weights are floating point"
             )
         if tensor.numel() == 0:
-            raise PolicyLoadError(f"{source}: '{key}' is empty (shape {tuple(tensor.shape)})")
+            raise PolicyLoadError(f"{source}: '{key[:80]}' is empty (shape {tuple(tensor.shape)})")
         checked[key] = tensor.float() if tensor.dtype != torch.float32 else tensor
     return checked

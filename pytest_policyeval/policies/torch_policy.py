@@ -25,6 +25,16 @@ from pytest_policyeval.policies.sampling import check_finite, gumbel_noise
 
 def load_state_strict(module: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
     """Load weights or refuse, naming the first key that does not fit. Never run random weights."""
+    check_shapes(module, state_dict, source)
+    module.load_state_dict(state_dict, strict=True)
+
+
+def check_shapes(module: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse, naming the first key, unless the state dict has exactly the module's keys and shapes.
+
+    Works on a module built on the meta device too, so a checkpoint can be checked against its
+    architecture before that architecture's weights are allocated.
+    """
     expected = module.state_dict()
     for key, tensor in expected.items():
         if key not in state_dict:
@@ -39,7 +49,6 @@ def load_state_strict(module: nn.Module, state_dict: dict[str, torch.Tensor], so
     extra = sorted(set(state_dict) - set(expected))
     if extra:
         raise PolicyLoadError(f"{source}: checkpoint has keys the architecture does not: {extra[:5]}")
-    module.load_state_dict(state_dict, strict=True)
 
 
 def torch_device(device: str) -> str:

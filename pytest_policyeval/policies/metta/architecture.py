@@ -126,36 +126,89 @@ def infer_architecture(
     return {"policy": policy, **recurrent}
 
 
-def _build(arch: dict[str, Any], source: str) -> Recurrent:
-    """The network; an LSTM size left as None follows the policy (what it encodes, what it reads)."""
-    try:
+def _build(arch: dict[str, Any], source: str, state: Mapping[str, torch.Tensor]) -> Recurrent:
+    """The network, allocated only once its shapes are known to fit the checkpoint's.
+
+    A small file can describe a huge network (a (1, 32768) tensor makes a 17 GB LSTM), so it is
+    first built on the meta device, which allocates nothing, and compared with the state dict.
+    An LSTM size left as None follows the policy (what it encodes, what it reads).
+    """
+    from pytest_policyeval.policies.torch_policy import check_shapes
+
+    def build() -> Recurrent:
         policy = Policy(**arch["policy"])
         input_size = arch.get("input_size") or policy.encoded_size
         return Recurrent(policy, input_size, arch.get("hidden_size") or policy.hidden_size)
-    except (ValueError, TypeError) as exc:
-        raise PolicyLoadError(f"{source}: inconsistent Metta architecture: {exc}") from None
+
+    try:
+        with torch.device("meta"):
+            check_shapes(build(), dict(state), source)
+        return build()
+    except (ValueError, TypeError, RuntimeError, ArithmeticError) as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise PolicyLoadError(f"{source}: inconsistent Metta architecture: {reason}") from None
 
 
 def build_inferred(state: Mapping[str, torch.Tensor], source: str) -> tuple[Recurrent, dict[str, Any]]:
     arch = infer_architecture(state, source)
-    return _build(arch, source), arch
+    return _build(arch, source, state), arch
 
 
 # -- configs ----------------------------------------------------------------------------------------
 
 
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def read_config(path: Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        with open(path, "rb") as handle:
+            text = handle.read(MAX_CONFIG_BYTES + 1)
+        if len(text) > MAX_CONFIG_BYTES:
+            raise PolicyLoadError(f"--pytorch-config {path}: over {MAX_CONFIG_BYTES >> 20} MB: not a config")
+        raw = yaml.safe_load(text.decode("utf-8"))
     except OSError as exc:
         raise PolicyLoadError(f"--pytorch-config {path}: cannot read: {exc.strerror}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise PolicyLoadError(f"--pytorch-config {path}: not valid YAML: {str(exc)[:200]}") from None
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise PolicyLoadError(f"--pytorch-config {path}: not valid YAML: {first}") from None
+    except RecursionError:
+        raise PolicyLoadError(f"--pytorch-config {path}: nests too deeply") from None
     if isinstance(raw, dict) and isinstance(raw.get("pytorch"), dict) and "_target_" not in raw:
         raw = raw["pytorch"]  # a Metta user config, with the architecture under `pytorch:`
     if not isinstance(raw, dict) or "_target_" not in raw:
         raise PolicyLoadError(f"--pytorch-config {path}: expected a mapping with a '_target_' key")
     return raw
+
+
+# What a config may say of each size: (smallest, largest, how many numbers; 0 = one or a list of 2).
+SIZE_RULES = {
+    "obs_channels": (1, 255, 1), "hidden_size": (1, 1 << 16, 1), "cnn_hidden": (1, 1 << 16, 1),
+    "self_hidden": (1, 1 << 16, 1), "input_size": (1, 1 << 16, 1), "cnn_channels": (1, 1 << 16, 0),
+    "window": (1, 15, 1), "kernel_sizes": (1, 15, 2), "strides": (1, 15, 2), "action_heads": (1, 4096, -1),
+}  # fmt: skip
+
+
+def _check_size(key: str, value: Any, source: str) -> None:
+    """Sizes are positive integers in sane bounds (a window is at most 15: coordinates are 4 bits)."""
+    low, high, count = SIZE_RULES[key]
+    numbers = value if isinstance(value, list) else [value]
+    shape_ok = (
+        (count == 1 and not isinstance(value, list))
+        or (count == 2 and isinstance(value, list) and len(value) == 2)
+        or (count == 0 and (not isinstance(value, list) or len(value) == 2))
+        or (count == -1 and isinstance(value, list) and 1 <= len(value) <= 2)
+    )
+    if not shape_ok or not all(type(n) is int and low <= n <= high for n in numbers):
+        wanted = {
+            1: "an integer",
+            2: "a list of 2 integers",
+            0: "an integer or a list of 2",
+            -1: "a list of 1 or 2",
+        }
+        raise PolicyLoadError(
+            f"{source}: '{key}' must be {wanted[count]} from {low} to {high}, got {str(value)[:60]}"
+        )
 
 
 def _config_policy(
@@ -168,7 +221,9 @@ def _config_policy(
     """
     unknown = sorted(set(kwargs) - set(POLICY_KEYS))
     if unknown:
-        raise PolicyLoadError(f"{source}: unknown Policy keys {unknown}; known: {list(POLICY_KEYS)}")
+        raise PolicyLoadError(f"{source}: unknown Policy keys {unknown[:5]}; known: {list(POLICY_KEYS)}")
+    for key, value in kwargs.items():
+        _check_size(key, value, source)
     if hidden is not None:
         kwargs = {"hidden_size": hidden, **kwargs}
     inferred = infer_architecture(state, source, kwargs)["policy"]
@@ -183,6 +238,8 @@ def _recurrent(config: dict[str, Any], state: Mapping[str, torch.Tensor], source
     kwargs = {key: value for key, value in config.items() if key != "_target_"}
     nested = kwargs.pop("policy", None)
     sizes = {key: kwargs.pop(key) for key in ("input_size", "hidden_size") if key in kwargs}
+    for key, value in sizes.items():
+        _check_size(key, value, source)
     if nested is None:  # Recurrent built the Policy from the remaining keys
         arch = _config_policy(kwargs, state, source, sizes.get("hidden_size"))
     else:
@@ -195,7 +252,7 @@ def _recurrent(config: dict[str, Any], state: Mapping[str, torch.Tensor], source
                 f"{source}: 'policy' must be a mapping with _target_ one of {POLICY_TARGETS}"
             )
         arch = _config_policy({k: v for k, v in nested.items() if k != "_target_"}, state, source)
-    return _build({**arch, **sizes}, source)
+    return _build({**arch, **sizes}, source, state)
 
 
 def _policy_alone(config: dict[str, Any], state: Mapping[str, torch.Tensor], source: str) -> Recurrent:
@@ -240,18 +297,26 @@ def builder_for(target: str, source: str) -> Builder:
     )
 
 
-def _check_targets(node: Any, source: str) -> None:
-    """Every `_target_` anywhere in the config must be a known name, before anything is built."""
+def _check_targets(node: Any, source: str, seen: set[int] | None = None) -> None:
+    """Every `_target_` anywhere in the config must be a known name, before anything is built.
+
+    YAML aliases make one node appear many times (a 1 KB file can hold 10^9 references): each
+    node is checked once.
+    """
+    seen = set() if seen is None else seen
+    if id(node) in seen or not isinstance(node, dict | list):
+        return
+    seen.add(id(node))
     if isinstance(node, dict):
         if "_target_" in node:
             target = _target(node, source)
             if target not in ARCHITECTURES and not list(entry_points(group=ENTRY_POINT_GROUP, name=target)):
                 builder_for(target, source)  # raises, naming the known names
-        for value in node.values():
-            _check_targets(value, source)
-    elif isinstance(node, list):
-        for value in node:
-            _check_targets(value, source)
+        values = node.values()
+    else:
+        values = node
+    for value in values:
+        _check_targets(value, source, seen)
 
 
 def build_from_config(

@@ -184,8 +184,9 @@ def _names(
 
 def _type_ids(config: dict[str, Any], preset: Preset, source: str) -> dict[str, int]:
     raw = config.get("type_ids", preset.type_ids)
-    if not isinstance(raw, dict) or not all(isinstance(value, int) for value in raw.values()):
-        raise PolicyLoadError(f"{source}: 'type_ids' must map object type names to integers")
+    valid = isinstance(raw, dict) and all(type(value) is int and 0 <= value <= 255 for value in raw.values())
+    if not valid:
+        raise PolicyLoadError(f"{source}: 'type_ids' must map object type names to integers from 0 to 255")
     return {str(name): int(value) for name, value in raw.items()}
 
 
