@@ -384,3 +384,19 @@ def test_the_actor_feeds_back_what_metta_reported_action_type_reward_and_complet
     # An agent that turned faces its new orientation, which it sees on its own cell.
     turned = actor.memory[:, DERIVED.index("agent:orientation")]
     assert box[:, channel["agent:orientation"], centre, centre].tolist() == turned.tolist()
+
+
+def test_a_feature_the_task_expresses_through_another_is_read_through_it() -> None:
+    spec = _spec(
+        feature_names=("last_reward", "tag", "inv:ready", "agent:group"),
+        resource_names=("ready",),
+        equivalent_features=(("agent:frozen", "inv:ready", -1.0, 10.0),),
+    )
+    observe = ObservationMap(spec, FEATURES, JUNE.type_ids, 5, "test")
+    tokens = np.full((1, 8, 3), 0xFF, dtype=np.uint8)
+    tokens[0, 0] = (0x11, 2, 3)  # 3 of the source on the agent's cell: 10 - 3 = 7 frozen steps
+    tokens[0, 1] = (0x12, 2, 10)  # a full source: 0
+    box = observe(torch.from_numpy(tokens), _derived(), torch.tensor([True]))[0]
+    frozen = FEATURES.index("agent:frozen")
+    assert box[frozen, 2, 2] == 7 and box[frozen, 2, 3] == 0
+    assert box.count_nonzero() == 1

@@ -178,7 +178,18 @@ def build_config(task: Task, grid: GridMap | None = None) -> MettaGridConfig:
     return MettaGridConfig(label=task.name, game=game)
 
 
-def env_spec_of(config: MettaGridConfig, agent_teams: tuple[int, ...] = ()) -> EnvSpec:
+def equivalent_features(task: Task) -> tuple[tuple[str, str, float, float], ...]:
+    """What this project's games mean in the terms of features other engines name directly."""
+    if task.settings.game == "laser_tag":
+        return (("agent:frozen", f"inv:{READY_ITEM}", -1.0, float(task.settings.freeze_steps)),)
+    return ()
+
+
+def env_spec_of(
+    config: MettaGridConfig,
+    agent_teams: tuple[int, ...] = (),
+    equivalents: tuple[tuple[str, str, float, float], ...] = (),
+) -> EnvSpec:
     interface = PolicyEnvInterface.from_mg_cfg(config)
     names = [""] * (max((f.id for f in interface.obs_features), default=-1) + 1)
     for feature in interface.obs_features:
@@ -195,6 +206,7 @@ def env_spec_of(config: MettaGridConfig, agent_teams: tuple[int, ...] = ()) -> E
         max_steps=config.game.max_steps,
         resource_names=tuple(config.game.resource_names),
         agent_teams=agent_teams,
+        equivalent_features=equivalents,
     )
 
 
@@ -202,7 +214,8 @@ def env_spec_of(config: MettaGridConfig, agent_teams: tuple[int, ...] = ()) -> E
 def _task_config(task: Task) -> tuple[MettaGridConfig, EnvSpec, int]:
     grid = read_map(task.map_path)
     config = build_config(task, grid)
-    return config, env_spec_of(config, grid.agent_teams), goals_to_finish(task, grid)
+    spec = env_spec_of(config, grid.agent_teams, equivalent_features(task))
+    return config, spec, goals_to_finish(task, grid)
 
 
 def task_env_spec(task: Task) -> EnvSpec:

@@ -24,6 +24,10 @@ class EnvSpec:
     resource_names: tuple[str, ...] = ()
     # Team of each agent, in agent order (all 0 for single-team tasks).
     agent_teams: tuple[int, ...] = ()
+    # Features this task expresses through another one, as (name, source feature, scale, offset):
+    # name's value = offset + scale * source's value. laser_tag's "agent:frozen" (steps left
+    # frozen, as other engines report it) is its freeze length minus the agent's "inv:ready".
+    equivalent_features: tuple[tuple[str, str, float, float], ...] = ()
 
     def feature_id(self, name: str) -> int | None:
         try:

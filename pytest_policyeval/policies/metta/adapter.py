@@ -10,6 +10,8 @@ engine feature of their own, or one whose meaning changed, and are derived here 
     last_action_arg         its argument
     last_reward             last step's reward as the preset's engine made it a byte
     inv:<N>                 (a number) the N-th resource of the task
+A feature the task expresses through another (`EnvSpec.equivalent_features`: laser_tag's
+`agent:frozen` is its freeze length minus `inv:ready`) is read through that one.
 Derived values are global tokens on the agent's own cell, where Metta put them. Any other
 feature the engine does not emit reads as zero; the list is logged once per (policy, task layout).
 
@@ -104,13 +106,17 @@ class ObservationMap(torch.nn.Module):
         self.num_channels = len(feature_names)
         self.size = self.num_channels * window * window
         env_feature = _env_features(env)
+        equivalents = {
+            name: (source, scale, offset) for name, source, scale, offset in env.equivalent_features
+        }
         # (feature id, value) -> channel and amount: a value is the amount, except for the tag
         # feature, whose value names a `type:` tag that becomes the type_id channel's amount.
         channel = torch.full((256, 256), -1, dtype=torch.long)
         amount = torch.arange(256, dtype=torch.float32).expand(256, 256).clone()
         missing = []
         type_channel = -1
-        derived = {}
+        derived: dict[str, int] = {}
+        through: dict[str, int] = {}  # policy features read through an equivalent one
         for index, name in enumerate(feature_names):
             if name == "type_id" and "type_id" not in env_feature:
                 type_channel = index
@@ -118,8 +124,18 @@ class ObservationMap(torch.nn.Module):
                 derived[name] = index
             elif env_feature.get(name, -1) >= 0:
                 channel[env_feature[name]] = index
+            elif name in equivalents and env_feature.get(equivalents[name][0], -1) >= 0:
+                through[name] = index
             else:
                 missing.append(name)
+        for name, index in through.items():
+            source_feature, scale, offset = equivalents[name]
+            source = env_feature[source_feature]
+            if (channel[source] >= 0).any():  # the policy reads the source as itself: that wins
+                missing.append(name)
+                continue
+            channel[source] = index
+            amount[source] = (offset + scale * torch.arange(256, dtype=torch.float32)).round().clamp(0, 255)
         key = (source, *env.feature_names, *feature_names)
         if missing and key not in _logged:
             _logged.add(key)
