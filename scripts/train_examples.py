@@ -8,8 +8,8 @@ ones let the learner drive, so it learns to recover from its own mistakes. Each 
 the LSTM on whole episodes (backpropagation through time) from the last few iterations.
 
 Training maps are generated from the seed and are not the suites' maps. Same seed, same torch
-build and thread count (`--threads`): same checkpoint. The shipped ones took (2 CPU cores)
-about 14 and 11 minutes:
+build and thread count (`--threads`): same checkpoint. The shipped ones took 35 minutes (2 CPU
+cores, shared with other work) and 12 minutes:
 
     python scripts/train_examples.py navigation --out examples/policies/navigation.pt
     python scripts/train_examples.py laser_tag --out examples/policies/laser_tag.pt

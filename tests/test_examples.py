@@ -15,7 +15,7 @@ EXAMPLES = REPO / "examples" / "policies"
     ("checkpoint", "suite", "selection"),
     [
         ("navigation.pt", "navigation.yaml", "in_sight or out_of_sight or corridors or maze_small"),
-        ("laser_tag.pt", "laser_tag.yaml", "duel or skirmish"),
+        ("laser_tag.pt", "laser_tag.yaml", "skirmish or arena"),
     ],
 )
 def test_example_checkpoint_passes_where_random_fails(

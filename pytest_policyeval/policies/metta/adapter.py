@@ -106,9 +106,7 @@ class ObservationMap(torch.nn.Module):
         self.num_channels = len(feature_names)
         self.size = self.num_channels * window * window
         env_feature = _env_features(env)
-        equivalents = {
-            name: (source, scale, offset) for name, source, scale, offset in env.equivalent_features
-        }
+        equivalents = {name: rest for name, *rest in env.equivalent_features}
         # (feature id, value) -> channel and amount: a value is the amount, except for the tag
         # feature, whose value names a `type:` tag that becomes the type_id channel's amount.
         channel = torch.full((256, 256), -1, dtype=torch.long)
@@ -129,13 +127,13 @@ class ObservationMap(torch.nn.Module):
             else:
                 missing.append(name)
         for name, index in through.items():
-            source_feature, scale, offset = equivalents[name]
-            source = env_feature[source_feature]
-            if (channel[source] >= 0).any():  # the policy reads the source as itself: that wins
+            via, scale, offset = equivalents[name]
+            via_id = env_feature[via]
+            if (channel[via_id] >= 0).any():  # the policy reads that feature as itself: that wins
                 missing.append(name)
                 continue
-            channel[source] = index
-            amount[source] = (offset + scale * torch.arange(256, dtype=torch.float32)).round().clamp(0, 255)
+            channel[via_id] = index
+            amount[via_id] = (offset + scale * torch.arange(256, dtype=torch.float32)).round().clamp(0, 255)
         key = (source, *env.feature_names, *feature_names)
         if missing and key not in _logged:
             _logged.add(key)
