@@ -129,12 +129,13 @@ def _print_locations(session: Any) -> None:
 
 def _merge(args: argparse.Namespace) -> int:
     from pytest_policyeval.atomic import write_text_atomic
+    from pytest_policyeval.completeness import describe
     from pytest_policyeval.merge import MergeError, merge_shards
     from pytest_policyeval.reporting.documents import dump_json, dump_yaml, evaluation_yaml, evaluator_json
     from pytest_policyeval.reporting.terminal import summary_lines
 
     try:
-        merged = merge_shards(args.shards)
+        merged = merge_shards(args.shards, allow_partial=args.allow_partial)
     except MergeError as exc:
         print(f"policyeval merge: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -148,8 +149,11 @@ def _merge(args: argparse.Namespace) -> int:
         print(f"results written to {args.eval_yaml}")
     failed = [r for r in merged.results if not r.ok]
     passed = len(merged.results) - len(failed)
+    incomplete = describe(merged.run)
+    if incomplete:
+        print(incomplete)
     print(f"{passed} passed, {len(failed)} failed (merged from {len(args.shards)} shards)")
-    return EXIT_FAILED if failed else EXIT_OK
+    return EXIT_FAILED if failed or incomplete else EXIT_OK
 
 
 def add_run_flags(run: argparse.ArgumentParser) -> None:
@@ -222,6 +226,11 @@ def parser() -> argparse.ArgumentParser:
     )
     merge.add_argument("--eval-json", type=Path, help="write the merged results (evaluator service's JSON)")
     merge.add_argument("--eval-yaml", type=Path, help="write the merged evaluation_results.yaml")
+    merge.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="merge interrupted or incomplete shards too; the result then says it is partial (exit 1)",
+    )
     merge.set_defaults(run=_merge)
     return top
 

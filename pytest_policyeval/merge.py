@@ -53,10 +53,26 @@ def regate(result: TaskResult) -> TaskResult:
     return result
 
 
-def merge_shards(paths: Sequence[Path]) -> Merged:
+def _partial(document: dict[str, Any]) -> str | None:
+    """Why a shard's results are not its whole share of the run, or None."""
+    if document.get("interrupted"):
+        return "interrupted"
+    if document.get("complete") is not True:
+        missing = document.get("tasks_expected"), document.get("tasks_with_results")
+        return "incomplete" + (f" ({missing[1]} of {missing[0]} tasks)" if None not in missing else "")
+    return None
+
+
+def merge_shards(paths: Sequence[Path], allow_partial: bool = False) -> Merged:
+    """One run's results from its shards; shards that are not whole are refused unless allowed,
+    and then the merged result says it is partial."""
     if not paths:
         raise MergeError("no shard files given")
     documents = [(Path(path), read_shard(Path(path))) for path in paths]
+    partial = [(path, why) for path, doc in documents if (why := _partial(doc))]
+    if partial and not allow_partial:
+        named = ", ".join(f"{path} ({why})" for path, why in partial)
+        raise MergeError(f"partial shards: {named}; rerun them, or merge with --allow-partial")
     counts = {doc["shard"]["count"] for _, doc in documents}
     if len(counts) != 1:
         raise MergeError(f"the files come from splits into different numbers of shards: {sorted(counts)}")
@@ -94,4 +110,12 @@ def merge_shards(paths: Sequence[Path]) -> Merged:
     }
     run["shard"] = None
     run["merged_shards"] = count
+    expected = [doc.get("tasks_expected") for _, doc in documents]
+    run.update(
+        complete=not partial,
+        interrupted=any(bool(doc.get("interrupted")) for _, doc in documents),
+        tasks_expected=sum(expected) if None not in expected else None,
+        tasks_with_results=len(results),
+        missing_tasks=[task for _, doc in documents for task in doc.get("missing_tasks") or []][:20],
+    )
     return Merged(results=sorted(results, key=lambda r: r.order), run=run)

@@ -3,7 +3,10 @@
 Reads its inputs from the environment, evaluates one policy with pytest and this plugin (in this
 process), and prints one JSON document on stdout: the results in the evaluator service's shape,
 or `{"error", "traceback", "policy_uri"}` with exit status 1. Everything else (pytest's output)
-goes to stderr, so stdout can be piped into a file or another program.
+goes to stderr, so stdout can be piped into a file or another program. Exit status 0 means the
+run is whole (its gates may still fail: read `passed`); a run cut short by SIGINT or SIGTERM
+(Kubernetes' eviction) prints the results it has, marked `interrupted` and `complete: false`,
+and exits 128 + the signal (1 when nothing had finished: the error document says so).
 
     POLICY_URI        required: file://, pytorch://, http(s)://, s3://, wandb://...
     SIMULATION_SUITE  suite name or path (default: navigation): ./suites/NAME.yaml,
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -120,6 +124,8 @@ def evaluate(env: dict[str, str]) -> dict[str, Any]:
     tasks = [
         t for p in document["policies"] for c in p["checkpoints"] for t in c["metrics"]["tasks"].values()
     ]
+    if not tasks and document.get("interrupted"):
+        raise ServiceError("the evaluation was interrupted before any task finished")
     errors = [t["error"] for t in tasks if t.get("error")]
     if tasks and len(errors) == len(tasks):
         raise ServiceError(errors[0])  # nothing was evaluated: a policy that does not load, say
@@ -128,12 +134,28 @@ def evaluate(env: dict[str, str]) -> dict[str, Any]:
     return document
 
 
+_signalled: list[int] = []
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM (Kubernetes' eviction) ends the run as Ctrl-C does: what ran is written, marked."""
+    _signalled.append(signum)
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     env = dict(os.environ)
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         document = evaluate(env)
     except ServiceError as exc:
         document, status = {"error": str(exc), "traceback": None, "policy_uri": env.get("POLICY_URI")}, 1
+    except KeyboardInterrupt:
+        reason = "terminated (SIGTERM)" if _signalled else "interrupted"
+        document, status = (
+            {"error": f"the evaluation was {reason}", "traceback": None, "policy_uri": env.get("POLICY_URI")},
+            1,
+        )
     except Exception as exc:  # anything unforeseen still answers in the agreed shape
         document = {
             "error": f"{type(exc).__name__}: {exc}",
@@ -142,8 +164,11 @@ def main() -> int:
         }
         status = 1
     else:
-        status = 0
+        # Gates that fail are in the document (`passed`); a run that is not whole is a failure.
+        status = 0 if document.get("complete") is True and not document.get("interrupted") else 1
     print(json.dumps(document, indent=2), flush=True)
+    if _signalled and status:
+        return 128 + _signalled[0]
     return status
 
 

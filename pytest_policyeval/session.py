@@ -78,6 +78,10 @@ class EvalSession:
     published: list[str] = field(default_factory=list)  # URLs written by --eval-output-uri
     publish_error: str | None = None
     wandb_url: str | None = None
+    # Node ids of the task items this run collected (None: not known in this process) and
+    # whether pytest was interrupted: what the results files say about their completeness.
+    expected_tasks: set[str] | None = None
+    interrupted: bool = False
     _heap_frozen: bool = False
 
     # -- running ---------------------------------------------------------------------------------
@@ -305,10 +309,16 @@ class EvalSession:
 
     # -- reporting (controller) -----------------------------------------------------------------
 
+    def run_status(self) -> dict[str, Any]:
+        from pytest_policyeval.completeness import status
+
+        return status(self.expected_tasks, self._reported, self.interrupted)
+
     def run_info(self) -> dict[str, Any]:
         from pytest_policyeval.provenance import git_revision, package_versions
 
         return {
+            **self.run_status(),
             "device": self.options.device,
             "seed_override": self.options.seed,
             "num_episodes_override": self.options.num_episodes,
@@ -402,9 +412,25 @@ class EvalSession:
             result.error = f"no result ({report.when} failed: {cause})"
         return result
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from pytest_policyeval.completeness import is_task_id
+
+        # Under xdist the controller collects nothing itself; its workers report their ids below.
+        if self.is_controller and session.items:
+            self.expected_tasks = {item.nodeid for item in session.items if is_task_id(item.nodeid)}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        from pytest_policyeval.completeness import is_task_id
+
+        self.expected_tasks = (self.expected_tasks or set()) | {
+            nodeid for nodeid in ids if is_task_id(nodeid)
+        }
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if not (self.is_controller and self.results):
+        if not (self.is_controller and (self.results or self.expected_tasks)):
             return
+        self.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         self.write_files()
         if self.options.wandb or self.options.output_uri:
             self.publish()
@@ -440,13 +466,17 @@ class EvalSession:
                 run.finish()
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-        if not (self.is_controller and self.results):
+        if not (self.is_controller and (self.results or self.expected_tasks)):
             return
+        from pytest_policyeval.completeness import describe
         from pytest_policyeval.reporting.terminal import summary_lines
 
         terminalreporter.write_sep("=", "policy evaluation")
         for line in summary_lines(self.results):
             terminalreporter.write_line(line)
+        incomplete = describe(self.run_status())
+        if incomplete:
+            terminalreporter.write_line(incomplete, red=True)
         for path in self.written:
             terminalreporter.write_line(f"results written to {path}")
         replays = sum(len(r.replay_urls) for r in self.results)

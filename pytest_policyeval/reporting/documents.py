@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from pytest_policyeval.completeness import run_passed
 from pytest_policyeval.reporting.replays import mettascope_url
 from pytest_policyeval.results import TaskResult
 from pytest_policyeval.scoring import averages, category_scores
@@ -114,7 +115,7 @@ def evaluator_json(results: Sequence[TaskResult], run: dict[str, Any]) -> dict[s
     return {
         "simulation_suite": ",".join(suite_names(results)),
         **run,
-        "passed": all(r.ok for r in results),
+        "passed": run_passed(run, all(r.ok for r in results)),
         "policies": policies,
     }
 
@@ -147,7 +148,13 @@ def _metta_layout(uri: str, results: Sequence[TaskResult], run: dict[str, Any]) 
 def evaluation_yaml(results: Sequence[TaskResult], run: dict[str, Any]) -> dict[str, Any]:
     grouped = by_policy(results)
     layouts = [_metta_layout(uri, group, run) for uri, group in grouped.items()]
-    return layouts[0] if len(layouts) == 1 else {"policies": layouts}
+    # Metta's keys, then what the run says of itself (a partial run never reads as a pass).
+    status = {
+        "complete": run.get("complete") is True,
+        "interrupted": bool(run.get("interrupted")),
+        "passed": run_passed(run, all(r.ok for r in results)),
+    }
+    return {**layouts[0], **status} if len(layouts) == 1 else {"policies": layouts, **status}  # 0 or 2+
 
 
 def dump_json(document: dict[str, Any]) -> str:

@@ -1,0 +1,187 @@
+"""A result never claims more than happened: interrupted and partial runs say so, everywhere.
+
+Real signals go to real processes: a pytest run and the service get SIGINT or SIGTERM after their
+first task has a result, and the files they leave must say the run is incomplete and interrupted,
+and never `passed: true`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import write_suite
+
+from pytest_policyeval.cli import main as policyeval_main
+
+# slow:// plays randomly, 0.2 s a step, and leaves a file `started-N` when its N-th task starts,
+# so a test can wait until a task has a result before it sends a signal.
+SLOW_SCHEME = """
+import itertools
+import time
+from pytest_policyeval.policies.random_policy import RandomPolicy
+from pytest_policyeval.policies.uri import register_scheme
+
+STARTED = itertools.count(1)
+
+class Slow(RandomPolicy):
+    def actor(self, env, device="cpu"):
+        inner = super().actor(env, device)
+        open(f"started-{next(STARTED)}", "w").close()
+
+        class Actor:
+            reset = inner.reset
+
+            def act(self, observations, slots, step):
+                time.sleep(0.2)
+                return inner.act(observations, slots, step)
+
+        return Actor()
+
+register_scheme("slow", lambda uri, rest, options: Slow(uri))
+"""
+SUITE = """
+name: slowsuite
+seed: 1
+defaults: {num_episodes: 1, max_steps: 6}
+tasks:
+  - {name: nav/first, map: maps/easy.map, max_steps: 1, threshold: 0}
+  - {name: nav/second, map: maps/easy.map, threshold: 0}
+  - {name: nav/third, map: maps/easy.map, threshold: 0}
+  - {name: nav/fourth, map: maps/easy.map, threshold: 0}
+"""
+
+
+def _project(root: Path) -> None:
+    write_suite(root, SUITE)
+    (root / "conftest.py").write_text(SLOW_SCHEME)
+
+
+def _interrupt_after_first_result(command: list[str], cwd: Path, sig: int, env: dict | None = None):
+    """Run `command`, wait until a task has a result line on stderr/stdout, send `sig`; return
+    (exit code, stdout)."""
+    process = subprocess.Popen(
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    lines = []
+    deadline = time.monotonic() + 120
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if "nav/first" in line and ("PASSED" in line or "FAILED" in line):
+            time.sleep(0.3)  # into the second task
+            process.send_signal(sig)
+            break
+        assert time.monotonic() < deadline, "".join(lines)
+    rest, _ = process.communicate(timeout=120)
+    return process.returncode, "".join(lines) + rest
+
+
+def test_ctrl_c_leaves_files_that_say_interrupted_and_never_passed(tmp_path: Path) -> None:
+    _project(tmp_path)
+    command = [sys.executable, "-m", "pytest", "suites/mini.yaml", "-v", "-p", "no:cacheprovider"]
+    command += ["--policy-uri=slow://", "--eval-json=r.json", "--eval-yaml=r.yaml"]
+    code, output = _interrupt_after_first_result(command, tmp_path, signal.SIGINT)
+    assert code == pytest.ExitCode.INTERRUPTED, output
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert document["interrupted"] is True and document["complete"] is False
+    assert document["passed"] is False  # every gate that ran passed (threshold 0): still not a pass
+    assert document["tasks_expected"] == 4 and 1 <= document["tasks_with_results"] < 4
+    assert "suites/mini.yaml::nav/fourth[slow]" in document["missing_tasks"]
+    tasks = document["policies"][0]["checkpoints"][0]["metrics"]["tasks"]
+    assert tasks["nav/first"]["passed"] is True
+    metta = yaml.safe_load((tmp_path / "r.yaml").read_text())
+    assert (metta["complete"], metta["interrupted"], metta["passed"]) == (False, True, False)
+    assert "run INTERRUPTED: " in output and "the results files say passed: false" in output
+
+
+def test_the_service_on_sigterm_prints_its_marked_partial_results_and_fails(tmp_path: Path) -> None:
+    _project(tmp_path)
+    env = {**os.environ, "POLICY_URI": "slow://", "SIMULATION_SUITE": "mini", "PYTHONPATH": str(tmp_path)}
+    env.pop("OUTPUT_URI", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pytest_policyeval.service"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "started-2").exists():  # the first task has its result
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM
+    document = json.loads(out)
+    assert document["interrupted"] is True and document["passed"] is False
+    assert document["complete"] is False and 1 <= document["tasks_with_results"] < 4
+
+
+def _shard(tmp_path: Path, shard: int, *extra: str) -> Path:
+    out = tmp_path / f"shard{shard}.json"
+    code = pytest.main(
+        [
+            str(tmp_path / "suites/mini.yaml"),
+            "-p",
+            "no:cacheprovider",
+            "--policy-uri=random://",
+            f"--eval-json={out}",
+            f"--shard-id={shard}",
+            "--num-shards=2",
+            "-q",
+            *extra,
+        ]
+    )
+    assert code in (0, 1, 5)
+    return out
+
+
+def test_merge_refuses_a_partial_shard_unless_allowed_and_then_says_partial(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_suite(tmp_path, SUITE.replace("slowsuite", "mini"))
+    whole, partial = _shard(tmp_path, 0), _shard(tmp_path, 1)
+    document = json.loads(partial.read_text())
+    assert document["complete"] is True and document["interrupted"] is False
+    # What an interrupted shard writes (the Ctrl-C test above makes one for real).
+    document.update(interrupted=True, complete=False)
+    partial.write_text(json.dumps(document))
+    assert policyeval_main(["merge", str(whole), str(partial), "--eval-json", str(tmp_path / "m.json")]) == 2
+    assert f"partial shards: {partial} (interrupted)" in capsys.readouterr().err
+    code = policyeval_main(
+        ["merge", str(whole), str(partial), "--allow-partial", "--eval-json", str(tmp_path / "m.json")]
+    )
+    assert code == 1
+    merged = json.loads((tmp_path / "m.json").read_text())
+    assert (merged["complete"], merged["interrupted"], merged["passed"]) == (False, True, False)
+
+
+def test_a_whole_run_says_complete_and_a_stopped_one_does_not(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path, SUITE.replace("slowsuite", "mini"))
+    result = pytester.runpytest(
+        "suites/mini.yaml", "--policy-uri=random://", "--eval-json=r.json", "-k", "first"
+    )
+    document = json.loads((pytester.path / "r.json").read_text())
+    assert (document["complete"], document["interrupted"], document["tasks_expected"]) == (True, False, 1)
+    assert document["passed"] is (result.ret == 0)
+    pytester.runpytest(
+        "suites/mini.yaml",
+        "--policy-uri=random://",
+        "--eval-json=r.json",
+        "-x",
+        "--eval-seed=3",
+        "--num-episodes=1",
+    )
+    document = json.loads((pytester.path / "r.json").read_text())
+    if document["tasks_with_results"] < 4:  # -x stopped at a failing task: the rest never ran
+        assert document["complete"] is False and document["passed"] is False
