@@ -48,10 +48,16 @@ class HangWatch:
         path.unlink(missing_ok=True)
 
     def verdict(self, nodeid: str) -> tuple[str, str] | None:
-        """(message, stack) left by a process that the watch ended while running `nodeid`."""
+        """(message, stack) left by a process that the watch ended while running `nodeid`.
+
+        The file is written when the watch is armed, so its message alone proves nothing: only
+        faulthandler's dump ("Timeout (h:mm:ss)!" and the stack) after it says the limit was hit.
+        A worker killed for another reason (a signal, out of memory) leaves the message alone.
+        """
         try:
             text = self._path(nodeid).read_text()
         except OSError:
             return None
         message, _, stack = text.partition("\n")
-        return message, stack.strip()
+        stack = stack.strip()
+        return (message, stack) if stack.startswith("Timeout (") else None

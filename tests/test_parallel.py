@@ -238,3 +238,43 @@ def test_a_task_hung_in_native_code_is_stopped_and_reported(pytester: pytest.Pyt
         ["*nav/stuck*ERROR*", "*errors:", "*nav/stuck: the task hung: still running*"]
     )
     assert all(detail["error"] is None and len(detail["episode_rewards"]) == 2 for detail in details.values())
+
+
+# Kills its own worker with SIGKILL in the middle of a rollout, with the hang watch armed.
+SELF_KILLING_SCHEME = """
+import os, signal
+from pytest_policyeval.policies.random_policy import RandomPolicy
+from pytest_policyeval.policies.uri import register_scheme
+
+class Dying(RandomPolicy):
+    def actor(self, env, device="cpu"):
+        inner = super().actor(env, device)
+
+        class Actor:
+            reset = inner.reset
+
+            def act(self, observations, slots, step):
+                if step == 3 and env.max_steps == 21:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return inner.act(observations, slots, step)
+
+        return Actor()
+
+register_scheme("dying", lambda uri, rest, options: Dying(uri))
+"""
+
+
+def test_a_worker_killed_mid_rollout_is_reported_as_dead_not_hung(pytester: pytest.Pytester) -> None:
+    write_suite(
+        pytester.path,
+        SUITE.replace(
+            "name: nav/easy2, map: maps/easy.map", "name: nav/easy2, map: maps/easy.map, max_steps: 21"
+        ),
+    )
+    pytester.makeconftest(SELF_KILLING_SCHEME)
+    args = ("-p", "no:importnb", "-n", "2", "--policy-uri", "dying://", "--eval-json", "r.json")
+    result = pytester.runpytest_subprocess(*args, timeout=120)
+    result.stdout.fnmatch_lines(["*crashed while running*nav/easy2*"])
+    lost = {task: d for (task, _), d in task_details(pytester.path / "r.json").items()}["nav/easy2"]
+    assert lost["error"].startswith("the test process died while running this task"), lost["error"]
+    assert "hung" not in lost["error"]
