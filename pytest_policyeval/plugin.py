@@ -13,6 +13,7 @@ reaches the xdist controller) -> the controller writes the summary and result fi
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,31 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise BadValue(f"must be at least 1, got {value}")
     return value
+
+
+MAX_EPISODES = 100_000  # the suite's own cap (collection/suite.py), for the command line and ini too
+
+
+def episode_count(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_EPISODES:
+        raise BadValue(f"must be at most {MAX_EPISODES}, got {value}")
+    return value
+
+
+def output_file(text: str) -> Path:
+    """A file the run can write at its end, checked now so that no evaluation is done in vain."""
+    path = Path(text).expanduser()
+    if path.is_dir():
+        raise BadValue(f"{text} is a directory; name a file")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:  # folders the writer would create
+        folder = folder.parent
+    if not folder.is_dir():
+        raise BadValue(f"cannot write {text}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise BadValue(f"cannot write {text}: permission denied in {folder}")
+    return path
 
 
 def non_negative_int(text: str) -> int:
@@ -114,7 +140,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--num-episodes",
-        type=positive_int,
+        type=episode_count,
         default=None,
         dest="policyeval_num_episodes",
         metavar="N",
@@ -145,6 +171,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--eval-json",
+        type=output_file,
         default=None,
         dest="policyeval_json",
         metavar="PATH",
@@ -152,6 +179,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--eval-yaml",
+        type=output_file,
         default=None,
         dest="policyeval_yaml",
         metavar="PATH",
@@ -314,7 +342,7 @@ def _options(config: pytest.Config) -> Any:
     yaml_path = config.getoption("policyeval_yaml")
     return EvalOptions(
         policy_uris=uris,
-        num_episodes=pick("policyeval_num_episodes", positive_int),
+        num_episodes=pick("policyeval_num_episodes", episode_count),
         seed=pick("policyeval_seed", non_negative_int),
         device=pick("policyeval_device", device_name) or "cpu",
         gate=pick("policyeval_gate", gate),

@@ -77,6 +77,7 @@ class EvalSession:
     films: dict[str, list[Any]] = field(default_factory=dict)  # "LABEL/TASK" -> film JSON, for W&B
     published: list[str] = field(default_factory=list)  # URLs written by --eval-output-uri
     publish_error: str | None = None
+    write_errors: list[str] = field(default_factory=list)  # results files that could not be written
     wandb_url: str | None = None
     # Node ids of the task items this run collected (None: not known in this process) and
     # whether pytest was interrupted: what the results files say about their completeness.
@@ -339,12 +340,19 @@ class EvalSession:
         )
 
         run = self.run_info()
-        if self.options.json_path is not None:
-            text = dump_json(evaluator_json(self.results, run))
-            self.written.append(write_text_atomic(self.options.json_path, text))
-        if self.options.yaml_path is not None:
-            text = dump_yaml(evaluation_yaml(self.results, run))
-            self.written.append(write_text_atomic(self.options.yaml_path, text))
+        outputs = [
+            (self.options.json_path, lambda: dump_json(evaluator_json(self.results, run))),
+            (self.options.yaml_path, lambda: dump_yaml(evaluation_yaml(self.results, run))),
+        ]
+        for path, render in outputs:
+            if path is None:
+                continue
+            # One output that cannot be written (a full disk, a folder gone) loses only itself.
+            try:
+                self.written.append(write_text_atomic(path, render()))
+            except (OSError, ValueError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                self.write_errors.append(f"{path}: {reason}")
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if not self.is_controller:
@@ -432,6 +440,8 @@ class EvalSession:
             return
         self.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         self.write_files()
+        if self.write_errors and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.options.wandb or self.options.output_uri:
             self.publish()
             if self.publish_error and session.exitstatus == 0:
@@ -479,6 +489,8 @@ class EvalSession:
             terminalreporter.write_line(incomplete, red=True)
         for path in self.written:
             terminalreporter.write_line(f"results written to {path}")
+        for error in self.write_errors:
+            terminalreporter.write_line(f"results NOT written to {error}", red=True)
         replays = sum(len(r.replay_urls) for r in self.results)
         if replays:
             terminalreporter.write_line(f"{replays} replays written under {self.options.replay_dir}")

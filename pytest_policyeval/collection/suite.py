@@ -31,7 +31,8 @@ class SuiteError(Exception):
 class TaskSettings(BaseModel):
     """Fields a task may set itself or inherit from the suite's `defaults`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN or infinite numbers cannot gate anything nor be written to the results (strict JSON).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     num_episodes: int = Field(default=10, ge=1, le=100_000)
     max_steps: int = Field(default=200, ge=1)
