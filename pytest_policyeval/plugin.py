@@ -37,8 +37,15 @@ class BadValue(argparse.ArgumentTypeError, ValueError):
     """argparse prints its message for a command-line value; ini values catch it as a ValueError."""
 
 
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise BadValue(f"must be a whole number, got {text[:40]!r}") from None
+
+
 def positive_int(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 1:
         raise BadValue(f"must be at least 1, got {value}")
     return value
@@ -70,7 +77,7 @@ def output_file(text: str) -> Path:
 
 
 def non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 0:
         raise BadValue(f"must be 0 or more, got {value}")
     return value

@@ -72,8 +72,27 @@ def _needs_wandb_key(env: dict[str, str]) -> bool:
     return (policy or output) and not env.get("WANDB_API_KEY")
 
 
+def _check_variables(env: dict[str, str]) -> None:
+    """Each variable's value checked as its option would be, so an error names the variable."""
+    from pytest_policyeval.plugin import BadValue, device_name, episode_count, metta_preset
+
+    for variable, check in (
+        ("NUM_EPISODES", episode_count),
+        ("DEVICE", device_name),
+        ("METTA_PRESET", metta_preset),
+    ):
+        value = env.get(variable)
+        if value:
+            try:
+                check(value)
+            except (BadValue, ValueError) as exc:
+                raise ServiceError(f"{variable}={value[:80]!r}: {exc}") from None
+
+
 def pytest_command(env: dict[str, str], json_path: Path) -> list[str]:
     from pytest_policyeval.cli import SuiteNotFound, suite_args
+
+    _check_variables(env)
 
     try:
         suite = suite_args(env.get("SIMULATION_SUITE") or "navigation")

@@ -11,7 +11,9 @@ This module knows nothing about pytest or the engine; it only reads and checks f
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
+import reprlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -146,8 +148,17 @@ class Suite:
     description: str = ""
 
 
+# A bad value is quoted as a short excerpt: a 1 KB file of YAML aliases can stand for gigabytes.
+_EXCERPT = reprlib.Repr()
+_EXCERPT.maxlevel, _EXCERPT.maxstring, _EXCERPT.maxother = 2, 60, 60
+_EXCERPT.maxdict = _EXCERPT.maxlist = _EXCERPT.maxtuple = _EXCERPT.maxset = 4
+MAX_SUITE_BYTES = 1 << 20
+
+
 def _where(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
+    return ".".join(
+        _EXCERPT.repr(part) if not isinstance(part, str | int) else str(part)[:60] for part in loc
+    ) or ("(top level)")
 
 
 def _describe(error: dict[str, Any], loc: tuple[Any, ...]) -> str:
@@ -155,21 +166,56 @@ def _describe(error: dict[str, Any], loc: tuple[Any, ...]) -> str:
         return f"unknown key '{_where(loc)}'"
     if error["type"] == "missing":
         return f"missing required key '{_where(loc)}'"
-    return f"key '{_where(loc)}': {error['msg']} (got {error.get('input')!r})"
+    return f"key '{_where(loc)}': {error['msg']} (got {_EXCERPT.repr(error.get('input'))})"
 
 
 def _errors(path: Path, context: str, exc: ValidationError) -> SuiteError:
-    lines = [f"{path}: {context}: {_describe(err, tuple(err['loc']))}" for err in exc.errors()]
+    errors = exc.errors()
+    lines = [f"{path}: {context}: {_describe(err, tuple(err['loc']))}" for err in errors[:5]]
+    if len(errors) > 5:
+        lines.append(f"{path}: {context}: and {len(errors) - 5} more problems")
     return SuiteError("\n".join(lines))
 
 
 def read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_SUITE_BYTES + 1)
+        if len(data) > MAX_SUITE_BYTES:
+            raise SuiteError(f"{path}: over {MAX_SUITE_BYTES >> 20} MB: not a suite")
+        return yaml.safe_load(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise SuiteError(
+            f"{path}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})"
+        ) from None
     except yaml.YAMLError as exc:
-        raise SuiteError(f"{path}: not valid YAML: {exc}") from None
+        raise SuiteError(f"{path}: not valid YAML: {str(exc)[:300]}") from None
+    except RecursionError:
+        raise SuiteError(f"{path}: not valid YAML: it nests too deeply") from None
     except OSError as exc:
-        raise SuiteError(f"{path}: cannot read: {exc.strerror}") from None
+        raise SuiteError(f"{path}: cannot read: {exc.strerror or type(exc).__name__}") from None
+
+
+MAP_ROOTS_VAR = "POLICYEVAL_MAP_ROOTS"  # more folders maps may come from (os.pathsep-separated)
+
+
+def _map_path(suite_path: Path, label: str, name: str) -> Path:
+    """A map file inside the suite's folder (or an allowed root); a refusal reads nothing."""
+    where = f"{suite_path}: {label}: key 'map'"
+    try:
+        path = (suite_path.parent / name).resolve(strict=False)
+    except (OSError, RuntimeError) as exc:  # a symlink loop, say
+        raise SuiteError(f"{where}: {name[:120]}: cannot resolve the path ({exc})") from None
+    roots = [suite_path.parent.resolve()]
+    roots += [Path(root).resolve() for root in os.environ.get(MAP_ROOTS_VAR, "").split(os.pathsep) if root]
+    if not any(path.is_relative_to(root) for root in roots):
+        raise SuiteError(
+            f"{where}: {name[:120]} is outside the suite's folder {roots[0]} (allow more folders "
+            f"with ${MAP_ROOTS_VAR})"
+        )
+    if not path.is_file():
+        raise SuiteError(f"{where}: map file not found: {name[:120]} (looked at {path})")
+    return path
 
 
 def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
@@ -243,11 +289,7 @@ def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
         if model.name in seen:
             raise SuiteError(f"{path}: {label}: key 'name': duplicate task name '{model.name}'")
         seen.add(model.name)
-        map_path = (path.parent / model.map).resolve()
-        if not map_path.is_file():
-            raise SuiteError(
-                f"{path}: {label}: key 'map': map file not found: {model.map} (looked at {map_path})"
-            )
+        map_path = _map_path(path, label, model.map)
         try:
             grid = read_map(map_path)
         except MapError as exc:

@@ -59,17 +59,27 @@ class GridMap:
         return self.count(GOAL)
 
 
+# A map is a room for a few agents: these bounds keep a hostile file from costing minutes and GBs.
+MAX_SIDE = 256
+MAX_MAP_BYTES = MAX_SIDE * (MAX_SIDE + 2)
+
+
 def parse_map(text: str) -> GridMap:
     rows = tuple(line.rstrip("\r") for line in text.splitlines() if line.strip())
     if not rows:
         raise MapError("the map is empty")
     width = len(rows[0])
+    if len(rows) > MAX_SIDE or width > MAX_SIDE:
+        raise MapError(f"the map is {width} x {len(rows)}; at most {MAX_SIDE} x {MAX_SIDE}")
     for number, row in enumerate(rows, start=1):
         if len(row) != width:
             raise MapError(f"line {number} is {len(row)} wide, the first line is {width}")
         unknown = sorted(set(row) - LEGEND.keys())
         if unknown:
-            raise MapError(f"line {number} has unknown characters {unknown}; known: {sorted(LEGEND)}")
+            more = f" and {len(unknown) - 8} more" if len(unknown) > 8 else ""  # never the whole line
+            raise MapError(
+                f"line {number} has unknown characters {unknown[:8]}{more}; known: {sorted(LEGEND)}"
+            )
     grid = GridMap(rows)
     if grid.num_agents == 0:
         raise MapError(f"no agent start ('{AGENT}', '1' or '2')")
@@ -77,4 +87,15 @@ def parse_map(text: str) -> GridMap:
 
 
 def read_map(path: Path) -> GridMap:
-    return parse_map(Path(path).read_text(encoding="utf-8"))
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_MAP_BYTES + 1)
+    except OSError as exc:
+        raise MapError(f"cannot read: {exc.strerror or type(exc).__name__}") from None
+    if len(data) > MAX_MAP_BYTES:
+        raise MapError(f"over {MAX_MAP_BYTES} bytes; a map is at most {MAX_SIDE} x {MAX_SIDE}")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MapError(f"not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})") from None
+    return parse_map(text)
