@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -15,6 +16,7 @@ class FileServer:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.cut_short: set[str] = set()
+        self.drip: set[str] = set()  # paths sent one byte every 0.2 s
         self.log: list[tuple[str, str, int]] = []
         server = self
 
@@ -36,7 +38,16 @@ class FileServer:
                     self.send_header("ETag", etag)
                 self.send_header("Content-Length", str(length))
                 self.end_headers()
-                self.wfile.write(body)
+                if self.path not in server.drip:
+                    self.wfile.write(body)
+                    return
+                try:
+                    for index in range(len(body)):
+                        self.wfile.write(body[index : index + 1])
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                except OSError:  # the client gave up
+                    pass
 
             def log_message(self, *args) -> None:  # keep the test output clean
                 pass

@@ -203,3 +203,35 @@ def test_a_conftest_scheme_loads_once_per_worker_never_per_task(pytester: pytest
     result.stdout.fnmatch_lines(["*policy owl (zoo://owl)*"])
     loads = (pytester.path / "loads.log").read_text().split()
     assert len(loads) == len(set(loads)) == 2  # one load in each worker, for four tasks
+
+
+def test_a_download_has_a_total_deadline_and_a_size_cap(
+    http_server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from pytest_policyeval.policies import LoadOptions, PolicyLoadError, load_policy
+    from pytest_policyeval.policies.sources import cache as cache_module
+
+    body = _serve_checkpoint(http_server, tmp_path)
+    http_server.files["/slow.pt"] = body
+    http_server.drip.add("/slow.pt")  # a byte every 0.2 s: each read is quick, the whole is not
+    monkeypatch.setattr(cache_module, "DOWNLOAD_DEADLINE_S", 1.0)
+    options = LoadOptions(data_dir=tmp_path / "data")
+    start = time.monotonic()
+    with pytest.raises(PolicyLoadError, match=r"took longer than 1 s .*POLICYEVAL_DOWNLOAD_DEADLINE_S"):
+        load_policy(f"{http_server.url}/slow.pt", options)
+    assert time.monotonic() - start < 10
+    monkeypatch.setattr(cache_module, "DOWNLOAD_DEADLINE_S", 60.0)
+    monkeypatch.setattr(cache_module, "MAX_DOWNLOAD_BYTES", len(body) - 1)
+    with pytest.raises(PolicyLoadError, match=r"announces \d+ bytes, more than .*nothing was downloaded"):
+        load_policy(f"{http_server.url}/models/nav.pt", options)
+    # A body larger than it says (or with no length) is cut off at the cap as it streams.
+    pieces = cache_module.bounded(iter([b"x" * 10] * 5), "http://h/x.pt", max_bytes=25)
+    with pytest.raises(Exception, match="larger than 25 bytes"):
+        list(pieces)
+    assert (
+        not list((tmp_path / "data" / "blobs").glob("*/*"))
+        if (tmp_path / "data" / "blobs").exists()
+        else True
+    )

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -35,10 +36,55 @@ def default_data_dir() -> Path:
     return user_cache_path("pytest-policyeval")
 
 
+# What one download may take: its size and its whole time (each read also has its own timeout).
+MAX_DOWNLOAD_BYTES = int(os.environ.get("POLICYEVAL_MAX_DOWNLOAD_BYTES", 8 << 30))
+DOWNLOAD_DEADLINE_S = float(os.environ.get("POLICYEVAL_DOWNLOAD_DEADLINE_S", 1800))
+
+
 def chunks(handle: BinaryIO, size: int = 1 << 20) -> Iterator[bytes]:
-    """A binary stream (a file, an HTTP response) in pieces, for `DataCache.store`."""
-    while chunk := handle.read(size):
+    """A binary stream (a file, an HTTP response) in pieces, for `DataCache.store`.
+
+    `read1` returns what one read brings rather than waiting for `size` bytes, so a server that
+    sends a byte a second cannot hold a read (and the deadline check after it) for days.
+    """
+    read = getattr(handle, "read1", handle.read)
+    while chunk := read(size):
         yield chunk
+
+
+def check_announced(uri: str, size: int | None) -> None:
+    """Refuse before downloading when the store already says the file is over the size limit."""
+    if size is not None and size > MAX_DOWNLOAD_BYTES:
+        raise FetchError(
+            f"{uri}: the store announces {size} bytes, more than {MAX_DOWNLOAD_BYTES} "
+            "(POLICYEVAL_MAX_DOWNLOAD_BYTES); nothing was downloaded"
+        )
+
+
+def bounded(
+    pieces: Iterable[bytes],
+    uri: str,
+    max_bytes: int | None = None,
+    deadline_s: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[bytes]:
+    """`pieces`, or a FetchError once they pass the size limit or the deadline (nothing is kept)."""
+    max_bytes = MAX_DOWNLOAD_BYTES if max_bytes is None else max_bytes
+    deadline_s = DOWNLOAD_DEADLINE_S if deadline_s is None else deadline_s
+    start, total = clock(), 0
+    for piece in pieces:
+        total += len(piece)
+        if total > max_bytes:
+            raise FetchError(
+                f"{uri}: the download is larger than {max_bytes} bytes (POLICYEVAL_MAX_DOWNLOAD_BYTES); "
+                "nothing was kept"
+            )
+        if clock() - start > deadline_s:
+            raise FetchError(
+                f"{uri}: the download took longer than {deadline_s:g} s (POLICYEVAL_DOWNLOAD_DEADLINE_S, "
+                f"{total} bytes so far); nothing was kept"
+            )
+        yield piece
 
 
 def uri_key(uri: str) -> str:

@@ -13,9 +13,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pytest_policyeval.policies.sources import Fetched, FetchError
-from pytest_policyeval.policies.sources.cache import DataCache, blob_digest, chunks
+from pytest_policyeval.policies.sources.cache import DataCache, blob_digest, bounded, check_announced, chunks
 
-TIMEOUT_S = 60
+TIMEOUT_S = 60  # each read; the whole download has cache.DOWNLOAD_DEADLINE_S
 
 
 def file_name(uri: str) -> str:
@@ -35,6 +35,7 @@ class HttpSource:
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
                 expected = response.headers.get("Content-Length")
+                check_announced(uri, int(expected) if expected is not None and expected.isdigit() else None)
 
                 def complete(path: Path) -> None:
                     if expected is not None and path.stat().st_size != int(expected):
@@ -42,7 +43,7 @@ class HttpSource:
                             f"{uri}: download cut short ({path.stat().st_size} of {expected} bytes)"
                         )
 
-                path = cache.store(chunks(response), file_name(uri), check=complete)
+                path = cache.store(bounded(chunks(response), uri), file_name(uri), check=complete)
                 etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
         except urllib.error.HTTPError as exc:
             if exc.code == 304 and ref:

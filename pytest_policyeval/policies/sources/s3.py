@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pytest_policyeval.policies.sources import Fetched, FetchError
-from pytest_policyeval.policies.sources.cache import DataCache, blob_digest
+from pytest_policyeval.policies.sources.cache import DataCache, blob_digest, bounded, check_announced
 from pytest_policyeval.stores import s3 as store
 
 CHUNK = 1 << 20
@@ -39,6 +39,7 @@ class S3Source:
         if ref and ref.get("etag") == etag:
             return cache.cached(uri, ref, version=version)
         size = head.get("ContentLength")
+        check_announced(uri, size)
 
         def complete(path: Path) -> None:
             if size is not None and path.stat().st_size != size:
@@ -46,7 +47,7 @@ class S3Source:
 
         try:
             body = client.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"]
-            path = cache.store(body.iter_chunks(CHUNK), PurePosixPath(key).name, check=complete)
+            path = cache.store(bounded(body.iter_chunks(CHUNK), uri), PurePosixPath(key).name, check=complete)
         except FetchError:
             raise
         except Exception as exc:

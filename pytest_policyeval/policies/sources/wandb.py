@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_policyeval.policies.sources import Fetched, FetchError
-from pytest_policyeval.policies.sources.cache import DataCache, blob_digest, chunks
+from pytest_policyeval.policies.sources.cache import DataCache, blob_digest, bounded, chunks
 from pytest_policyeval.stores import wandb as store
 
 SUFFIXES = (".pt", ".pth", ".ckpt")
@@ -62,7 +62,7 @@ class WandbSource:
                 raise FetchError(str(store.explain(uri, exc))) from None
             source = _checkpoint_file(uri, downloaded)
             with open(source, "rb") as handle:
-                path = cache.store(chunks(handle), source.name)
+                path = cache.store(bounded(chunks(handle), uri), source.name)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         fetched = Fetched(uri, path, blob_digest(path), artifact.version)
