@@ -167,3 +167,35 @@ def test_the_plot_is_visible(page) -> None:
     image = _image(plot.screenshot())
     assert _has_colour(image, THRESHOLD_RED) and _has_colour(image, POLICY_BLUE)
     assert plot.locator("text", has_text="navigation/maze_large").count() == 1
+
+
+def test_hostile_names_show_as_text_and_run_no_script(browser, tmp_path: Path) -> None:
+    """A policy whose file name is markup: its label, URI and error reach the report as text."""
+    import shutil
+
+    from helpers import MINI_SUITE, write_suite
+
+    hostile = tmp_path / "<img src=x onerror=alert(1)>.pt"
+    shutil.copy(REPO / "examples/policies/navigation.pt", hostile)
+    suite = write_suite(
+        tmp_path, MINI_SUITE.replace("name: mini", "name: mini\ndescription: '<script>alert(2)</script>'")
+    )
+    out = tmp_path / "report.html"
+    command = [
+        sys.executable, "-m", "pytest", "-p", "no:importnb", "-p", "no:cacheprovider", "-q", str(suite),
+        "--policy-uri", f"file://{hostile}", "--policy-uri", "file://<b>missing</b>.pt",
+        "--html", str(out), "--self-contained-html", "--num-episodes", "1",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    assert out.exists(), done.stdout[-2000:] + done.stderr[-2000:]
+    page = browser.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(out.as_uri())
+    page.click("#show_all_details")
+    page.wait_for_timeout(500)
+    assert dialogs == []
+    assert page.locator("img[onerror]").count() == 0 and page.locator("b", has_text="missing").count() == 0
+    assert page.locator("text=<img src=x onerror=alert(1)>").count() > 0  # the URI, shown as text
+    page.close()

@@ -16,6 +16,7 @@ can call `register_scheme`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -176,4 +177,9 @@ def policy_label(uri: str) -> str:
     for suffix in (".pt", ".pth", ".ckpt"):
         if stem.endswith(suffix):
             stem = stem[: -len(suffix)]
-    return stem or scheme
+    # The label becomes part of test ids, which reports and terminals show as they are: keep it
+    # to characters that mean nothing in HTML or a shell.
+    return UNSAFE_LABEL.sub("_", stem)[:64] or scheme
+
+
+UNSAFE_LABEL = re.compile(r"[^A-Za-z0-9_.:+=-]")
