@@ -34,6 +34,8 @@ from typing import Any
 
 import pytest
 
+from pytest_policyeval.redact import redact_text, redact_uri
+
 VARIABLES = (
     "POLICY_URI",
     "WANDB_API_KEY",
@@ -169,6 +171,7 @@ def main() -> int:
         document = evaluate(env)
     except ServiceError as exc:
         document, status = {"error": str(exc), "traceback": None, "policy_uri": env.get("POLICY_URI")}, 1
+        document["error"] = redact_text(document["error"], [env.get("POLICY_URI") or ""])
     except KeyboardInterrupt:
         reason = "terminated (SIGTERM)" if _signalled else "interrupted"
         document, status = (
@@ -177,7 +180,7 @@ def main() -> int:
         )
     except Exception as exc:  # anything unforeseen still answers in the agreed shape
         document = {
-            "error": f"{type(exc).__name__}: {exc}",
+            "error": redact_text(f"{type(exc).__name__}: {exc}", [env.get("POLICY_URI") or ""]),
             "traceback": traceback.format_exc(),
             "policy_uri": env.get("POLICY_URI"),
         }
@@ -185,6 +188,10 @@ def main() -> int:
     else:
         # Gates that fail are in the document (`passed`); a run that is not whole is a failure.
         status = 0 if document.get("complete") is True and not document.get("interrupted") else 1
+    if document.get("policy_uri"):
+        document["policy_uri"] = redact_uri(document["policy_uri"])
+    if document.get("traceback"):
+        document["traceback"] = redact_text(document["traceback"], [env.get("POLICY_URI") or ""])
     print(json.dumps(document, indent=2), flush=True)
     if _signalled and status:
         return 128 + _signalled[0]

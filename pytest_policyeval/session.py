@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_policyeval.redact import redact_data, redact_text, redact_uri
+
 if TYPE_CHECKING:
     from pytest_policyeval.collection.suite import Task
     from pytest_policyeval.policies.base import Policy
@@ -167,7 +169,7 @@ class EvalSession:
         return TaskResult(
             suite=task.suite,
             task=task.name,
-            policy_uri=uri,
+            policy_uri=redact_uri(uri),
             policy_label=label,
             order=order,
             threshold=settings.threshold,
@@ -176,7 +178,7 @@ class EvalSession:
             num_episodes=settings.num_episodes,
             seed=task.seed,
             policy_agents_pct=settings.policy_agents_pct,
-            npc_policy_uri=self.npc_uri(task),
+            npc_policy_uri=redact_uri(self.npc_uri(task) or "") or None,
         )
 
     def progress_line(self, task: Task, label: str) -> Any:
@@ -215,12 +217,26 @@ class EvalSession:
 
         An error becomes a result with `error` set, never lost.
         """
+        result = self.new_result(task, uri, label, order)
+        npc_uri = self.npc_uri(task)
+        secret_bearing = [u for u in (uri, npc_uri) if u]
+        result, films = self._evaluate(task, uri, npc_uri, label, nodeid, result)
+        # Results leave this process: no password or signature of a URI goes with them.
+        result.policy = redact_data(result.policy, secret_bearing)
+        result.error = redact_text(result.error, secret_bearing) if result.error else result.error
+        result.traceback = (
+            redact_text(result.traceback, secret_bearing) if result.traceback else result.traceback
+        )
+        return result, films
+
+    def _evaluate(
+        self, task: Task, uri: str, npc_uri: str | None, label: str, nodeid: str, result: TaskResult
+    ) -> tuple[TaskResult, list[Film]]:
         from pytest_policyeval.policies import PolicyLoadError
         from pytest_policyeval.runner import run_task
         from pytest_policyeval.scoring import Gate, score_task
 
         settings = task.settings
-        result = self.new_result(task, uri, label, order)
         try:
             policy = self.policy(uri, task)
             result.policy = policy.describe()
@@ -228,7 +244,7 @@ class EvalSession:
             result.error = f"policy could not be loaded: {exc}"
             return result, []
         try:
-            npc = self.policy(result.npc_policy_uri, task) if result.npc_policy_uri else None
+            npc = self.policy(npc_uri, task) if npc_uri else None
         except PolicyLoadError as exc:
             result.error = f"npc policy could not be loaded: {exc}"
             return result, []

@@ -17,12 +17,15 @@ class FileServer:
         self.files: dict[str, bytes] = {}
         self.cut_short: set[str] = set()
         self.drip: set[str] = set()  # paths sent one byte every 0.2 s
+        self.authorization: str | None = None  # when set, the Authorization header every request needs
         self.log: list[tuple[str, str, int]] = []
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                body = server.files.get(self.path)
+                if server.authorization and self.headers.get("Authorization") != server.authorization:
+                    return self._answer(401)
+                body = server.files.get(self.path.split("?", 1)[0])
                 if body is None:
                     return self._answer(404)
                 etag = '"' + hashlib.md5(body).hexdigest() + '"'

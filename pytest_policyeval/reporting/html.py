@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_policyeval.plugin import FILMS_KEY, RESULT_KEY
+from pytest_policyeval.redact import redact_data, redact_uri
 from pytest_policyeval.reporting.documents import by_policy, scored
 from pytest_policyeval.reporting.plot import score_plot_svg
 from pytest_policyeval.reporting.replays import mettascope_url
@@ -125,7 +126,7 @@ def environment(session: EvalSession, results: Sequence[TaskResult]) -> dict[str
     groups = by_policy(results)
     table: dict[str, Any] = {
         "Policies": {group[0].policy_label: uri for uri, group in groups.items()}
-        or dict.fromkeys(session.options.policy_uris, ""),
+        or dict.fromkeys(map(redact_uri, session.options.policy_uris), ""),
         "Checkpoint digests": {
             group[0].policy_label: next((r.policy.get("digest") for r in group if r.policy), None) or "-"
             for group in groups.values()
@@ -200,4 +201,8 @@ class HtmlReport:
         from pytest_metadata.plugin import metadata_key
 
         if self.session.is_controller:
-            session.config.stash[metadata_key].update(environment(self.session, self.session.results))
+            metadata = session.config.stash[metadata_key]
+            metadata.update(environment(self.session, self.session.results))
+            # pytest-metadata also shows CI variables (GIT_URL, ...): no credentials in a report.
+            for key, value in list(metadata.items()):
+                metadata[key] = redact_data(value, list(self.session.options.policy_uris))

@@ -36,8 +36,11 @@ class Fetched:
     offline: bool = False  # the store was unreachable and the cached copy was used
 
     def describe(self) -> dict[str, Any]:
+        from pytest_policyeval.redact import redact_uri
+
         facts = asdict(self)
         facts["path"] = str(self.path)
+        facts["uri"] = redact_uri(self.uri)  # these facts are written to disk and into results
         return facts
 
     @classmethod

@@ -6,16 +6,30 @@ server cannot be reached, the cached copy is used and the results say so (`offli
 
 from __future__ import annotations
 
+import base64
 import urllib.error
 import urllib.request
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pytest_policyeval.policies.sources import Fetched, FetchError
 from pytest_policyeval.policies.sources.cache import DataCache, blob_digest, bounded, check_announced, chunks
 
 TIMEOUT_S = 60  # each read; the whole download has cache.DOWNLOAD_DEADLINE_S
+
+
+def _without_userinfo(uri: str) -> tuple[str, dict[str, str]]:
+    """The URL to ask for and its headers: `user:password@` becomes HTTP basic authentication
+    (urllib would read it as part of the host name)."""
+    headers = {"User-Agent": "pytest-policyeval"}
+    parts = urlsplit(uri)
+    if parts.username is None:
+        return uri, headers
+    credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+    headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment)), headers
 
 
 def file_name(uri: str) -> str:
@@ -27,7 +41,8 @@ class HttpSource:
 
     def fetch(self, uri: str, cache: DataCache, options: Any = None) -> Fetched:
         ref = cache.ref(self.scheme, uri)
-        request = urllib.request.Request(uri, headers={"User-Agent": "pytest-policyeval"})
+        url, headers = _without_userinfo(uri)
+        request = urllib.request.Request(url, headers=headers)
         if ref and ref.get("etag"):
             request.add_header("If-None-Match", ref["etag"])
         if ref and ref.get("last_modified"):

@@ -1,0 +1,82 @@
+"""Credentials in URIs never leave the process that uses them.
+
+A private checkpoint is usually shared as `https://user:token@host/x.pt` or a presigned URL
+(`?X-Amz-Signature=...`). Everything this package shows or writes (terminal, results files,
+reports, W&B, published copies, the service's answer, the download cache's records, messages)
+carries the URI with its password and signing parameters replaced by `***`; only the loader
+sees the real one. Knows nothing of pytest.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+MASK = "***"
+# Query parameters that authorise whoever holds the URL (S3 and GCS presigned URLs, Azure SAS,
+# common token parameters).
+SECRET_PARAMS = re.compile(
+    r"^(x-amz-(signature|credential|security-token)|x-goog-(signature|credential)|signature|sig|"
+    r"se|sp|sv|token|access_token|api_key|apikey|key|auth|password|secret)$",
+    re.IGNORECASE,
+)
+
+
+def redact_uri(uri: str) -> str:
+    """`uri` with a userinfo password and secret query values masked; unchanged if it has none."""
+    if "://" not in uri or not ("@" in uri or "?" in uri):
+        return uri
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return uri
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, host = netloc.rsplit("@", 1)
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{MASK}@{host}"
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(SECRET_PARAMS.match(name) for name, _ in pairs):
+            query = urlencode([(name, MASK if SECRET_PARAMS.match(name) else value) for name, value in pairs])
+    if netloc == parts.netloc and query == parts.query:
+        return uri
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
+def secrets_of(uri: str) -> list[str]:
+    """The secret parts of a URI (a userinfo password, signing values), for masking where a
+    message quotes them apart from the URI."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return []
+    found = [parts.password] if parts.password else []
+    found += [
+        value for name, value in parse_qsl(parts.query, keep_blank_values=True) if SECRET_PARAMS.match(name)
+    ]
+    return [secret for secret in found if len(secret) >= 4]
+
+
+def redact_text(text: str, uris: list[str] | tuple[str, ...] = ()) -> str:
+    """`text` with every URL in it redacted, and the secrets of `uris` masked wherever they appear."""
+    text = URL.sub(lambda match: redact_uri(match.group(0)), text)
+    for uri in uris:
+        for secret in secrets_of(uri):
+            text = text.replace(secret, MASK)
+    return text
+
+
+def redact_data(value: object, uris: list[str] | tuple[str, ...] = ()) -> object:
+    """`redact_text` through the strings of a JSON-like value."""
+    if isinstance(value, str):
+        return redact_text(value, uris)
+    if isinstance(value, dict):
+        return {key: redact_data(item, uris) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_data(item, uris) for item in value]
+    return value

@@ -1,0 +1,65 @@
+"""Credentials in policy URIs reach no output: terminal, results files, report, junitxml, cache.
+
+A private checkpoint is shared as `https://user:token@host/x.pt` or a presigned URL; the server
+here requires that password (HTTP basic authentication, as `user:token@` means) and the URL
+carries a signature. Nothing the run leaves behind may contain either.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from helpers import MINI_SUITE, make_checkpoint, write_suite
+from servers import FileServer
+
+from pytest_policyeval.redact import redact_uri
+
+PASSWORD = "s3cretT0ken"
+SIGNATURE = "SIGVALUE123abc"
+GIT_TOKEN = "gittoken9zz"
+
+
+def test_redaction_masks_passwords_and_signing_parameters_only() -> None:
+    assert redact_uri(f"https://ann:{PASSWORD}@host/m.pt") == "https://ann:***@host/m.pt"
+    assert redact_uri(f"https://{PASSWORD}@host/m.pt") == "https://***@host/m.pt"
+    presigned = f"https://b.s3.amazonaws.com/m.pt?X-Amz-Expires=60&X-Amz-Signature={SIGNATURE}"
+    assert (
+        redact_uri(presigned) == "https://b.s3.amazonaws.com/m.pt?X-Amz-Expires=60&X-Amz-Signature=%2A%2A%2A"
+    )
+    for plain in ("random://", "file://a/b.pt", "https://host/m.pt?version=3", "wandb://e/p/model/n:v1"):
+        assert redact_uri(plain) == plain
+
+
+def test_a_private_url_works_and_its_secrets_reach_no_output(
+    pytester: pytest.Pytester, http_server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    http_server.files["/models/nav.pt"] = make_checkpoint(tmp_path / "nav.pt").read_bytes()
+    http_server.authorization = "Basic " + base64.b64encode(f"ann:{PASSWORD}".encode()).decode()
+    host = http_server.url.split("://", 1)[1]
+    uri = f"http://ann:{PASSWORD}@{host}/models/nav.pt?X-Amz-Signature={SIGNATURE}"
+    missing = f"http://ann:{PASSWORD}@{host}/models/gone.pt?X-Amz-Signature={SIGNATURE}"
+    monkeypatch.setenv("GIT_URL", f"https://bot:{GIT_TOKEN}@github.com/team/repo.git")
+    suite = write_suite(pytester.path, MINI_SUITE)
+    data = pytester.path / "cache"
+    result = pytester.runpytest_subprocess(
+        str(suite), "-p", "no:importnb", f"--policy-uri={uri}", f"--policy-uri={missing}",
+        "--data-dir", str(data), "--eval-json=r.json", "--eval-yaml=r.yaml", "--junitxml=j.xml",
+        "--html=report.html", "--self-contained-html",
+    )  # fmt: skip
+    document = json.loads((pytester.path / "r.json").read_text())
+    loaded, lost = document["policies"]
+    assert loaded["checkpoints"][0]["metrics"]["tasks"]["nav/easy"]["error"] is None  # the password worked
+    assert "HTTP 404" in lost["checkpoints"][0]["metrics"]["tasks"]["nav/easy"]["error"]
+    assert loaded["policy_uri"] == f"http://ann:***@{host}/models/nav.pt?X-Amz-Signature=%2A%2A%2A"
+    outputs = {
+        "terminal": result.stdout.str() + result.stderr.str(),
+        **{name: (pytester.path / name).read_text() for name in ("r.json", "r.yaml", "j.xml", "report.html")},
+        **{str(path): path.read_text() for path in data.rglob("*.json")},
+    }
+    assert "report.html" in outputs and any("refs" in name for name in outputs)
+    for name, text in outputs.items():
+        for secret in (PASSWORD, SIGNATURE, GIT_TOKEN):
+            assert secret not in text, f"{secret} in {name}"
