@@ -469,6 +469,9 @@ class EvalSession:
         from pytest_policyeval.reporting.sinks import SinkError, publish
 
         run, results, info = None, sorted(self.results, key=lambda r: r.order), self.run_info()
+        argv = sys.argv
+        # W&B records the command line with the run: not the passwords of the URIs on it.
+        sys.argv = [redact_text(arg, list(self.options.policy_uris)) for arg in argv]
         try:
             if self.options.wandb:
                 from pytest_policyeval.reporting.wandb_log import log_results, open_run
@@ -490,6 +493,7 @@ class EvalSession:
         finally:
             if run is not None:
                 run.finish()
+            sys.argv = argv
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         if not (self.is_controller and (self.results or self.expected_tasks)):

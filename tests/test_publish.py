@@ -111,9 +111,15 @@ def test_wandb_logs_one_run_from_the_controller_in_offline_mode(
         "--save-replays=replays",
         "--eval-output-uri",
         "wandb://team/proj/nightly-results",
+        # A URI with a password on the command line (never used: every task is the policy's).
+        "--npc-policy-uri=http://ann:WANDBSECRET9@127.0.0.1:9/x.pt?X-Amz-Signature=WANDBSIG9",
     )
     result.assert_outcomes(passed=2)
     (run,) = offline_runs(pytester.path)  # one run, although two workers evaluated
+    for path in run.parent.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            assert b"WANDBSECRET9" not in data and b"WANDBSIG9" not in data, path
     data = logged(run)
     local = task_details(pytester.path / "local.json")
     for (task, label), detail in local.items():
