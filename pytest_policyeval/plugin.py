@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,13 @@ def output_file(text: str) -> Path:
         raise BadValue(f"cannot write {text}: {folder} is not a directory")
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise BadValue(f"cannot write {text}: permission denied in {folder}")
+    # Permission bits do not tell everything (root, read-only mounts): make the folder and try.
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise BadValue(f"cannot write {text}: {exc.strerror or type(exc).__name__}") from None
     return path
 
 

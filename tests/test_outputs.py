@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from helpers import MINI_SUITE, write_suite
 
@@ -25,6 +27,16 @@ def test_an_output_path_that_cannot_be_written_is_a_usage_error_before_anything_
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--eval-yaml*is a directory; name a file*"])
     assert "nav/easy" not in result.stdout.str()
+
+
+def test_a_read_only_place_is_refused_before_the_run(pytester: pytest.Pytester) -> None:
+    if not Path("/sys").is_dir():
+        pytest.skip("no sysfs here")
+    suite = write_suite(pytester.path, MINI_SUITE)
+    # sysfs refuses new files to everyone, root included: a real read-only place.
+    result = pytester.runpytest(str(suite), "--policy-uri=random://", "--eval-json=/sys/policyeval/r.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--eval-json: cannot write /sys/policyeval/r.json: *"])
 
 
 def test_one_output_failing_still_writes_the_others_and_the_summary(pytester: pytest.Pytester) -> None:
