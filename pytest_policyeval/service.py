@@ -158,22 +158,24 @@ def evaluate(env: dict[str, str]) -> dict[str, Any]:
 _signalled: list[int] = []
 
 
-def _on_sigterm(signum: int, frame: Any) -> None:
-    """SIGTERM (Kubernetes' eviction) ends the run as Ctrl-C does: what ran is written, marked."""
+def _on_signal(signum: int, frame: Any) -> None:
+    """SIGTERM (Kubernetes' eviction) and SIGINT end the run as Ctrl-C does: what ran is written,
+    marked, and the exit status says which signal (128 + its number)."""
     _signalled.append(signum)
     raise KeyboardInterrupt
 
 
 def main() -> int:
     env = dict(os.environ)
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     try:
         document = evaluate(env)
     except ServiceError as exc:
         document, status = {"error": str(exc), "traceback": None, "policy_uri": env.get("POLICY_URI")}, 1
         document["error"] = redact_text(document["error"], [env.get("POLICY_URI") or ""])
     except KeyboardInterrupt:
-        reason = "terminated (SIGTERM)" if _signalled else "interrupted"
+        reason = f"stopped by {signal.Signals(_signalled[0]).name}" if _signalled else "interrupted"
         document, status = (
             {"error": f"the evaluation was {reason}", "traceback": None, "policy_uri": env.get("POLICY_URI")},
             1,
