@@ -6,7 +6,7 @@ or `{"error", "traceback", "policy_uri"}` with exit status 1. Everything else (p
 goes to stderr, so stdout can be piped into a file or another program. Exit status 0 means the
 run is whole (its gates may still fail: read `passed`); a run cut short by SIGINT or SIGTERM
 (Kubernetes' eviction) prints the results it has, marked `interrupted` and `complete: false`,
-and exits 128 + the signal (1 when nothing had finished: the error document says so).
+and exits 128 + the signal (when nothing had finished, an error document says so).
 
     POLICY_URI        required: file://, pytorch://, http(s)://, s3://, wandb://...
     SIMULATION_SUITE  suite name or path (default: navigation): ./suites/NAME.yaml,
