@@ -129,3 +129,41 @@ def task_details(path: Path) -> dict[tuple[str, str], dict]:
         for checkpoint in policy["checkpoints"]
         for task, detail in checkpoint["metrics"]["tasks"].items()
     }
+
+
+def random_scheme(name: str, before_act: str, imports: str = "", on_actor: str = "") -> str:
+    """conftest.py text registering `NAME://`: random play, with `before_act` (Python lines that
+    may use `observations`, `slots`, `step` and `env`) run before every step, and `on_actor` run
+    when an actor is made for a task."""
+    import textwrap
+
+    return (
+        f"{imports}\n"
+        "from pytest_policyeval.policies.random_policy import RandomPolicy\n"
+        "from pytest_policyeval.policies.uri import register_scheme\n\n"
+        "class Wrapped(RandomPolicy):\n"
+        "    def actor(self, env, device='cpu'):\n"
+        "        inner = super().actor(env, device)\n"
+        f"{textwrap.indent(on_actor, ' ' * 8)}\n"
+        "        class Actor:\n"
+        "            reset = inner.reset\n\n"
+        "            def act(self, observations, slots, step):\n"
+        f"{textwrap.indent(before_act, ' ' * 16)}\n"
+        "                return inner.act(observations, slots, step)\n\n"
+        "        return Actor()\n\n"
+        f"register_scheme({name!r}, lambda uri, rest, options: Wrapped(uri))\n"
+    )
+
+
+def run_shards(suite: Path, out_dir: Path, *extra: str, num_shards: int = 2) -> list[Path]:
+    """Each shard of a split run of `suite` (in this process), with random://; their JSON paths."""
+    import pytest
+
+    paths = []
+    for shard in range(num_shards):
+        out = out_dir / f"shard{shard}.json"
+        args = [str(suite), "-q", "-p", "no:cacheprovider", "--policy-uri=random://", f"--eval-json={out}"]
+        code = pytest.main([*args, f"--shard-id={shard}", f"--num-shards={num_shards}", *extra])
+        assert code in (0, 1), f"shard {shard} exited {code}"
+        paths.append(out)
+    return paths

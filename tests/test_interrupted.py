@@ -17,36 +17,18 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import write_suite
+from helpers import random_scheme, run_shards, write_suite
 
 from pytest_policyeval.cli import main as policyeval_main
 
 # slow:// plays randomly, 0.2 s a step, and leaves a file `started-N` when its N-th task starts,
 # so a test can wait until a task has a result before it sends a signal.
-SLOW_SCHEME = """
-import itertools
-import time
-from pytest_policyeval.policies.random_policy import RandomPolicy
-from pytest_policyeval.policies.uri import register_scheme
-
-STARTED = itertools.count(1)
-
-class Slow(RandomPolicy):
-    def actor(self, env, device="cpu"):
-        inner = super().actor(env, device)
-        open(f"started-{next(STARTED)}", "w").close()
-
-        class Actor:
-            reset = inner.reset
-
-            def act(self, observations, slots, step):
-                time.sleep(0.2)
-                return inner.act(observations, slots, step)
-
-        return Actor()
-
-register_scheme("slow", lambda uri, rest, options: Slow(uri))
-"""
+SLOW_SCHEME = random_scheme(
+    "slow",
+    "time.sleep(0.2)",
+    imports="import itertools, time\nSTARTED = itertools.count(1)",
+    on_actor='open(f"started-{next(STARTED)}", "w").close()',
+)
 SUITE = """
 name: slowsuite
 seed: 1
@@ -127,30 +109,11 @@ def test_the_service_on_sigterm_prints_its_marked_partial_results_and_fails(tmp_
     assert document["complete"] is False and 1 <= document["tasks_with_results"] < 4
 
 
-def _shard(tmp_path: Path, shard: int, *extra: str) -> Path:
-    out = tmp_path / f"shard{shard}.json"
-    code = pytest.main(
-        [
-            str(tmp_path / "suites/mini.yaml"),
-            "-p",
-            "no:cacheprovider",
-            "--policy-uri=random://",
-            f"--eval-json={out}",
-            f"--shard-id={shard}",
-            "--num-shards=2",
-            "-q",
-            *extra,
-        ]
-    )
-    assert code in (0, 1, 5)
-    return out
-
-
 def test_merge_refuses_a_partial_shard_unless_allowed_and_then_says_partial(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write_suite(tmp_path, SUITE.replace("slowsuite", "mini"))
-    whole, partial = _shard(tmp_path, 0), _shard(tmp_path, 1)
+    suite = write_suite(tmp_path, SUITE.replace("slowsuite", "mini"))
+    whole, partial = run_shards(suite, tmp_path)
     document = json.loads(partial.read_text())
     assert document["complete"] is True and document["interrupted"] is False
     # What an interrupted shard writes (the Ctrl-C test above makes one for real).

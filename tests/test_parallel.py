@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import run_policyeval, task_details, write_suite
+from helpers import random_scheme, run_policyeval, task_details, write_suite
 
 SUITE = """
 name: par
@@ -190,28 +190,9 @@ def test_xdist_workers_split_the_cores_between_them(
 
 # stuck:// acts like random:// but, in a batch of exactly three agents, blocks inside C while
 # holding the GIL: only a watchdog outside Python can end that.
-STUCK_SCHEME = """
-import ctypes
-import numpy as np
-from pytest_policyeval.policies.random_policy import RandomPolicy
-from pytest_policyeval.policies.uri import register_scheme
-
-class Stuck(RandomPolicy):
-    def actor(self, env, device="cpu"):
-        inner = super().actor(env, device)
-
-        class Actor:
-            reset = inner.reset
-
-            def act(self, observations, slots, step):
-                if len(slots) == 3:
-                    ctypes.PyDLL(None).sleep(3600)
-                return inner.act(observations, slots, step)
-
-        return Actor()
-
-register_scheme("stuck", lambda uri, rest, options: Stuck(uri))
-"""
+STUCK_SCHEME = random_scheme(
+    "stuck", "if len(slots) == 3:\n    ctypes.PyDLL(None).sleep(3600)", imports="import ctypes"
+)
 HANGING_SUITE = """
 name: hang
 seed: 4
@@ -241,27 +222,11 @@ def test_a_task_hung_in_native_code_is_stopped_and_reported(pytester: pytest.Pyt
 
 
 # Kills its own worker with SIGKILL in the middle of a rollout, with the hang watch armed.
-SELF_KILLING_SCHEME = """
-import os, signal
-from pytest_policyeval.policies.random_policy import RandomPolicy
-from pytest_policyeval.policies.uri import register_scheme
-
-class Dying(RandomPolicy):
-    def actor(self, env, device="cpu"):
-        inner = super().actor(env, device)
-
-        class Actor:
-            reset = inner.reset
-
-            def act(self, observations, slots, step):
-                if step == 3 and env.max_steps == 21:
-                    os.kill(os.getpid(), signal.SIGKILL)
-                return inner.act(observations, slots, step)
-
-        return Actor()
-
-register_scheme("dying", lambda uri, rest, options: Dying(uri))
-"""
+SELF_KILLING_SCHEME = random_scheme(
+    "dying",
+    "if step == 3 and env.max_steps == 21:\n    os.kill(os.getpid(), signal.SIGKILL)",
+    imports="import os, signal",
+)
 
 
 def test_a_worker_killed_mid_rollout_is_reported_as_dead_not_hung(pytester: pytest.Pytester) -> None:

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import MINI_SUITE, make_checkpoint, write_suite
+from helpers import MINI_SUITE, make_checkpoint, run_shards, write_suite
 from servers import FileServer
 
 from pytest_policyeval.atomic import atomic_writer, write_text_atomic
@@ -30,25 +30,7 @@ tasks:
 
 
 def _shards(tmp_path: Path, body: str = MINI_SUITE) -> list[Path]:
-    suite = write_suite(tmp_path, body)
-    paths = []
-    for shard in (0, 1):
-        out = tmp_path / f"shard{shard}.json"
-        code = pytest.main(
-            [
-                str(suite),
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "--policy-uri=random://",
-                f"--eval-json={out}",
-                f"--shard-id={shard}",
-                "--num-shards=2",
-            ]
-        )
-        assert code in (0, 1)
-        paths.append(out)
-    return paths
+    return run_shards(write_suite(tmp_path, body), tmp_path)
 
 
 def _tasks(document: dict) -> dict:
