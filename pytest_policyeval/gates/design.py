@@ -1,0 +1,101 @@
+"""What a gate promises, in numbers a user can read and a simulation can check.
+
+A policy whose true mean lies a margin `delta` on the good side of the threshold passes with
+probability at least 1 - beta; one a margin on the bad side fails with probability at least
+1 - alpha. Between the two either verdict is acceptable, and a sequential gate may stop at its
+episode cap without deciding: "inconclusive". The guarantees rest on the declared score range:
+every per-episode score must lie in [low, high].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from scipy.stats import norm
+
+GateKind = Literal["sequential", "mean", "ci"]
+Outcome = Literal["pass", "fail", "inconclusive"]
+
+# Each gate kind as people should read it; "mean" is Metta's rule and promises nothing.
+GUARANTEES: dict[str, str] = {
+    "sequential": "anytime-valid: false pass <= alpha at threshold - margin, false fail <= beta at threshold + margin",
+    "ci": "fixed episodes: the one-sided (1 - alpha) bound must clear the threshold; false fail not controlled",
+    "mean": "no error guarantee: the sample mean against the threshold (Metta's rule)",
+    "paired": "anytime-valid on per-seed differences: false pass <= alpha at 2 margins worse than the "
+    "baseline, false fail <= beta when as good as the baseline",
+}
+
+
+@dataclass(frozen=True)
+class GateDesign:
+    """One task's gate. `low`/`high` bound every per-episode score (None: no declared range)."""
+
+    kind: GateKind
+    threshold: float
+    higher_is_better: bool = True
+    low: float | None = None
+    high: float | None = None
+    margin: float = 0.0  # delta, in score units
+    alpha: float = 0.05  # false-pass rate at threshold - margin (the bad side)
+    beta: float = 0.01  # false-fail rate at threshold + margin (the good side)
+    max_episodes: int = 1000  # the cap of a sequential gate
+    min_episodes: int = 10  # a sequential gate never calls a task inconclusive before this
+    # A sequential gate also stops inconclusive once it has run this many times the episodes a
+    # fixed-N test would need at the variance seen so far: past that, the mean is inside the margin.
+    cap_factor: float = 1.5
+
+    @property
+    def bounded(self) -> bool:
+        return self.low is not None and self.high is not None
+
+    @property
+    def width(self) -> float:
+        if self.low is None or self.high is None:
+            return math.nan
+        return self.high - self.low
+
+    def oriented(self) -> GateDesign:
+        """The same gate with scores negated where lower is better, so that higher always wins."""
+        if self.higher_is_better:
+            return self
+        low = None if self.high is None else -self.high
+        high = None if self.low is None else -self.low
+        return GateDesign(
+            self.kind, -self.threshold, True, low, high, self.margin, self.alpha, self.beta,
+            self.max_episodes, self.min_episodes, self.cap_factor,
+        )  # fmt: skip
+
+
+def fixed_n(sigma: float, margin: float, alpha: float, beta: float) -> int:
+    """N*: the episodes a one-sided fixed-N test needs to tell threshold - margin from threshold +
+    margin with false pass alpha and false fail beta, for scores with standard deviation sigma."""
+    if margin <= 0:
+        return 0 if sigma == 0 else 10**9
+    z = norm.ppf(1 - alpha) + norm.ppf(1 - beta)
+    return max(1, math.ceil((z * sigma / (2 * margin)) ** 2))
+
+
+def default_margin(low: float | None, high: float | None, fraction: float) -> float | None:
+    """The suite default: a fraction of the declared range (None without a range)."""
+    if low is None or high is None:
+        return None
+    return fraction * (high - low)
+
+
+def paired(design: GateDesign) -> GateDesign:
+    """The gate on per-seed differences (candidate - baseline) that a baseline comparison uses.
+
+    "Not worse than the baseline by more than the margin": the threshold on the mean difference is
+    -margin, so a candidate as good as the baseline (difference 0, one margin on the good side)
+    passes with probability >= 1 - beta, and one two margins worse fails with probability
+    >= 1 - alpha. Differences of scores in [low, high] lie in [-(high - low), high - low].
+    """
+    width = design.width
+    # Orient first: for lower-is-better scores "worse" is a larger score, so the difference is
+    # taken on the negated scores and the paired gate is always higher-is-better.
+    return GateDesign(
+        "sequential", -design.margin, True, -width, width, design.margin, design.alpha, design.beta,
+        design.max_episodes, design.min_episodes, design.cap_factor,
+    )  # fmt: skip

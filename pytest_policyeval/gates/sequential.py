@@ -1,0 +1,227 @@
+"""An anytime-valid sequential gate: two betting e-processes over a task's per-episode scores.
+
+Scores are rescaled to [0, 1] by the declared range. To pass, the gate must reject "the mean is at
+most threshold - margin" at level alpha; to fail, "the mean is at least threshold + margin" at
+level beta. Each is a bettor's wealth that starts at 1 and is multiplied every episode by
+1 + lambda * (score - m) (or 1 - lambda * (score - m)), with the bet lambda chosen from earlier
+episodes only. Under its hypothesis the wealth is a nonnegative supermartingale, so by Ville's
+inequality it ever reaches 1/alpha with probability at most alpha: the gate may look after every
+episode and stop whenever it likes (Waudby-Smith & Ramdas, "Estimating means of bounded random
+variables by betting", JRSS-B 2024). For 0/1 scores with the bet at its design value the wealth is
+Wald's likelihood ratio for p0 = threshold - margin against p1 = threshold + margin.
+
+Bets are sized for the design effect (two margins) and the running variance, and grow with the
+running mean's distance from the hypothesis, so a policy far from its threshold decides in a few
+episodes. An episode cap, and a second cap at `cap_factor` times the fixed-N sample size for the
+variance seen so far, end a task whose mean sits inside the margin: "inconclusive".
+
+The decision is made episode by episode in the order of episode indices, so it does not depend on
+how episodes were grouped into rounds, processes or shards.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pytest_policyeval.gates.design import GateDesign, Outcome, fixed_n
+
+BET_CAP = 0.75  # a bet never risks more than three quarters of the wealth on one episode
+GRID = 257  # points on which the confidence sequence is evaluated
+
+
+class RangeError(ValueError):
+    """A score outside the declared range: the guarantee does not hold, so nothing is decided."""
+
+
+@dataclass
+class Decision:
+    """Where a sequential gate stands after the episodes it has seen (scores in original units)."""
+
+    outcome: Outcome | None  # None: undecided, more episodes are needed
+    episodes: int  # episodes the decision rests on (the ones after it are not used)
+    estimate: float
+    low: float  # anytime-valid interval: lower end at level 1 - alpha, upper at 1 - beta
+    high: float
+    evidence_pass: float  # the bettors' final wealth (e-values); 1/alpha and 1/beta decide
+    evidence_fail: float
+    reason: str
+    trace: dict[str, list[float]] = field(default_factory=dict)  # per episode, for the report's plot
+
+
+def _normalised(design: GateDesign, scores: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+    low, high = design.low, design.high
+    assert low is not None and high is not None and high > low
+    bad = np.flatnonzero((scores < low) | (scores > high) | ~np.isfinite(scores))
+    if bad.size:
+        i = int(bad[0])
+        raise RangeError(
+            f"episode {i} scored {scores[i]:g}, outside the declared score range [{low:g}, {high:g}]: "
+            "the gate's error guarantee rests on that range (declare a wider score_range)"
+        )
+    width = high - low
+    z = (scores - low) / width
+    m0 = min(max((design.threshold - design.margin - low) / width, 0.0), 1.0)
+    m1 = min(max((design.threshold + design.margin - low) / width, 0.0), 1.0)
+    return z, m0, m1, design.margin / width
+
+
+def _running(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Running mean and variance after 0, 1, ..., n episodes, shrunk toward 1/2 and 1/4."""
+    t = np.arange(1, z.size + 1)
+    mean = (0.5 + np.cumsum(z)) / (t + 1)
+    var = (0.25 + np.cumsum((z - mean) ** 2)) / (t + 1)
+    return np.concatenate(([0.5], mean)), np.concatenate(([0.25], var))
+
+
+def _bets(z: np.ndarray, m0: float, m1: float, d: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw bets for the pass and fail bettors, and the variance after each episode."""
+    mean, var = _running(z)
+    before_mean, before_var = mean[:-1], var[:-1]  # a bet uses only the episodes before it
+    effect_up = np.maximum(2 * d, before_mean - m0)
+    effect_down = np.maximum(2 * d, m1 - before_mean)
+    up = effect_up / (before_var + effect_up**2)
+    down = effect_down / (before_var + effect_down**2)
+    return up, down, var[1:]
+
+
+def _log_wealth_up(z: np.ndarray, bets: np.ndarray, m: float, m0: float) -> np.ndarray:
+    lam = np.minimum(bets, BET_CAP / max(m, m0, 1e-12))
+    return np.cumsum(np.log1p(lam * (z - m)))
+
+
+def _log_wealth_down(z: np.ndarray, bets: np.ndarray, m: float, m1: float) -> np.ndarray:
+    lam = np.minimum(bets, BET_CAP / max(1 - min(m, m1), 1e-12))
+    return np.cumsum(np.log1p(-lam * (z - m)))
+
+
+def decide(design: GateDesign, scores: np.ndarray | list[float], trace: bool = False) -> Decision:
+    """The sequential gate's decision on `scores` (in episode-index order), or None if undecided.
+
+    `design` must be bounded; scores are in original units, lower-is-better handled here.
+    """
+    oriented = design.oriented()
+    sign = 1.0 if design.higher_is_better else -1.0
+    x = sign * np.asarray(scores, dtype=np.float64)
+    z, m0, m1, d = _normalised(oriented, x)
+    if z.size == 0:
+        return _empty(design)
+    up, down, var_after = _bets(z, m0, m1, d)
+    log_pass = _log_wealth_up(z, up, m0, m0)
+    log_fail = _log_wealth_down(z, down, m1, m1)
+    t = np.arange(1, z.size + 1)
+    passed = np.flatnonzero(log_pass >= math.log(1 / oriented.alpha))
+    failed = np.flatnonzero(log_fail >= math.log(1 / oriented.beta))
+    z_sum = _z(oriented.alpha, oriented.beta)
+    n_star = (z_sum * np.sqrt(var_after) / (2 * d)) ** 2 if d > 0 else np.full(z.size, np.inf)
+    capped = np.flatnonzero(
+        (t >= oriented.max_episodes) | ((t >= oriented.min_episodes) & (t >= oriented.cap_factor * n_star))
+    )
+    stops = {
+        "fail": int(failed[0]) if failed.size else z.size,
+        "pass": int(passed[0]) if passed.size else z.size,
+        "inconclusive": int(capped[0]) if capped.size else z.size,
+    }
+    # A tie goes to fail, then pass: a cap reached on the episode that decides does not hide it.
+    outcome, at = min(stops.items(), key=lambda item: item[1])
+    if at >= z.size:
+        outcome, at = None, z.size - 1
+    n = at + 1
+    low, high = _interval(z[:n], up[:n], down[:n], m0, m1, oriented)
+    width, base = oriented.high - oriented.low, oriented.low  # type: ignore[operator]
+    low, high = base + low * width, base + high * width
+    if sign < 0:
+        low, high = -high, -low
+    reason = _reason(outcome, n, oriented, float(np.exp(log_pass[at])), float(np.exp(log_fail[at])))
+    result = Decision(
+        outcome=outcome,  # type: ignore[arg-type]
+        episodes=n,
+        estimate=float(np.mean(np.asarray(scores, dtype=np.float64)[:n])),
+        low=float(low),
+        high=float(high),
+        evidence_pass=float(np.exp(min(log_pass[at], 700.0))),
+        evidence_fail=float(np.exp(min(log_fail[at], 700.0))),
+        reason=reason,
+    )
+    if trace:
+        result.trace = _trace(design, np.asarray(scores, dtype=np.float64)[:n], z[:n], up[:n], down[:n], m0, m1)
+    return result
+
+
+def _z(alpha: float, beta: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(1 - alpha) + norm.ppf(1 - beta))
+
+
+def _empty(design: GateDesign) -> Decision:
+    return Decision(None, 0, math.nan, design.low, design.high, 1.0, 1.0, "no episodes yet")  # type: ignore[arg-type]
+
+
+def _interval(
+    z: np.ndarray, up: np.ndarray, down: np.ndarray, m0: float, m1: float, design: GateDesign
+) -> tuple[float, float]:
+    """The anytime-valid interval after these episodes: every mean the bettors have not rejected.
+
+    For means below the pass bettor's hypothesis its bets are the same, so its wealth only grows
+    as the mean tested falls: a pass (threshold - margin rejected) always shows a lower end above
+    threshold - margin, and a fail an upper end below threshold + margin.
+    """
+    grid = np.unique(np.concatenate((np.linspace(0.0, 1.0, GRID), [m0, m1])))
+    lam_up = np.minimum(up[:, None], BET_CAP / np.maximum(np.maximum(grid, m0), 1e-12)[None, :])
+    wealth_up = np.sum(np.log1p(lam_up * (z[:, None] - grid[None, :])), axis=0)
+    lam_down = np.minimum(down[:, None], BET_CAP / np.maximum(1 - np.minimum(grid, m1), 1e-12)[None, :])
+    wealth_down = np.sum(np.log1p(-lam_down * (z[:, None] - grid[None, :])), axis=0)
+    rejected_low = wealth_up >= math.log(1 / design.alpha)
+    rejected_high = wealth_down >= math.log(1 / design.beta)
+    # The lower end: the first mean (from 0 up) not rejected; the upper end likewise from 1 down.
+    low_index = int(np.argmin(rejected_low)) if not rejected_low.all() else grid.size - 1
+    high_index = grid.size - 1 - int(np.argmin(rejected_high[::-1])) if not rejected_high.all() else 0
+    low = grid[low_index - 1] if low_index > 0 else 0.0
+    high = grid[high_index + 1] if high_index < grid.size - 1 else 1.0
+    return float(low), float(max(high, low))
+
+
+def _reason(outcome: Outcome | None, n: int, design: GateDesign, e_pass: float, e_fail: float) -> str:
+    if outcome == "pass":
+        return (
+            f"passed after {n} episodes: evidence {e_pass:.3g} >= 1/alpha = {1 / design.alpha:g} "
+            f"that the mean is above threshold - margin"
+        )
+    if outcome == "fail":
+        return (
+            f"failed after {n} episodes: evidence {e_fail:.3g} >= 1/beta = {1 / design.beta:g} "
+            f"that the mean is below threshold + margin"
+        )
+    if outcome == "inconclusive":
+        cap = "its episode cap" if n >= design.max_episodes else "the episodes a fixed-N test would need"
+        return (
+            f"inconclusive after {n} episodes ({cap}): the mean is within the margin of the threshold "
+            f"(evidence {e_pass:.3g} to pass, {e_fail:.3g} to fail)"
+        )
+    return f"undecided after {n} episodes (evidence {e_pass:.3g} to pass, {e_fail:.3g} to fail)"
+
+
+def _trace(
+    design: GateDesign, x: np.ndarray, z: np.ndarray, up: np.ndarray, down: np.ndarray, m0: float, m1: float
+) -> dict[str, list[float]]:
+    """The running estimate and interval after every episode, for the report's plot."""
+    oriented = design.oriented()
+    lows, highs = [], []
+    for n in range(1, z.size + 1):
+        low, high = _interval(z[:n], up[:n], down[:n], m0, m1, oriented)
+        lows.append(low)
+        highs.append(high)
+    width, base = oriented.high - oriented.low, oriented.low  # type: ignore[operator]
+    lo = base + np.asarray(lows) * width
+    hi = base + np.asarray(highs) * width
+    if not design.higher_is_better:
+        lo, hi = -hi, -lo
+    estimate = np.cumsum(x) / np.arange(1, x.size + 1)
+    return {"estimate": estimate.tolist(), "low": lo.tolist(), "high": hi.tolist()}
+
+
+def fixed_n_for(design: GateDesign, sigma: float) -> int:
+    return fixed_n(sigma, design.margin, design.alpha, design.beta)
