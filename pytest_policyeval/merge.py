@@ -15,7 +15,6 @@ from typing import Any
 
 from pytest_policyeval.reporting.documents import results_from_evaluator_json
 from pytest_policyeval.results import TaskResult
-from pytest_policyeval.scoring import Gate, score_task
 
 
 class MergeError(Exception):
@@ -42,14 +41,25 @@ def read_shard(path: Path) -> dict[str, Any]:
 
 
 def regate(result: TaskResult) -> TaskResult:
-    """Score and gate a task from its per-episode rewards, as the run that produced them did."""
-    if result.episode_rewards:
-        score = score_task(
-            result.episode_rewards, Gate(result.threshold, result.higher_is_better, result.gate)
-        )
-        result.score = score.score
-        result.ci_low, result.ci_high = score.interval
-        result.passed = score.passed
+    """Gate a task again from its per-episode scores, with the design the run recorded: a shard's
+    verdict must follow from its numbers."""
+    from dataclasses import fields
+
+    from pytest_policyeval.gates.decide import judge
+    from pytest_policyeval.gates.design import GateDesign
+    from pytest_policyeval.gating import verdict
+
+    if result.error is not None or not result.design or not result.episode_scores:
+        return result
+    names = {f.name for f in fields(GateDesign)}
+    design = GateDesign(**{k: v for k, v in result.design.items() if k in names})
+    scores = result.episode_scores
+    if result.paired:
+        sign = 1.0 if result.higher_is_better else -1.0
+        scores = [sign * (c - b) for c, b in zip(scores, result.baseline_episode_scores, strict=True)]
+    decision = judge(design, scores)
+    result.outcome = decision.outcome
+    result.passed = verdict(decision.outcome, result.inconclusive)
     return result
 
 

@@ -28,7 +28,7 @@ SESSION_KEY = pytest.StashKey["EvalSession"]()
 RESULT_KEY = pytest.StashKey[dict]()  # an item's TaskResult, as a dict
 FILMS_KEY = pytest.StashKey[list]()  # an item's recorded episodes for the HTML report (Films)
 DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
-GATES = ("mean", "ci")
+GATES = ("sequential", "mean", "ci")
 
 
 # -- option values, checked when parsed ---------------------------------------------------------
@@ -182,7 +182,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=GATES,
         default=None,
         dest="policyeval_gate",
-        help="pass a task when its mean clears the threshold (mean) or its whole 95%% interval does (ci)",
+        help="how thresholds gate: sequential (default: episodes in rounds until an anytime-valid test "
+        "decides, with stated error rates), ci (fixed episodes, a one-sided bound) or mean (Metta's rule, "
+        "no error guarantee) (ini: policyeval_gate)",
+    )
+    group.addoption(
+        "--baseline-uri",
+        default=None,
+        dest="policyeval_baseline_uri",
+        metavar="URI",
+        help="gate each task on per-seed differences to this policy, which plays the same seeds: "
+        "pass when not worse than it by more than the margin (ini: policyeval_baseline_uri)",
+    )
+    group.addoption(
+        "--no-eval-cache",
+        action="store_true",
+        default=False,
+        dest="policyeval_no_cache",
+        help="play every episode again instead of reusing per-episode results kept in the data dir",
     )
     group.addoption(
         "--eval-json",
@@ -310,7 +327,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("policyeval_num_episodes", default="", help="episodes per task")
     parser.addini("policyeval_seed", default="", help="base seed of every episode")
     parser.addini("policyeval_device", default="", help="torch device: cpu, cuda, cuda:N")
-    parser.addini("policyeval_gate", default="", help="mean or ci")
+    parser.addini("policyeval_gate", default="", help="sequential, mean or ci")
+    parser.addini("policyeval_baseline_uri", default="", help="gate on per-seed differences to this policy")
     parser.addini("policyeval_replay_episodes", default="", help="episodes recorded per task")
     parser.addini(
         "policyeval_suite_patterns",
@@ -364,6 +382,8 @@ def _options(config: pytest.Config) -> Any:
         json_path=Path(json_path) if json_path else None,
         yaml_path=Path(yaml_path) if yaml_path else None,
         npc_policy_uri=pick("policyeval_npc_policy_uri", str),
+        baseline_uri=pick("policyeval_baseline_uri", str),
+        eval_cache=not config.getoption("policyeval_no_cache"),
         pytorch_config=config.getoption("policyeval_pytorch_config")
         or _ini(config, "policyeval_pytorch_config", lambda text: existing_file(str(ini_dir / text))),
         metta_preset=pick("policyeval_metta_preset", metta_preset),

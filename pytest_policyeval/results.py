@@ -17,7 +17,7 @@ class TaskResult:
     threshold: float | None
     higher_is_better: bool
     gate: str
-    num_episodes: int
+    num_episodes: int  # the episodes the verdict rests on (a sequential gate: where it decided)
     seed: int
     score: float = math.nan
     ci_low: float = math.nan
@@ -35,6 +35,22 @@ class TaskResult:
     replay_urls: list[str] = field(default_factory=list)  # saved replay files (--save-replays)
     error: str | None = None
     traceback: str | None = None  # where an unexpected error came from
+    # The gate (gates/): its design, its outcome and why, and the interval it agrees with.
+    outcome: str | None = None  # "pass", "fail", "inconclusive"; None: not gated or no result
+    inconclusive: str = "fail"  # what an inconclusive outcome counts as: fail, pass or skip
+    design: dict[str, Any] = field(default_factory=dict)  # gates.design.GateDesign's fields
+    guarantee: str = ""  # what the gate promises, in words
+    reason: str = ""
+    evidence: dict[str, float | None] = field(default_factory=dict)  # e-values: "pass", "fail"
+    interval_method: str = ""
+    interval_level: str = ""
+    trace: dict[str, list[float]] = field(default_factory=dict)  # running estimate and interval
+    episodes_run: int = 0  # episodes played or read from the cache, the ones past the decision too
+    episode_cached: list[bool] = field(default_factory=list)  # per episode: came from the cache
+    estimate: float = math.nan  # what the gate judged: the mean score, or the mean per-seed difference
+    baseline_uri: str | None = None  # --baseline-uri: the gate is on per-seed differences
+    baseline_score: float = math.nan
+    baseline_episode_scores: list[float] = field(default_factory=list)
 
     @property
     def category(self) -> str:
@@ -66,10 +82,40 @@ class TaskResult:
             return "-"
         return f"{'>=' if self.higher_is_better else '<='} {self.threshold:g}"
 
+    @property
+    def paired(self) -> bool:
+        return self.baseline_uri is not None
+
+    @property
+    def outcome_text(self) -> str:
+        """PASS / FAIL / INCONCLUSIVE (and what that counts as), or ERROR / '-' ungated."""
+        if self.error is not None:
+            return "ERROR"
+        if self.outcome is None:
+            return "-"
+        if self.outcome == "inconclusive":
+            return f"INCONCLUSIVE ({self.inconclusive})"
+        return self.outcome.upper()
+
+    @property
+    def interval_text(self) -> str:
+        if math.isnan(self.ci_low):
+            return "[n/a]"
+        return f"[{self.ci_low:.3f}, {self.ci_high:.3f}] ({self.interval_method}, {self.interval_level})"
+
     def summary_line(self) -> str:
-        interval = f"[{self.ci_low:.3f}, {self.ci_high:.3f}]" if not math.isnan(self.ci_low) else "[n/a]"
-        gate = "mean" if self.gate == "mean" else "95% interval"
-        return (
-            f"{self.task} [{self.policy_label}]: score {self.score:.3f}, 95% CI {interval}, "
-            f"threshold {self.threshold_text} (gate on {gate}), {self.num_episodes} episodes"
+        if self.paired:
+            judged = (
+                f"score {self.score:.3f} against the baseline's {self.baseline_score:.3f}, per-seed "
+                f"difference {self.estimate:.3f} {self.interval_text}, must be >= "
+                f"{self.design.get('threshold', math.nan):.3g} (paired {self.gate} gate)"
+            )
+        else:
+            judged = (
+                f"score {self.score:.3f} {self.interval_text}, threshold {self.threshold_text} "
+                f"({self.gate} gate)"
+            )
+        line = (
+            f"{self.task} [{self.policy_label}]: {self.outcome_text}, {judged}, {self.num_episodes} episodes"
         )
+        return f"{line}: {self.reason}" if self.reason else line

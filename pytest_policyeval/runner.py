@@ -76,22 +76,29 @@ def run_task(
     record: int = 0,
     clock: Callable[[], float] = time.perf_counter,
     progress: Callable[[int, int, int], None] | None = None,
+    indices: Sequence[int] | None = None,
+    started: float | None = None,
 ) -> Rollout:
-    """Every episode of `task`; `npc` plays the agents the policy does not (policy_agents_pct < 1).
+    """Episodes of `task` (by default its first num_episodes; else those `indices`), all in one
+    batch; `npc` plays the agents the policy does not (policy_agents_pct < 1).
 
-    The first `record` episodes also record a replay (recording changes no result). `progress`
-    is called after every step with (episodes finished, episodes, steps taken).
+    Episode i always has the same seed and the same agents for the policy, whatever batch it runs
+    in. Episodes with an index below `record` also record a replay (recording changes no result).
+    `progress` is called after every step with (episodes finished, episodes, steps taken).
+    `started` (a `clock` reading) is when the task began, for `max_time_s` over several rounds.
     """
     from pytest_policyeval.envs.mettagrid_env import EpisodeBatch
 
     settings = task.settings
-    seeds = [episode_seed(task.seed, task.name, i) for i in range(settings.num_episodes)]
+    indices = list(range(settings.num_episodes)) if indices is None else list(indices)
+    seeds = [episode_seed(task.seed, task.name, i) for i in indices]
     start = clock()
-    batch = EpisodeBatch(task, seeds, record=range(min(record, len(seeds))))
+    deadline = (start if started is None else started) + settings.max_time_s
+    batch = EpisodeBatch(task, seeds, record=[k for k, i in enumerate(indices) if i < record])
     try:
         agents = batch.spec.num_agents
         scored = np.concatenate(
-            [policy_agents(batch.spec.agent_teams, settings.policy_agents_pct, i) for i in range(len(seeds))]
+            [policy_agents(batch.spec.agent_teams, settings.policy_agents_pct, i) for i in indices]
         )
         actors = [(policy.actor(batch.spec, device), scored)]
         if not scored.all():
@@ -114,7 +121,7 @@ def run_task(
         policy_time = 0.0
         step = 0
         while live:
-            if clock() - start > settings.max_time_s:
+            if clock() > deadline:
                 raise TaskTimeout(
                     f"task {task.name} ran past max_time_s={settings.max_time_s:g}s at step {step} "
                     f"with {len(live)} of {len(seeds)} episodes unfinished"
@@ -142,7 +149,7 @@ def run_task(
             if ended:
                 for episode in ended:
                     results[episode] = EpisodeResult(
-                        index=episode,
+                        index=indices[episode],
                         seed=seeds[episode],
                         rewards=batch.episode_rewards(episode)[scored_in(episode)].tolist(),
                         steps=batch.episode_steps(episode),

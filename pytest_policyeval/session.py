@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from pytest_policyeval.policies.base import Policy
     from pytest_policyeval.reporting.film import Film
     from pytest_policyeval.results import TaskResult
-    from pytest_policyeval.runner import Rollout
     from pytest_policyeval.watchdog import HangWatch
 
 
@@ -52,6 +51,8 @@ class EvalOptions:
     wandb: bool = False  # --wandb: log the run to W&B from the controller
     progress: bool = False  # --eval-progress: a live line per task (serial runs)
     wandb_run_name: str | None = None
+    baseline_uri: str | None = None  # --baseline-uri: gate on per-seed differences to this policy
+    eval_cache: bool = True  # keep and reuse per-episode results (episode_cache.py)
     wandb_entity: str | None = None  # defaults for wandb://run/NAME (else the WANDB_* variables)
     wandb_project: str | None = None
 
@@ -86,6 +87,7 @@ class EvalSession:
     expected_tasks: set[str] | None = None
     interrupted: bool = False
     _heap_frozen: bool = False
+    _episode_cache: Any = None
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -229,14 +231,29 @@ class EvalSession:
         )
         return result, films
 
+    def baseline_uri(self, task: Task) -> str | None:
+        return self.options.baseline_uri or task.settings.baseline_uri
+
+    def episode_cache(self) -> Any:
+        if not self.options.eval_cache:
+            return None
+        if self._episode_cache is None:
+            from pytest_policyeval.episode_cache import EpisodeCache
+            from pytest_policyeval.policies.sources.cache import default_data_dir
+
+            self._episode_cache = EpisodeCache(self.options.data_dir or default_data_dir())
+        return self._episode_cache
+
     def _evaluate(
         self, task: Task, uri: str, npc_uri: str | None, label: str, nodeid: str, result: TaskResult
     ) -> tuple[TaskResult, list[Film]]:
-        from pytest_policyeval.policies import PolicyLoadError
-        from pytest_policyeval.runner import run_task
-        from pytest_policyeval.scoring import Gate, score_task
+        import time
 
-        settings = task.settings
+        from pytest_policyeval.gating import episodes_key, fill_result, gate_design
+        from pytest_policyeval.policies import PolicyLoadError
+        from pytest_policyeval.rounds import Episodes, gate_task
+
+        baseline_uri = self.baseline_uri(task)
         try:
             policy = self.policy(uri, task)
             result.policy = policy.describe()
@@ -249,44 +266,66 @@ class EvalSession:
             result.error = f"npc policy could not be loaded: {exc}"
             return result, []
         try:
-            progress = self.progress_line(task, label)
-            try:
-                with self.hard_limit(nodeid, task):
-                    rollout = run_task(
-                        task,
-                        policy,
-                        self.options.device,
-                        npc=npc,
-                        record=self.options.recorded_episodes,
-                        progress=progress,
-                    )
-            finally:
-                if progress is not None:
-                    progress.close()
+            baseline = self.policy(baseline_uri, task) if baseline_uri else None
+        except PolicyLoadError as exc:
+            result.error = f"baseline policy could not be loaded: {exc}"
+            return result, []
+        started = time.perf_counter()
+        cache = self.episode_cache()
+        recorded = frozenset(range(self.options.recorded_episodes))
+
+        def episodes(player: Policy, fresh: frozenset[int]) -> Episodes:
+            key, meta = episodes_key(task, player, npc, self.options.device)
+            return Episodes(self._player(task, player, npc, label, started), cache, key, meta, fresh)
+
+        try:
+            design = gate_design(task, paired=baseline is not None)
+            with self.hard_limit(nodeid, task):
+                run = gate_task(
+                    design,
+                    episodes(policy, recorded),
+                    task.settings.num_episodes,
+                    episodes(baseline, frozenset()) if baseline is not None else None,
+                )
         except Exception as exc:
             result.error = f"{type(exc).__name__}: {exc}"
             result.traceback = traceback.format_exc(limit=8)
             return result, []
         self._freeze_heap_once()
-        rewards = [episode.rewards for episode in rollout.episodes]
-        score = score_task(rewards, Gate(settings.threshold, settings.higher_is_better, settings.gate))
-        result.score = score.score
-        result.ci_low, result.ci_high = score.interval
-        result.passed = score.passed
-        result.seeds = [episode.seed for episode in rollout.episodes]
-        result.episode_scores = [episode.score for episode in rollout.episodes]
-        result.episode_rewards = rewards
-        result.episode_steps = [episode.steps for episode in rollout.episodes]
-        result.wall_time_s = rollout.wall_time_s
-        result.agent_steps = rollout.agent_steps
+        fill_result(result, task, run, baseline_uri)
+        result.wall_time_s = time.perf_counter() - started
         if math.isnan(result.score):
             result.error = "no agent-episodes were scored"
         try:
-            films = self._keep_replays(result, rollout)
+            films = self._keep_replays(result, run.episodes, self.options.recorded_episodes)
         except Exception as exc:  # the score stands; the missing replay is the task's error
             result.error = f"replays could not be saved: {type(exc).__name__}: {exc}"
             films = []
         return result, films
+
+    def _player(self, task: Task, policy: Policy, npc: Policy | None, label: str, started: float) -> Any:
+        """Plays episode indices of `task` in one batch (one round), with live progress if asked."""
+        from pytest_policyeval.runner import run_task
+
+        def play(indices: list[int]) -> tuple[list[Any], float, int]:
+            progress = self.progress_line(task, label)
+            try:
+                rollout = run_task(
+                    task,
+                    policy,
+                    self.options.device,
+                    npc=npc,
+                    record=self.options.recorded_episodes,
+                    progress=progress,
+                    indices=indices,
+                    started=started,
+                )
+            finally:
+                if progress is not None:
+                    progress.close()
+            return rollout.episodes, rollout.wall_time_s, rollout.agent_steps
+
+        return play
 
     def _freeze_heap_once(self) -> None:
         """After the first rollout, move every object alive out of the cyclic collector's sight.
@@ -303,14 +342,14 @@ class EvalSession:
         gc.collect(1)  # the young garbage first, so little of it is kept
         gc.freeze()
 
-    def _keep_replays(self, result: TaskResult, rollout: Rollout) -> list[Film]:
+    def _keep_replays(self, result: TaskResult, episodes: list[Any], recorded: int) -> list[Film]:
         """Save the recorded episodes as replay files and/or films for the HTML report."""
         from pytest_policyeval.atomic import write_bytes_atomic
         from pytest_policyeval.envs.mettagrid_replay import encode_replay_file, film_from_replay
         from pytest_policyeval.reporting.replays import replay_path, replay_url
 
         films = []
-        for episode in rollout.episodes:
+        for episode in episodes[:recorded]:
             if episode.replay is None:
                 continue
             if self.options.replay_dir is not None:

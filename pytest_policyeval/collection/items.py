@@ -15,6 +15,7 @@ import pytest
 from pytest_policyeval.collection.suite import SuiteError, Task, load_suite
 from pytest_policyeval.plugin import FILMS_KEY, RESULT_KEY, session_of
 from pytest_policyeval.policies.uri import policy_label
+from pytest_policyeval.results import TaskResult
 
 
 def unique_labels(uris: Sequence[str]) -> list[str]:
@@ -37,17 +38,35 @@ def parse_node_id(nodeid: str) -> tuple[str, str, str] | None:
     return path, match.group(1), match.group(2)
 
 
+def gate_properties(result: TaskResult) -> list[tuple[str, object]]:
+    """What junitxml and other consumers of user_properties get: the gate's evidence."""
+    return [
+        ("policyeval_score", result.score),
+        ("policyeval_outcome", result.outcome or "-"),
+        ("policyeval_episodes", result.num_episodes),
+        ("policyeval_estimate", result.estimate),
+        ("policyeval_interval", f"[{result.ci_low:.6g}, {result.ci_high:.6g}]"),
+        ("policyeval_interval_method", f"{result.interval_method} ({result.interval_level})"),
+        ("policyeval_evidence_pass", result.evidence.get("pass")),
+        ("policyeval_evidence_fail", result.evidence.get("fail")),
+        ("policyeval_reason", result.reason),
+    ]
+
+
 def make_task_test(task: Task, uri: str, label: str, order: tuple[int, int, int]) -> Callable[..., None]:
     def evaluate_task(policyeval, request: pytest.FixtureRequest) -> None:
         resolved = policyeval.resolve(task)
         result, films = policyeval.evaluate(resolved, uri, label, order, request.node.nodeid)
         request.node.stash[RESULT_KEY] = result.to_dict()
         request.node.stash[FILMS_KEY] = films
-        request.node.user_properties.append(("policyeval_score", result.score))
+        for name, value in gate_properties(result):
+            request.node.user_properties.append((name, value))
         if result.error is not None:
             pytest.fail(f"{task.name} [{label}]: {result.error}", pytrace=False)
         if result.passed is False:
-            pytest.fail(f"below threshold: {result.summary_line()}", pytrace=False)
+            pytest.fail(f"gate failed: {result.summary_line()}", pytrace=False)
+        if result.outcome == "inconclusive" and result.passed is None:
+            pytest.skip(f"inconclusive: {result.summary_line()}")
 
     evaluate_task.__doc__ = task.description or f"Evaluate {task.name}"
     return evaluate_task

@@ -36,13 +36,29 @@ class TaskSettings(BaseModel):
     # NaN or infinite numbers cannot gate anything nor be written to the results (strict JSON).
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
+    # Episodes of a fixed gate; a sequential gate's first round (and the fewest it runs).
     num_episodes: int = Field(default=10, ge=1, le=100_000)
     max_steps: int = Field(default=200, ge=1)
     max_time_s: float = Field(default=600.0, gt=0)
     threshold: float | None = None
     higher_is_better: bool = True
-    # "mean": the mean score must clear the threshold. "ci": the whole 95% interval must.
-    gate: Literal["mean", "ci"] = "mean"
+    # How the threshold is applied (gates/design.py). "sequential": episodes are added in rounds
+    # until an anytime-valid test passes or fails the task, with false pass <= alpha a margin
+    # below the threshold and false fail <= beta a margin above it. "ci": a fixed num_episodes, the
+    # one-sided (1 - alpha) bound must clear the threshold. "mean": Metta's rule, no guarantee.
+    gate: Literal["sequential", "mean", "ci"] = "sequential"
+    # Every per-episode score lies in [low, high]; the guarantees rest on it. Default: the game's
+    # own bound (envs/scores.py).
+    score_range: tuple[float, float] | None = None
+    margin: float | None = Field(default=None, gt=0)  # delta in score units; default below
+    margin_fraction: float = Field(default=0.1, gt=0, le=0.5)  # delta as a share of the range
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)  # false pass, a margin below the threshold
+    beta: float = Field(default=0.01, gt=0, lt=0.5)  # false fail, a margin above the threshold
+    max_episodes: int = Field(default=1000, ge=1, le=100_000)  # a sequential gate's cap
+    # What a sequential gate that reaches its cap undecided (the mean within the margin) reports.
+    inconclusive: Literal["fail", "pass", "skip"] = "fail"
+    # Gate on per-seed differences to this policy instead (it plays the same seeds); --baseline-uri wins.
+    baseline_uri: str | None = None
     obs_window: int = Field(default=11, ge=3, le=15)
     num_tokens: int = Field(default=200, ge=16, le=1000)
     # What is played on the map: reach goals (navigation) or tag the other team (laser_tag).
@@ -61,6 +77,13 @@ class TaskSettings(BaseModel):
     def _odd_window(cls, value: int) -> int:
         if value % 2 == 0:
             raise ValueError("must be odd, so the agent sits at the centre of its view")
+        return value
+
+    @field_validator("score_range")
+    @classmethod
+    def _ordered_range(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not value[0] < value[1]:
+            raise ValueError("must be [low, high] with low < high")
         return value
 
     @field_validator("goals_to_finish")
@@ -104,6 +127,9 @@ class SuiteModel(BaseModel):
     pytorch_config: str | None = None
     # What Metta checkpoints' channels and actions mean (policies/metta/presets.py); --metta-preset wins.
     metta_preset: str | None = None
+    # The suite verdict's control over its K gated tasks: "bonferroni" runs each task's gate with
+    # beta / K, so a policy a margin above every threshold fails the suite with probability <= beta.
+    multiplicity: Literal["bonferroni", "none"] = "bonferroni"
     defaults: dict[str, Any] = Field(default_factory=dict)
     tasks: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -120,6 +146,10 @@ class Task:
     description: str = ""
     pytorch_config: Path | None = None
     metta_preset: str | None = None
+    # Gated tasks in the suite this task was run as part of, and how the suite verdict divides
+    # its false-fail rate among them (the task's gate runs at beta / gated_tasks for "bonferroni").
+    gated_tasks: int = 1
+    multiplicity: str = "bonferroni"
 
     @property
     def category(self) -> str:
@@ -306,6 +336,12 @@ def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
                 f"{path}: {label}: key 'map': {model.map}: laser_tag needs agents of two teams ('1' and '2')"
             )
         settings = TaskSettings.model_validate(model.model_dump(include=set(TaskSettings.model_fields)))
+        from pytest_policyeval.envs.scores import ScoreRangeError, check_score_range
+
+        try:
+            check_score_range(settings, grid)
+        except ScoreRangeError as exc:
+            raise SuiteError(f"{path}: {label}: {exc}") from None
         tasks.append(
             Task(
                 suite=suite.name,
@@ -318,6 +354,8 @@ def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
                 metta_preset=suite.metta_preset,
             )
         )
+    gated = sum(1 for task in tasks if task.settings.threshold is not None)
+    tasks = [replace(task, gated_tasks=max(1, gated), multiplicity=suite.multiplicity) for task in tasks]
     return Suite(
         name=suite.name, path=path, seed=suite.seed, tasks=tuple(tasks), description=suite.description
     )

@@ -20,8 +20,10 @@ Outcome = Literal["pass", "fail", "inconclusive"]
 
 # Each gate kind as people should read it; "mean" is Metta's rule and promises nothing.
 GUARANTEES: dict[str, str] = {
-    "sequential": "anytime-valid: false pass <= alpha at threshold - margin, false fail <= beta at threshold + margin",
-    "ci": "fixed episodes: the one-sided (1 - alpha) bound must clear the threshold; false fail not controlled",
+    "sequential": "anytime-valid: false pass <= alpha at threshold - margin, "
+    "false fail <= beta at threshold + margin",
+    "ci": "fixed episodes: the one-sided (1 - alpha) bound must clear the threshold; "
+    "false fail not controlled",
     "mean": "no error guarantee: the sample mean against the threshold (Metta's rule)",
     "paired": "anytime-valid on per-seed differences: false pass <= alpha at 2 margins worse than the "
     "baseline, false fail <= beta when as good as the baseline",
@@ -33,7 +35,7 @@ class GateDesign:
     """One task's gate. `low`/`high` bound every per-episode score (None: no declared range)."""
 
     kind: GateKind
-    threshold: float
+    threshold: float | None  # None: not gated, the scores are only described
     higher_is_better: bool = True
     low: float | None = None
     high: float | None = None
@@ -96,6 +98,6 @@ def paired(design: GateDesign) -> GateDesign:
     # Orient first: for lower-is-better scores "worse" is a larger score, so the difference is
     # taken on the negated scores and the paired gate is always higher-is-better.
     return GateDesign(
-        "sequential", -design.margin, True, -width, width, design.margin, design.alpha, design.beta,
+        design.kind, -design.margin, True, -width, width, design.margin, design.alpha, design.beta,
         design.max_episodes, design.min_episodes, design.cap_factor,
     )  # fmt: skip

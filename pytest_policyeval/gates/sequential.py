@@ -45,10 +45,12 @@ class Decision:
     estimate: float
     low: float  # anytime-valid interval: lower end at level 1 - alpha, upper at 1 - beta
     high: float
-    evidence_pass: float  # the bettors' final wealth (e-values); 1/alpha and 1/beta decide
-    evidence_fail: float
+    evidence_pass: float | None  # the bettors' final wealth (e-values); 1/alpha and 1/beta decide
+    evidence_fail: float | None
     reason: str
     trace: dict[str, list[float]] = field(default_factory=dict)  # per episode, for the report's plot
+    interval_method: str = "betting confidence sequence (anytime-valid)"
+    interval_level: str = ""  # e.g. "lower 95%, upper 99%"
 
 
 def _normalised(design: GateDesign, scores: np.ndarray) -> tuple[np.ndarray, float, float, float]:
@@ -129,11 +131,12 @@ def decide(design: GateDesign, scores: np.ndarray | list[float], trace: bool = F
     if at >= z.size:
         outcome, at = None, z.size - 1
     n = at + 1
-    low, high = _interval(z[:n], up[:n], down[:n], m0, m1, oriented)
+    lows, highs = _interval(z[:n], up[:n], down[:n], m0, m1, oriented)
     width, base = oriented.high - oriented.low, oriented.low  # type: ignore[operator]
-    low, high = base + low * width, base + high * width
+    lows, highs = base + lows * width, base + highs * width
     if sign < 0:
-        low, high = -high, -low
+        lows, highs = -highs, -lows
+    low, high = lows[-1] + 0.0, highs[-1] + 0.0  # no -0.0
     reason = _reason(outcome, n, oriented, float(np.exp(log_pass[at])), float(np.exp(log_fail[at])))
     result = Decision(
         outcome=outcome,  # type: ignore[arg-type]
@@ -144,9 +147,14 @@ def decide(design: GateDesign, scores: np.ndarray | list[float], trace: bool = F
         evidence_pass=float(np.exp(min(log_pass[at], 700.0))),
         evidence_fail=float(np.exp(min(log_fail[at], 700.0))),
         reason=reason,
+        interval_level=f"lower {1 - oriented.alpha:.4g}, upper {1 - oriented.beta:.4g}"
+        if design.higher_is_better
+        else f"lower {1 - oriented.beta:.4g}, upper {1 - oriented.alpha:.4g}",
     )
     if trace:
-        result.trace = _trace(design, np.asarray(scores, dtype=np.float64)[:n], z[:n], up[:n], down[:n], m0, m1)
+        x = np.asarray(scores, dtype=np.float64)[:n]
+        estimate = np.cumsum(x) / np.arange(1, n + 1)
+        result.trace = {"estimate": estimate.tolist(), "low": lows.tolist(), "high": highs.tolist()}
     return result
 
 
@@ -162,26 +170,30 @@ def _empty(design: GateDesign) -> Decision:
 
 def _interval(
     z: np.ndarray, up: np.ndarray, down: np.ndarray, m0: float, m1: float, design: GateDesign
-) -> tuple[float, float]:
-    """The anytime-valid interval after these episodes: every mean the bettors have not rejected.
+) -> tuple[np.ndarray, np.ndarray]:
+    """The anytime-valid interval after each episode: every mean the bettors have not rejected.
 
     For means below the pass bettor's hypothesis its bets are the same, so its wealth only grows
     as the mean tested falls: a pass (threshold - margin rejected) always shows a lower end above
-    threshold - margin, and a fail an upper end below threshold + margin.
+    threshold - margin, and a fail an upper end below threshold + margin. Returns the lower and
+    upper ends (in [0, 1]) after 1, 2, ..., n episodes.
     """
     grid = np.unique(np.concatenate((np.linspace(0.0, 1.0, GRID), [m0, m1])))
     lam_up = np.minimum(up[:, None], BET_CAP / np.maximum(np.maximum(grid, m0), 1e-12)[None, :])
-    wealth_up = np.sum(np.log1p(lam_up * (z[:, None] - grid[None, :])), axis=0)
+    wealth_up = np.cumsum(np.log1p(lam_up * (z[:, None] - grid[None, :])), axis=0)
     lam_down = np.minimum(down[:, None], BET_CAP / np.maximum(1 - np.minimum(grid, m1), 1e-12)[None, :])
-    wealth_down = np.sum(np.log1p(-lam_down * (z[:, None] - grid[None, :])), axis=0)
+    wealth_down = np.cumsum(np.log1p(-lam_down * (z[:, None] - grid[None, :])), axis=0)
     rejected_low = wealth_up >= math.log(1 / design.alpha)
     rejected_high = wealth_down >= math.log(1 / design.beta)
-    # The lower end: the first mean (from 0 up) not rejected; the upper end likewise from 1 down.
-    low_index = int(np.argmin(rejected_low)) if not rejected_low.all() else grid.size - 1
-    high_index = grid.size - 1 - int(np.argmin(rejected_high[::-1])) if not rejected_high.all() else 0
-    low = grid[low_index - 1] if low_index > 0 else 0.0
-    high = grid[high_index + 1] if high_index < grid.size - 1 else 1.0
-    return float(low), float(max(high, low))
+    # The lower end: the last mean (from 0 up) before the first one not rejected; the upper end
+    # likewise from 1 down.
+    first_kept = np.where(rejected_low.all(axis=1), grid.size, np.argmin(rejected_low, axis=1))
+    low = np.where(first_kept > 0, grid[np.maximum(first_kept - 1, 0)], 0.0)
+    last_kept = np.where(
+        rejected_high.all(axis=1), -1, grid.size - 1 - np.argmin(rejected_high[:, ::-1], axis=1)
+    )
+    high = np.where(last_kept < grid.size - 1, grid[np.minimum(last_kept + 1, grid.size - 1)], 1.0)
+    return low, np.maximum(high, low)
 
 
 def _reason(outcome: Outcome | None, n: int, design: GateDesign, e_pass: float, e_fail: float) -> str:
@@ -202,25 +214,6 @@ def _reason(outcome: Outcome | None, n: int, design: GateDesign, e_pass: float, 
             f"(evidence {e_pass:.3g} to pass, {e_fail:.3g} to fail)"
         )
     return f"undecided after {n} episodes (evidence {e_pass:.3g} to pass, {e_fail:.3g} to fail)"
-
-
-def _trace(
-    design: GateDesign, x: np.ndarray, z: np.ndarray, up: np.ndarray, down: np.ndarray, m0: float, m1: float
-) -> dict[str, list[float]]:
-    """The running estimate and interval after every episode, for the report's plot."""
-    oriented = design.oriented()
-    lows, highs = [], []
-    for n in range(1, z.size + 1):
-        low, high = _interval(z[:n], up[:n], down[:n], m0, m1, oriented)
-        lows.append(low)
-        highs.append(high)
-    width, base = oriented.high - oriented.low, oriented.low  # type: ignore[operator]
-    lo = base + np.asarray(lows) * width
-    hi = base + np.asarray(highs) * width
-    if not design.higher_is_better:
-        lo, hi = -hi, -lo
-    estimate = np.cumsum(x) / np.arange(1, x.size + 1)
-    return {"estimate": estimate.tolist(), "low": lo.tolist(), "high": hi.tolist()}
 
 
 def fixed_n_for(design: GateDesign, sigma: float) -> int:

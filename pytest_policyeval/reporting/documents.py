@@ -74,7 +74,52 @@ def _task_detail(result: TaskResult) -> dict[str, Any]:
         "agent_steps": result.agent_steps,
         "error": result.error,
         "traceback": result.traceback,
+        **gate_detail(result),
+        "design": result.design,
+        "guarantee": result.guarantee,
+        "inconclusive": result.inconclusive,
+        "episodes_run": result.episodes_run,
+        "episode_cached": result.episode_cached,
+        "trace": result.trace,
+        "baseline_uri": result.baseline_uri,
+        "baseline_score": _finite(result.baseline_score),
+        "baseline_episode_scores": result.baseline_episode_scores,
     }
+
+
+def gate_detail(result: TaskResult) -> dict[str, Any]:
+    """The gate's verdict and its evidence, as the JSON and YAML both show it."""
+    return {
+        "outcome": result.outcome,
+        "estimate": _finite(result.estimate),
+        "interval_method": result.interval_method,
+        "interval_level": result.interval_level,
+        "evidence": result.evidence,
+        "reason": result.reason,
+    }
+
+
+def normalised_scores(result: TaskResult) -> list[float]:
+    """A task's per-episode scores on [0, 1] by its declared range, 1 the best."""
+    low, high = result.design.get("low"), result.design.get("high")
+    if result.error is not None or low is None or high is None or result.paired:
+        return []
+    scores = [(s - low) / (high - low) for s in result.episode_scores]
+    return scores if result.higher_is_better else [1 - s for s in scores]
+
+
+def suite_summary(results: Sequence[TaskResult]) -> dict[str, Any]:
+    """The suite verdict (multiplicity-controlled) and the IQM headline of one policy's tasks."""
+    from pytest_policyeval.gates.aggregate import iqm_interval, suite_verdict
+
+    multiplicity = next((r.design["multiplicity"] for r in results if "multiplicity" in r.design), "none")
+    verdict = suite_verdict(
+        [r.outcome if r.error is None else "fail" for r in results],
+        [r.passed if r.error is None else False for r in results],
+        multiplicity,
+    )
+    headline = iqm_interval([normalised_scores(r) for r in results])
+    return {"suite_verdict": verdict, "iqm_normalised_score": headline}
 
 
 def policy_metrics(results: Sequence[TaskResult]) -> dict[str, Any]:
@@ -87,6 +132,8 @@ def policy_metrics(results: Sequence[TaskResult]) -> dict[str, Any]:
         "num_tasks": len(results),
         "num_failed": sum(1 for r in results if r.passed is False),
         "num_errors": sum(1 for r in results if r.error is not None),
+        "num_inconclusive": sum(1 for r in results if r.outcome == "inconclusive"),
+        **suite_summary(results),
         "tasks": {r.task: _task_detail(r) for r in results},
     }
 
@@ -142,6 +189,17 @@ def _metta_layout(uri: str, results: Sequence[TaskResult], run: dict[str, Any]) 
             "avg_category_score": _finite(avg_cat),
             "detailed_scores": detailed,
         },
+        # Beyond Metta's keys: each task's gate with its evidence, and the suite's verdict.
+        **suite_summary(results),
+        "gates": {
+            r.task: {
+                **gate_detail(r),
+                "episodes": r.num_episodes,
+                "interval": [_finite(r.ci_low), _finite(r.ci_high)],
+                "passed": r.passed,
+            }
+            for r in results
+        },
     }
 
 
@@ -179,7 +237,10 @@ def results_from_evaluator_json(document: dict[str, Any]) -> list[TaskResult]:
                 # Fields stored under their own names come back as they are; the rest are rebuilt.
                 stored = {key: value for key, value in detail.items() if key in names}
                 rebuilt = {
-                    **{key: _number(detail[key]) for key in ("score", "ci_low", "ci_high")},
+                    **{
+                        key: _number(detail.get(key))
+                        for key in ("score", "ci_low", "ci_high", "estimate", "baseline_score")
+                    },
                     "task": task,
                     "policy_uri": policy["policy_uri"],
                     "policy_label": checkpoint["name"],

@@ -1,0 +1,86 @@
+"""Per-episode results kept on disk, under a key of everything that decides them.
+
+    DATA_DIR/episodes/<key>/<first>-<last>.json   the episodes of one round, written atomically
+
+The key hashes what was evaluated: the policy's identity (its checkpoint's digest, not its URI),
+the task's definition (every setting that changes an episode, the map's bytes, the suite seed),
+the npc policy, the engine and package versions, the Metta preset and the device. Gate settings
+(threshold, margin, error rates, caps) are not in it: changing them re-decides from the same
+episodes. An episode is found by its index, so a resumed run plays only the indices it lacks and a
+longer sequential gate continues where a shorter one stopped. Round files never overlap
+within one writer; readers merge every file of a key, so files written by parallel workers or
+interrupted runs all count. An unreadable file is ignored (its episodes are played again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+MAX_FILE_BYTES = 64 << 20  # a round file larger than this is not ours
+
+
+@dataclass(frozen=True)
+class CachedEpisode:
+    index: int
+    seed: int
+    rewards: list[float]  # per scored agent
+    steps: int
+    policy_agents: list[int]
+
+
+def cache_key(parts: dict[str, Any]) -> str:
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
+
+
+class EpisodeCache:
+    def __init__(self, root: Path):
+        self.root = Path(root) / "episodes"
+
+    def load(self, key: str) -> dict[int, CachedEpisode]:
+        folder = self.root / key
+        found: dict[int, CachedEpisode] = {}
+        try:
+            files = sorted(folder.glob("*.json"))
+        except OSError:
+            return found
+        for path in files:
+            for episode in _read(path):
+                found.setdefault(episode.index, episode)
+        return found
+
+    def store(self, key: str, episodes: list[CachedEpisode], meta: dict[str, Any]) -> None:
+        """Write one round's episodes; a failure to write loses only the cache, never a result."""
+        if not episodes:
+            return
+        from pytest_policyeval.atomic import write_text_atomic
+
+        first, last = min(e.index for e in episodes), max(e.index for e in episodes)
+        body = {"meta": meta, "episodes": [asdict(e) for e in sorted(episodes, key=lambda e: e.index)]}
+        with contextlib.suppress(OSError, ValueError):
+            write_text_atomic(self.root / key / f"{first:07d}-{last:07d}.json", json.dumps(body))
+
+
+def _read(path: Path) -> list[CachedEpisode]:
+    try:
+        if os.path.getsize(path) > MAX_FILE_BYTES:
+            return []
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return [
+            CachedEpisode(
+                index=int(e["index"]),
+                seed=int(e["seed"]),
+                rewards=[float(r) for r in e["rewards"]],
+                steps=int(e["steps"]),
+                policy_agents=[int(a) for a in e["policy_agents"]],
+            )
+            for e in data["episodes"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []

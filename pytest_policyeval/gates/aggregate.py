@@ -1,0 +1,91 @@
+"""Across a suite's tasks: one verdict with a stated error rate, and a robust headline score.
+
+Verdict: the suite passes when every gated task passes and fails when any fails; otherwise it is
+inconclusive. With "bonferroni" multiplicity each task's gate ran at beta / K, so a policy a margin
+above every threshold fails the suite with probability at most beta; a policy a margin below any
+one threshold passes it with probability at most alpha (that task alone must fail).
+
+Headline: the interquartile mean (25% trimmed mean) of task scores normalised to their declared
+ranges, with a stratified bootstrap interval (each task's episodes resampled on their own), as in
+Agarwal et al. 2021 ("Deep RL at the edge of the statistical precipice").
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+RESAMPLES = 1000
+SEED = 0
+
+
+def suite_verdict(
+    outcomes: Sequence[str | None], passed: Sequence[bool | None], multiplicity: str
+) -> dict[str, Any]:
+    gated = [(o, p) for o, p in zip(outcomes, passed, strict=True) if o is not None]
+    if not gated:
+        return {"outcome": None, "gated_tasks": 0}
+    if any(p is False for _, p in gated):
+        outcome = "fail"
+    elif all(o == "pass" for o, _ in gated):
+        outcome = "pass"
+    elif all(p is True for _, p in gated):
+        outcome = "pass"  # inconclusive tasks counted as passes by their suite's choice
+    else:
+        outcome = "inconclusive"
+    guarantee = (
+        "false fail <= beta for a policy a margin above every threshold (each task at beta / K); "
+        "false pass <= alpha for one a margin below any threshold"
+        if multiplicity == "bonferroni"
+        else "no suite-level control: with K tasks at beta each, a good policy fails up to 1 - (1 - beta)^K"
+    )
+    return {
+        "outcome": outcome,
+        "gated_tasks": len(gated),
+        "passed_tasks": sum(1 for o, _ in gated if o == "pass"),
+        "failed_tasks": sum(1 for o, _ in gated if o == "fail"),
+        "inconclusive_tasks": sum(1 for o, _ in gated if o == "inconclusive"),
+        "multiplicity": multiplicity,
+        "guarantee": guarantee,
+    }
+
+
+def _iqm(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    from scipy.stats import trim_mean
+
+    return trim_mean(values, 0.25, axis=axis)
+
+
+def iqm_interval(normalised: Sequence[Sequence[float]], level: float = 0.95) -> dict[str, Any]:
+    """IQM of task means and its stratified bootstrap interval; one task: its mean, no interval."""
+    samples = [np.asarray(s, dtype=np.float64) for s in normalised if len(s)]
+    if not samples:
+        return {"iqm": None, "low": None, "high": None, "method": "no tasks"}
+    point = float(_iqm(np.array([s.mean() for s in samples])))
+    if all(s.size < 2 or np.all(s == s[0]) for s in samples):
+        return {"iqm": point, "low": point, "high": point, "method": "no spread to resample"}
+    from scipy.stats import bootstrap
+
+    def statistic(*resampled: np.ndarray, axis: int = -1) -> np.ndarray:
+        means = np.stack([r.mean(axis=axis) for r in resampled], axis=-1)
+        return _iqm(means, axis=-1)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = bootstrap(
+            samples, statistic, confidence_level=level, n_resamples=RESAMPLES, method="percentile",
+            vectorized=True, random_state=np.random.default_rng(SEED),
+        )  # fmt: skip
+    low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return {"iqm": point, "low": None, "high": None, "method": "bootstrap failed"}
+    return {
+        "iqm": point,
+        "low": low,
+        "high": high,
+        "method": f"stratified percentile bootstrap, {level:.0%}, {RESAMPLES} resamples",
+    }

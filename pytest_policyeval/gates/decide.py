@@ -1,0 +1,69 @@
+"""One entry point for every gate kind: a design and per-episode scores in, a `Decision` out."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from pytest_policyeval.gates.design import GateDesign
+from pytest_policyeval.gates.intervals import interval
+from pytest_policyeval.gates.sequential import Decision, decide
+
+
+def judge(design: GateDesign, scores: list[float] | np.ndarray, trace: bool = False) -> Decision:
+    """The gate's decision on these scores; a sequential gate may answer None (more episodes)."""
+    if design.threshold is None:
+        return _ungated(design, np.asarray(scores, dtype=np.float64))
+    if design.kind == "sequential":
+        return decide(design, scores, trace=trace)
+    return _fixed(design, np.asarray(scores, dtype=np.float64))
+
+
+def _fixed(design: GateDesign, x: np.ndarray) -> Decision:
+    """`mean`: the sample mean against the threshold. `ci`: the one-sided (1 - alpha) bound."""
+    level = 0.95 if design.kind == "mean" else 1 - 2 * design.alpha
+    shown = interval(x, design.low, design.high, level)
+    estimate = float(np.mean(x)) if x.size else math.nan
+    if design.kind == "mean":
+        value, rule = estimate, "the mean"
+    else:
+        value = shown.low if design.higher_is_better else shown.high
+        rule = f"the one-sided {1 - design.alpha:.0%} bound"
+    if math.isnan(value):
+        outcome, reason = "fail", f"{rule} is not known after {x.size} episode(s)"
+    else:
+        ok = value >= design.threshold if design.higher_is_better else value <= design.threshold
+        outcome = "pass" if ok else "fail"
+        relation = (
+            (">=" if design.higher_is_better else "<=") if ok else ("<" if design.higher_is_better else ">")
+        )
+        reason = f"{rule} {value:.4g} {relation} threshold {design.threshold:g} after {x.size} episodes"
+    return Decision(
+        outcome=outcome,  # type: ignore[arg-type]
+        episodes=int(x.size),
+        estimate=estimate,
+        low=shown.low,
+        high=shown.high,
+        evidence_pass=None,  # a fixed gate weighs no evidence
+        evidence_fail=None,
+        reason=reason,
+        interval_method=shown.method,
+        interval_level=f"{level:.0%} two-sided",
+    )
+
+
+def _ungated(design: GateDesign, x: np.ndarray) -> Decision:
+    shown = interval(x, design.low, design.high)
+    return Decision(
+        outcome=None,
+        episodes=int(x.size),
+        estimate=float(np.mean(x)) if x.size else math.nan,
+        low=shown.low,
+        high=shown.high,
+        evidence_pass=None,
+        evidence_fail=None,
+        reason="",
+        interval_method=shown.method,
+        interval_level="95% two-sided",
+    )

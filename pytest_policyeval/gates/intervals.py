@@ -1,0 +1,75 @@
+"""Fixed-N intervals that stay honest at the edges: inside the score range, never NaN.
+
+Success rates (every score at one end of the range) get Wilson's interval, which stays inside
+[0, 1] where a t-interval does not. Other bounded scores get scipy's BCa bootstrap, clipped to the
+range. Equal scores have no spread to resample: the interval is the point, said so. One episode
+says nothing about spread: the interval is the whole declared range.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0  # the same scores give the same interval on every run and machine
+
+
+@dataclass(frozen=True)
+class Interval:
+    low: float
+    high: float
+    level: float  # two-sided coverage
+    method: str
+
+
+def interval(
+    scores: np.ndarray | list[float], low: float | None, high: float | None, level: float = 0.95
+) -> Interval:
+    x = np.asarray(scores, dtype=np.float64)
+    if x.size == 0:
+        return Interval(math.nan, math.nan, level, "no episodes")
+    if x.size == 1:
+        return Interval(_or_nan(low), _or_nan(high), level, "one episode: the whole score range")
+    if np.all(x == x[0]):
+        return Interval(float(x[0]), float(x[0]), level, "no spread (every episode scored the same)")
+    if low is not None and high is not None and np.all((x == low) | (x == high)):
+        from scipy.stats import binomtest
+
+        successes = int(np.sum(x == high))
+        ci = binomtest(successes, x.size).proportion_ci(confidence_level=level, method="wilson")
+        width = high - low
+        return Interval(float(low + ci.low * width), float(low + ci.high * width), level, "wilson")
+    return _bootstrap(x, low, high, level)
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _bootstrap(x: np.ndarray, low: float | None, high: float | None, level: float) -> Interval:
+    from scipy.stats import bootstrap
+
+    method = "bca bootstrap"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # degenerate resamples: handled by the fall-back below
+        result = bootstrap(
+            (x,), np.mean, confidence_level=level, n_resamples=BOOTSTRAP_RESAMPLES,
+            method="BCa", random_state=np.random.default_rng(BOOTSTRAP_SEED),
+        )  # fmt: skip
+        lo, hi = float(result.confidence_interval.low), float(result.confidence_interval.high)
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            method = "percentile bootstrap"
+            result = bootstrap(
+                (x,), np.mean, confidence_level=level, n_resamples=BOOTSTRAP_RESAMPLES,
+                method="percentile", random_state=np.random.default_rng(BOOTSTRAP_SEED),
+            )  # fmt: skip
+            lo, hi = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    if low is not None:
+        lo, hi = max(lo, low), max(hi, low)
+    if high is not None:
+        lo, hi = min(lo, high), min(hi, high)
+    return Interval(lo, hi, level, method)

@@ -1,0 +1,145 @@
+"""Between a task and its gate: the task's gate design, its episodes' cache key, its result.
+
+The per-process evaluation (session.py) calls these; the statistics live in gates/, the rounds
+in rounds.py.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pytest_policyeval.gates.design import GUARANTEES, GateDesign
+
+if TYPE_CHECKING:
+    from pytest_policyeval.collection.suite import Task
+    from pytest_policyeval.policies.base import Policy
+    from pytest_policyeval.results import TaskResult
+    from pytest_policyeval.rounds import GateRun
+
+# Settings that only decide how episodes are judged, never what happens in one.
+GATE_SETTINGS = frozenset(
+    {
+        "num_episodes", "max_time_s", "threshold", "higher_is_better", "gate", "score_range", "margin",
+        "margin_fraction", "alpha", "beta", "max_episodes", "inconclusive", "baseline_uri",
+    }
+)  # fmt: skip
+
+
+@lru_cache(maxsize=256)
+def _grid(path: Path) -> Any:
+    from pytest_policyeval.envs.gridmap import read_map
+
+    return read_map(path)
+
+
+def gate_design(task: Task, paired: bool = False) -> GateDesign:
+    from pytest_policyeval.envs.scores import score_range
+
+    settings = task.settings
+    low, high = score_range(settings, _grid(task.map_path))
+    margin = settings.margin if settings.margin is not None else settings.margin_fraction * (high - low)
+    # The suite verdict's false-fail rate is shared among its gated tasks (Bonferroni).
+    beta = settings.beta / task.gated_tasks if task.multiplicity == "bonferroni" else settings.beta
+    threshold = settings.threshold
+    if paired and threshold is None:
+        threshold = math.nan  # gated on the differences alone; paired() sets their threshold
+    return GateDesign(
+        kind=settings.gate,
+        threshold=threshold,
+        higher_is_better=settings.higher_is_better,
+        low=low,
+        high=high,
+        margin=margin,
+        alpha=settings.alpha,
+        beta=beta,
+        max_episodes=max(settings.max_episodes, settings.num_episodes),
+        min_episodes=settings.num_episodes,
+    )
+
+
+def policy_identity(policy: Policy | None) -> dict[str, Any] | None:
+    """What makes a policy's episodes what they are: its checkpoint's digest and how it was read,
+    or for built-in policies (no file) their URI. Where it was fetched from does not count."""
+    if policy is None:
+        return None
+    identity: dict[str, Any] = {"class": f"{type(policy).__module__}.{type(policy).__qualname__}"}
+    info = {k: v for k, v in policy.info.items() if k not in ("path", "source")}
+    if "digest" not in info:
+        identity["uri"] = policy.uri
+    identity.update(info)
+    return identity
+
+
+def episodes_key(task: Task, policy: Policy, npc: Policy | None, device: str) -> tuple[str, dict[str, Any]]:
+    """The episode cache's key for `policy` on `task`, and what it was made of (kept beside it)."""
+    import hashlib
+
+    from pytest_policyeval.episode_cache import cache_key
+    from pytest_policyeval.provenance import package_versions
+
+    settings = task.settings.model_dump(mode="json", exclude=set(GATE_SETTINGS))
+    versions = package_versions()
+    meta = {
+        "task": task.name,
+        "suite_seed": task.seed,
+        "settings": settings,
+        "map_sha256": hashlib.sha256(task.map_path.read_bytes()).hexdigest(),
+        "metta_preset": task.metta_preset,
+        "policy": policy_identity(policy),
+        "npc": policy_identity(npc),
+        "device": device,
+        "versions": {k: versions.get(k) for k in ("pytest_policyeval", "mettagrid", "torch", "numpy")},
+    }
+    return cache_key(meta), meta
+
+
+def fill_result(result: TaskResult, task: Task, run: GateRun, baseline_uri: str | None) -> None:
+    """Write a played-out gate into the task's result."""
+    from dataclasses import asdict
+
+    from pytest_policyeval.redact import redact_uri
+
+    decision, episodes = run.decision, run.episodes
+    result.seeds = [e.seed for e in episodes]
+    result.episode_scores = [e.score for e in episodes]
+    result.episode_rewards = [e.rewards for e in episodes]
+    result.episode_steps = [e.steps for e in episodes]
+    result.episode_cached = [e.cached for e in episodes]
+    result.num_episodes = len(episodes)
+    result.episodes_run = run.episodes_run
+    all_rewards = [r for e in episodes for r in e.rewards]
+    result.score = float(sum(all_rewards) / len(all_rewards)) if all_rewards else math.nan
+    result.estimate = decision.estimate
+    result.ci_low, result.ci_high = decision.low, decision.high
+    result.interval_method, result.interval_level = decision.interval_method, decision.interval_level
+    # How the suite shares its false-fail rate is part of the design: the task's beta is divided.
+    result.design = {
+        **asdict(run.design),
+        "multiplicity": task.multiplicity,
+        "gated_tasks": task.gated_tasks,
+        "suite_beta": task.settings.beta,
+    }
+    result.reason = decision.reason
+    result.evidence = {"pass": decision.evidence_pass, "fail": decision.evidence_fail}
+    result.trace = decision.trace
+    result.inconclusive = task.settings.inconclusive
+    result.guarantee = GUARANTEES["paired" if run.baseline is not None else task.settings.gate]
+    if run.baseline is not None:
+        result.baseline_uri = redact_uri(baseline_uri or "")
+        result.baseline_episode_scores = [e.score for e in run.baseline]
+        base = [r for e in run.baseline for r in e.rewards]
+        result.baseline_score = float(sum(base) / len(base)) if base else math.nan
+    result.outcome = decision.outcome
+    result.passed = verdict(decision.outcome, task.settings.inconclusive)
+
+
+def verdict(outcome: str | None, inconclusive: str) -> bool | None:
+    """What an outcome counts as: pass True, fail False, inconclusive as configured (skip: None)."""
+    if outcome is None:
+        return None
+    if outcome == "inconclusive":
+        return {"fail": False, "pass": True, "skip": None}[inconclusive]
+    return outcome == "pass"

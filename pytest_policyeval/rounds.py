@@ -1,0 +1,140 @@
+"""One task's gate, played out: rounds of episodes until the gate decides.
+
+A fixed gate (`mean`, `ci`) plays its num_episodes in one round. A sequential gate plays
+num_episodes first, then rounds half as large as what it has (so batches stay large and few
+rounds are wasted), and asks the gate after each; the gate itself decides episode by episode, so
+where the rounds fall changes nothing but the episodes played past the decision (kept in the
+cache, unused). With a baseline, both policies play the same episode indices (the same seeds)
+and the gate is on the per-seed differences.
+
+Episodes come from the cache where it has them (episode_cache.py), so an unchanged policy and
+task is never played twice and an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pytest_policyeval.episode_cache import CachedEpisode, EpisodeCache
+from pytest_policyeval.gates.decide import judge
+from pytest_policyeval.gates.design import GateDesign, paired
+from pytest_policyeval.gates.sequential import Decision
+
+
+@dataclass
+class Episode:
+    index: int
+    seed: int
+    rewards: list[float]
+    steps: int
+    policy_agents: list[int]
+    cached: bool
+    replay: dict | None = None
+
+    @property
+    def score(self) -> float:
+        return float(np.mean(self.rewards)) if self.rewards else float("nan")
+
+
+# Plays these episode indices in one batch: (episodes, wall seconds, agent-steps).
+Play = Callable[[list[int]], tuple[list[Any], float, int]]
+
+
+@dataclass
+class Episodes:
+    """One policy's episodes of one task, by index: from the cache where it has them, else played.
+
+    Indices in `fresh` are always played (their replays are wanted), and their results must equal
+    the cached ones: the engine is deterministic, so a difference would mean the key misses
+    something.
+    """
+
+    play: Play
+    cache: EpisodeCache | None = None
+    key: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    fresh: frozenset[int] = frozenset()
+    wall_time_s: float = 0.0
+    agent_steps: int = 0
+    _known: dict[int, Episode] = field(default_factory=dict)
+    _loaded: bool = False
+
+    def take(self, indices: list[int]) -> list[Episode]:
+        if not self._loaded and self.cache is not None and self.key is not None:
+            for index, e in self.cache.load(self.key).items():
+                if index not in self.fresh:
+                    self._known[index] = Episode(e.index, e.seed, e.rewards, e.steps, e.policy_agents, True)
+            self._loaded = True
+        missing = [i for i in indices if i not in self._known]
+        if missing:
+            played, wall, steps = self.play(missing)
+            self.wall_time_s += wall
+            self.agent_steps += steps
+            for e in played:
+                self._known[e.index] = Episode(
+                    e.index, e.seed, list(e.rewards), e.steps, list(e.policy_agents), False, e.replay
+                )
+            if self.cache is not None and self.key is not None:
+                self.cache.store(
+                    self.key,
+                    [
+                        CachedEpisode(e.index, e.seed, list(e.rewards), e.steps, list(e.policy_agents))
+                        for e in played
+                    ],
+                    self.meta,
+                )
+        return [self._known[i] for i in indices]
+
+
+@dataclass
+class GateRun:
+    decision: Decision
+    design: GateDesign  # the design the decision was made with (the paired one with a baseline)
+    episodes: list[Episode]  # the candidate's episodes the decision rests on
+    baseline: list[Episode] | None
+    episodes_run: int  # episodes obtained (played or from the cache), the unused ones included
+
+
+def next_round(done: int, first: int, cap: int) -> int:
+    size = first if done == 0 else max(first, done // 2)
+    return max(0, min(size, cap - done))
+
+
+def scores_for(design: GateDesign, episodes: list[Episode], baseline: list[Episode] | None) -> list[float]:
+    """What the gate sees: scores, or with a baseline the per-seed differences (better > 0)."""
+    scores = [e.score for e in episodes]
+    if baseline is None:
+        return scores
+    sign = 1.0 if design.higher_is_better else -1.0
+    return [sign * (c - b.score) for c, b in zip(scores, baseline, strict=True)]
+
+
+def gate_task(
+    design: GateDesign,
+    candidate: Episodes,
+    first_round: int,
+    baseline: Episodes | None = None,
+    trace: bool = True,
+) -> GateRun:
+    gate = paired(design) if baseline is not None else design
+    fixed = gate.kind != "sequential" or gate.threshold is None
+    cap = first_round if fixed else max(first_round, design.max_episodes)
+    episodes: list[Episode] = []
+    base: list[Episode] | None = [] if baseline is not None else None
+    while True:
+        size = next_round(len(episodes), first_round, cap)
+        indices = list(range(len(episodes), len(episodes) + size))
+        episodes += candidate.take(indices)
+        if base is not None and baseline is not None:
+            base += baseline.take(indices)
+        decision = judge(gate, scores_for(design, episodes, base))
+        if fixed or decision.outcome is not None or len(episodes) >= cap or size == 0:
+            break
+    used = decision.episodes
+    if trace and not fixed:
+        decision = judge(gate, scores_for(design, episodes[:used], base[:used] if base else None), trace=True)
+    return GateRun(decision, gate, episodes[:used], base[:used] if base is not None else None, len(episodes))
