@@ -13,22 +13,28 @@ plus tau -/+ delta/2 for the worst-case scan. Read the first table per case as:
   mean, p95   episodes used; N* is the fixed-N one-sided test's sample size (`fixed_n`) for the
               family's standard deviation at the threshold, the test a team would design up front;
               N*(mu) the same at the case's own standard deviation, for reference;
-  oracle      log(1/alpha) (true mean above tau) or log(1/beta) (below) over the best growth rate
-              max_lambda E[log(1 + lambda (x - m))] of a constant bet that knows the distribution
-              (m = tau -/+ delta): by Wald's identity no betting test whose wealth must cross the
-              same level decides in fewer episodes on average. mean/oracle says how far from
-              optimal the gate is; oracle/N* below 1 says the N* targets are within reach at all.
+  oracle      log(1/alpha) (true mean above tau) or log(1/beta) (below; the quicker side at tau)
+              over the best growth rate max_lambda E[log(1 + lambda (x - m))] of a constant bet
+              that knows the distribution (m = tau -/+ delta, lambda up to the largest bet that
+              cannot lose everything on the declared range), by Monte Carlo: by Wald's identity
+              no betting test whose wealth must reach the same level decides in fewer episodes on
+              average. mean/oracle says how far from optimal the gate is; oracle/N* above a target
+              says that target is out of reach of any betting test on that range.
 
-Then each target is checked, PASS or MISS. The second table is the paired study: candidate and
-baseline scores on the same seeds, correlated through a Gaussian copula with latent correlation rho
-(the realised Pearson correlation of the scores is printed as r), gated by `paired(design)` on the
-per-seed differences, against the same gate on differences with an independent baseline draw
-(different seeds). ratio = mean episodes unpaired / paired.
+Then each target is checked, PASS or MISS, and so is design.py's own promise (a policy a margin on
+the good side passes with probability >= 1 - beta, one a margin on the bad side fails with
+probability >= 1 - alpha; inconclusive counts against it), marked as such. The second table is
+the paired study: candidate and baseline scores on the same seeds, correlated through a Gaussian
+copula with latent correlation rho (the realised Pearson correlation of the scores is printed as
+r; for 0/1 scores it is well below rho), gated by `paired(design)` on the per-seed differences,
+against the same gate on differences with an independent baseline draw (different seeds).
+ratio = mean episodes unpaired / paired, next to the same ratio for the oracles.
 
-    python benchmarks/bench_gates.py [--decisions 1000] [--seed 0]
+    python benchmarks/bench_gates.py [--decisions 1000] [--seed 0]      # about 70 s on one core
+    python benchmarks/bench_gates.py --cap-factor 1e9                    # without the variance cap
 
 Nothing is tuned here: the gate runs with `GateDesign`'s defaults (alpha 0.05, beta 0.01, cap 1000
-episodes, cap_factor 1.5, min_episodes 10).
+episodes, cap_factor 1.5, min_episodes 10); --cap-factor is an experiment on the method.
 """
 
 from __future__ import annotations

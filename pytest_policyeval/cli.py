@@ -76,6 +76,8 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
         "--num-episodes": args.num_episodes,
         "--pytorch-config": args.pytorch_config,
         "--metta-preset": args.metta_preset,
+        "--baseline-uri": args.baseline,
+        "--eval-gate": args.gate,
         "--device": args.device,
         "--eval-json": args.eval_json,
         "--eval-yaml": args.eval_yaml or default_results_path(args.policy_path, args.simulation_suite),
@@ -93,6 +95,8 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
         command.append("--self-contained-html")
     if args.wandb:
         command.append("--wandb")
+    if not args.eval_cache:
+        command.append("--no-eval-cache")
     if args.workers:
         command += ["-n", args.workers]
     elif args.progress:
@@ -186,6 +190,19 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
         "--metta-preset", metavar="NAME", help="Metta engine version of the checkpoint (default: june-2025)"
     )
     run.add_argument("--device", metavar="DEVICE", help="cpu (default), cuda, cuda:N")
+    run.add_argument(
+        "--baseline",
+        metavar="URI",
+        help="gate on per-seed differences to this policy (e.g. the current best checkpoint)",
+    )
+    run.add_argument(
+        "--gate",
+        choices=("sequential", "mean", "ci"),
+        help="sequential (default: stated error rates), ci, or mean (Metta's rule, no guarantee)",
+    )
+    run.add_argument(
+        "--no-eval-cache", dest="eval_cache", action="store_false", help="play every episode again"
+    )
     run.add_argument("--eval-json", metavar="PATH", help="write the evaluator service's JSON")
     run.add_argument(
         "--eval-yaml",

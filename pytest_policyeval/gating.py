@@ -126,7 +126,13 @@ def fill_result(result: TaskResult, task: Task, run: GateRun, baseline_uri: str 
     result.evidence = {"pass": decision.evidence_pass, "fail": decision.evidence_fail}
     result.trace = decision.trace
     result.inconclusive = task.settings.inconclusive
-    result.guarantee = GUARANTEES["paired" if run.baseline is not None else task.settings.gate]
+    kind = task.settings.gate
+    paired = run.baseline is not None
+    result.guarantee = (
+        GUARANTEES["paired"]
+        if paired and kind == "sequential"
+        else GUARANTEES[kind] + (" (on per-seed differences to the baseline)" if paired else "")
+    )
     if run.baseline is not None:
         result.baseline_uri = redact_uri(baseline_uri or "")
         result.baseline_episode_scores = [e.score for e in run.baseline]

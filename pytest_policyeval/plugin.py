@@ -45,6 +45,12 @@ def _whole_number(text: str) -> int:
         raise BadValue(f"must be a whole number, got {text[:40]!r}") from None
 
 
+def gate_kind(text: str) -> str:
+    if text not in GATES:
+        raise BadValue(f"must be one of {', '.join(GATES)}")
+    return text
+
+
 def positive_int(text: str) -> int:
     value = _whole_number(text)
     if value < 1:
@@ -356,11 +362,6 @@ def _options(config: pytest.Config) -> Any:
         value = config.getoption(name)
         return value if value is not None else _ini(config, name, parse)
 
-    def gate(text: str) -> str:
-        if text not in GATES:
-            raise ValueError(f"must be one of {GATES}")
-        return text
-
     uris = tuple(config.getoption("policyeval_policy_uris") or config.getini("policyeval_policy_uris"))
     ini_dir = config.inipath.parent if config.inipath else config.rootpath  # ini paths are relative to it
     replay_episodes = pick("policyeval_replay_episodes", non_negative_int)
@@ -378,7 +379,7 @@ def _options(config: pytest.Config) -> Any:
         num_episodes=pick("policyeval_num_episodes", episode_count),
         seed=pick("policyeval_seed", non_negative_int),
         device=pick("policyeval_device", device_name) or "cpu",
-        gate=pick("policyeval_gate", gate),
+        gate=pick("policyeval_gate", gate_kind),
         json_path=Path(json_path) if json_path else None,
         yaml_path=Path(yaml_path) if yaml_path else None,
         npc_policy_uri=pick("policyeval_npc_policy_uri", str),

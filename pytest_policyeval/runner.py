@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pytest_policyeval.collection.suite import Task
+from pytest_policyeval.envs.scores import scored_agents
 from pytest_policyeval.policies.base import Policy
 from pytest_policyeval.seeding import episode_seed, slot_seeds
 
@@ -30,7 +31,7 @@ class TaskTimeout(RuntimeError):
 def policy_agents(teams: Sequence[int], share: float, episode: int) -> np.ndarray:
     """Boolean mask over an episode's agents: True where the policy under test plays."""
     count = len(teams)
-    wanted = min(count, max(1, round(share * count)))
+    wanted = scored_agents(share, count)
     team_ids = sorted(set(teams)) or [0]
     start = episode % len(team_ids)
     order = [

@@ -17,6 +17,8 @@ and exits 128 + the signal (when nothing had finished, an error document says so
     OUTPUT_URI        publish the results there too: a folder, s3://BUCKET/PREFIX, wandb://ENTITY/PROJECT
     NUM_EPISODES      episodes per task (default: the suite's)
     METTA_PRESET      Metta engine version of a Metta checkpoint (default: june-2025)
+    BASELINE_URI      gate on per-seed differences to this policy (e.g. the current best)
+    GATE              sequential (default), ci, or mean (Metta's rule, no error guarantee)
     WANDB_API_KEY     required for wandb:// URIs (unless WANDB_MODE=offline for OUTPUT_URI)
     WANDB_ENTITY, WANDB_PROJECT   for wandb://run/NAME
 """
@@ -48,6 +50,8 @@ VARIABLES = (
     "OUTPUT_URI",
     "NUM_EPISODES",
     "METTA_PRESET",
+    "BASELINE_URI",
+    "GATE",
 )
 
 
@@ -76,12 +80,13 @@ def _needs_wandb_key(env: dict[str, str]) -> bool:
 
 def _check_variables(env: dict[str, str]) -> None:
     """Each variable's value checked as its option would be, so an error names the variable."""
-    from pytest_policyeval.plugin import BadValue, device_name, episode_count, metta_preset
+    from pytest_policyeval.plugin import BadValue, device_name, episode_count, gate_kind, metta_preset
 
     for variable, check in (
         ("NUM_EPISODES", episode_count),
         ("DEVICE", device_name),
         ("METTA_PRESET", metta_preset),
+        ("GATE", gate_kind),
     ):
         value = env.get(variable)
         if value:
@@ -108,6 +113,8 @@ def pytest_command(env: dict[str, str], json_path: Path) -> list[str]:
         ("RUN_NAME", "--wandb-run-name"),
         ("NUM_EPISODES", "--num-episodes"),
         ("METTA_PRESET", "--metta-preset"),
+        ("BASELINE_URI", "--baseline-uri"),
+        ("GATE", "--eval-gate"),
     ):
         if env.get(variable):
             command += [flag, env[variable]]

@@ -159,6 +159,10 @@ class EvalSession:
     def resolve(self, task: Task) -> Task:
         """The task as it will run: command-line and ini overrides applied."""
         task = task.with_overrides(num_episodes=self.options.num_episodes, seed=self.options.seed)
+        if self.options.num_episodes is not None:
+            # Asked for N episodes: play exactly N; a sequential gate that cannot decide on them
+            # says inconclusive rather than guess.
+            task = task.with_settings(max_episodes=self.options.num_episodes)
         if self.options.gate is not None:
             task = task.with_settings(gate=self.options.gate)
         return task

@@ -16,6 +16,14 @@ import pytest_policyeval.envs.mettagrid_env
 import pytest_policyeval.policies.torch_policy  # noqa: F401
 
 
+@pytest.fixture(autouse=True)
+def own_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test its own data dir: downloaded policies and kept episodes never leak between tests."""
+    path = tmp_path_factory.mktemp("data")
+    monkeypatch.setenv("POLICYEVAL_DATA_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def mini_suite(pytester: pytest.Pytester) -> Path:
     return write_suite(pytester.path, MINI_SUITE)

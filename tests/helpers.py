@@ -35,12 +35,15 @@ def write_suite(
     return suite
 
 
+# Most tests are about something other than gates: a fixed episode count keeps them small and
+# their premises fixed (test_gate_boundaries, test_eval_cache and test_baseline use the default).
 MINI_SUITE = """
 name: mini
 seed: 3
 defaults:
   num_episodes: 4
   max_steps: 30
+  gate: mean
 tasks:
   - name: nav/easy
     map: maps/easy.map

@@ -148,7 +148,8 @@ def test_the_default_results_folder_names_policies_and_suites() -> None:
 
 def test_the_progress_line_leaves_results_unchanged(pytester: pytest.Pytester) -> None:
     write_suite(pytester.path, MINI_SUITE)
-    args = ("-p", "no:importnb", "--policy-uri", "random://")
+    # Both runs play their episodes (kept ones would show no progress: there is nothing to play).
+    args = ("-p", "no:importnb", "--policy-uri", "random://", "--no-eval-cache")
     plain = pytester.runpytest_subprocess(*args, "--eval-json", "a.json")
     shown = pytester.runpytest_subprocess(*args, "--eval-json", "b.json", "--eval-progress")
     shown.stdout.fnmatch_lines(["*nav/hard ?random?: 0/4 episodes done, step 1/30*"])

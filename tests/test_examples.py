@@ -14,7 +14,7 @@ EXAMPLES = REPO / "examples" / "policies"
 @pytest.mark.parametrize(
     ("checkpoint", "suite", "selection"),
     [
-        ("navigation.pt", "navigation.yaml", "in_sight or out_of_sight or corridors or maze_small"),
+        ("navigation.pt", "navigation.yaml", "in_sight or out_of_sight or wall_with_gap or maze_small"),
         ("laser_tag.pt", "laser_tag.yaml", "skirmish or arena"),
     ],
 )

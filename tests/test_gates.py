@@ -1,4 +1,8 @@
-"""Thresholds become assertions: exit code 1 below a threshold, 0 above, with a full message."""
+"""Thresholds become assertions: exit code 1 below a threshold, 0 above, with a full message.
+
+These pin the fixed-episode gates (`mean`, Metta's rule, and `ci`); the sequential gate, the
+default, is pinned in test_gate_boundaries.py and test_sequential.py.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ SUITE = """
 name: gates
 seed: 0
 defaults:
+  gate: mean
   num_episodes: 6
   max_steps: 20
 tasks:
@@ -36,8 +41,8 @@ def test_failing_gate_exits_one_with_score_interval_threshold_episodes(pytester:
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
-            "*below threshold: nav/easy [[]random[]]: score 1.000, "
-            "95% CI [[]1.000, 1.000[]], threshold >= 1.5*6 episodes*"
+            "*gate failed: nav/easy [[]random[]]: FAIL, score 1.000 [[]1.000, 1.000[]] (no spread*), "
+            "threshold >= 1.5 (mean gate), 6 episodes*"
         ]
     )
 
@@ -51,7 +56,7 @@ def test_lower_is_better_reverses_the_gate(pytester: pytest.Pytester) -> None:
 def test_ci_gate_fails_where_the_mean_would_pass(pytester: pytest.Pytester) -> None:
     body = """
     name: gates
-    defaults: {num_episodes: 8, max_steps: 10}
+    defaults: {num_episodes: 8, max_steps: 10, gate: mean}
     tasks:
       - name: nav/coin
         map: maps/coin.map
@@ -68,7 +73,7 @@ def test_ci_gate_fails_where_the_mean_would_pass(pytester: pytest.Pytester) -> N
     assert detail["ci_low"] < 0.2 <= detail["score"], detail  # the premise of this test
     mean_gate.assert_outcomes(passed=1)
     ci_gate.assert_outcomes(failed=1)
-    ci_gate.stdout.fnmatch_lines(["*gate on 95% interval*"])
+    ci_gate.stdout.fnmatch_lines(["*(wilson, 90% two-sided)*(ci gate)*the one-sided 95% bound*"])
 
 
 def test_task_without_threshold_passes_and_is_reported(pytester: pytest.Pytester) -> None:

@@ -39,7 +39,7 @@ def report(pytester: pytest.Pytester) -> tuple[dict, dict, str]:
     return read_html_report(path), task_details(pytester.path / "r.json"), path.read_text()
 
 
-def test_each_task_row_shows_policy_score_interval_threshold_and_episodes(report) -> None:
+def test_each_task_row_shows_policy_score_interval_threshold_episodes_evidence_and_verdict(report) -> None:
     data, results, _ = report
     tests = data["tests"]
     assert sorted(tests) == [
@@ -51,12 +51,30 @@ def test_each_task_row_shows_policy_score_interval_threshold_and_episodes(report
         task = re.search(r"::(.+)\[", test_id).group(1)
         detail = results[(task, "random")]
         row = entry["resultsTableRow"]
+        method = f"{detail['interval_method']}, {detail['interval_level']}"
         assert row[2] == '<td class="col-policy" title="random://">random</td>'
         assert row[3] == f'<td class="col-score">{detail["score"]:.3f}</td>'
-        assert row[4] == f'<td class="col-ci">[{detail["ci_low"]:.3f}, {detail["ci_high"]:.3f}]</td>'
+        assert row[4] == (
+            f'<td class="col-ci" title="{method}">[{detail["ci_low"]:.3f}, {detail["ci_high"]:.3f}]'
+            f'<br><small class="pe-small">{method}</small></td>'
+        )
         threshold = "-" if detail["threshold"] is None else f"&gt;= {detail['threshold']:g}"
         assert row[5] == f'<td class="col-threshold">{threshold}</td>'
-        assert row[6] == '<td class="col-episodes">4</td>'
+        # The gates are sequential: each used the episodes it decided on; the ungated task its four.
+        episodes = re.fullmatch(r'<td class="col-episodes" title="([^"]*)">(\d+)</td>', row[6])
+        assert int(episodes.group(2)) == detail["num_episodes"] >= 4
+        if task == "other/easy":
+            assert detail["num_episodes"] == 4 and detail["outcome"] is None
+        assert episodes.group(1).startswith(f"{detail['num_episodes']} used")
+        outcome = detail["outcome"]
+        if outcome is None:
+            assert row[7].endswith(">-</td>") and row[8] == '<td class="col-verdict">-</td>'
+        else:
+            evidence = f"{detail['evidence'][outcome]:.3g} <small class='pe-small'>({outcome})</small></td>"
+            assert row[7].startswith('<td class="col-evidence" title="e-values: to pass ')
+            assert row[7].endswith(evidence)
+            verdict = outcome.upper()
+            assert row[8] == f'<td class="col-verdict"><span class="pe-{outcome}">{verdict}</span></td>'
         assert entry["result"] == ("Failed" if task == "nav/hard" else "Passed")
 
 
@@ -82,6 +100,15 @@ def test_the_summary_has_averages_categories_and_the_plot(report) -> None:
     average = (sum(nav) + other) / 3
     category_average = (sum(nav) / 2 + other) / 2
     assert f'<td class="pe-num">{average:.3f}</td><td class="pe-num">{category_average:.3f}</td>' in summary
+    # Beside the averages: the IQM headline with its interval, and the suite verdict with its counts.
+    assert "<th>IQM of normalised scores</th><th>Suite verdict</th>" in summary
+    iqm = re.search(
+        r'<td class="pe-num pe-iqm" title="([^"]*)">([0-9.]+)<small class="pe-small"> \[', summary
+    )
+    assert float(iqm.group(2)) == pytest.approx((1 + 0 + 1) / 3, abs=5e-4)  # goal reached, not, reached
+    assert iqm.group(1) == "no spread to resample"  # every episode of a task scored the same
+    verdict = '<span class="pe-fail">FAIL</span><br><small class="pe-small">1 pass, 1 fail, 0 inconclusive'
+    assert verdict + " of 2 gated" in summary
     assert f'<td>nav</td><td class="pe-num">{sum(nav) / 2:.3f}</td>' in summary
     plot = re.search(r'<svg id="policyeval-plot".*?</svg>', summary, re.S).group(0)
     # One bar per task and one threshold line per task with a threshold (two of three).
@@ -134,17 +161,18 @@ def test_checkpoint_digest_and_git_sha_are_recorded(pytester: pytest.Pytester) -
 
 def test_xdist_report_holds_every_task_with_the_same_films(pytester: pytest.Pytester) -> None:
     write_suite(pytester.path, SUITE)
-    serial = pytester.runpytest_subprocess("-p", "no:importnb", *REPORT_ARGS)
+    # Each run plays its own episodes (no episode cache), so their rows can be compared whole.
+    serial = pytester.runpytest_subprocess("-p", "no:importnb", "--no-eval-cache", *REPORT_ARGS)
     serial.assert_outcomes(passed=2, failed=1)
     serial_data = read_html_report(pytester.path / "report.html")
-    parallel = pytester.runpytest_subprocess("-p", "no:importnb", "-n", "2", *REPORT_ARGS)
+    parallel = pytester.runpytest_subprocess("-p", "no:importnb", "--no-eval-cache", "-n", "2", *REPORT_ARGS)
     parallel.assert_outcomes(passed=2, failed=1)
     parallel_data = read_html_report(pytester.path / "report.html")
     assert sorted(parallel_data["tests"]) == sorted(serial_data["tests"])
     for test_id, (entry,) in serial_data["tests"].items():
         (other,) = parallel_data["tests"][test_id]
         assert films_of(other) == films_of(entry) and len(films_of(entry)) == 1
-        assert other["resultsTableRow"][2:7] == entry["resultsTableRow"][2:7]
+        assert other["resultsTableRow"][2:9] == entry["resultsTableRow"][2:9]
     assert 'id="policyeval-summary"' in (pytester.path / "report.html").read_text()
 
 

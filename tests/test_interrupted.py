@@ -32,7 +32,7 @@ SLOW_SCHEME = random_scheme(
 SUITE = """
 name: slowsuite
 seed: 1
-defaults: {num_episodes: 1, max_steps: 6}
+defaults: {num_episodes: 1, max_steps: 6, gate: mean}
 tasks:
   - {name: nav/first, map: maps/easy.map, max_steps: 1, threshold: 0}
   - {name: nav/second, map: maps/easy.map, threshold: 0}

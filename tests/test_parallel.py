@@ -11,7 +11,7 @@ from helpers import random_scheme, run_policyeval, task_details, write_suite
 SUITE = """
 name: par
 seed: 11
-defaults: {num_episodes: 3, max_steps: 20}
+defaults: {num_episodes: 3, max_steps: 20, gate: mean}
 tasks:
   - {name: nav/easy, map: maps/easy.map, threshold: 0.5}
   - {name: nav/hard, map: maps/hard.map, threshold: 0.5}
@@ -196,7 +196,7 @@ STUCK_SCHEME = random_scheme(
 HANGING_SUITE = """
 name: hang
 seed: 4
-defaults: {num_episodes: 2, max_steps: 20}
+defaults: {num_episodes: 2, max_steps: 20, gate: mean}
 tasks:
   - {name: nav/easy, map: maps/easy.map, threshold: 0.5}
   - {name: nav/stuck, map: maps/easy.map, num_episodes: 3, max_time_s: 1}

@@ -46,3 +46,22 @@ def test_bars_and_thresholds_sit_at_their_values() -> None:
     texts = [text.text for text in root.iter(f"{SVG}text")]
     assert "good <&>: error" in texts
     assert "2 pass" in texts and "0.5 FAIL" in texts and "3" in texts
+
+
+def test_outcomes_label_the_bars_and_a_paired_result_has_no_score_interval_or_threshold() -> None:
+    results = [
+        _result("nav/a", "seq", 0.5, 0.5, (0, 0, 0), outcome="inconclusive", inconclusive="skip"),
+        _result("nav/a", "vs", 0.25, 0.5, (0, 0, 1), outcome="pass", baseline_uri="random://"),
+    ]
+    results[0].passed = None
+    root = ET.fromstring(score_plot_svg(results))
+    texts = [text.text for text in root.iter(f"{SVG}text")]
+    assert "0.5 inconclusive" in texts and "0.25 pass vs baseline" in texts
+    # The paired result's interval is on its differences: no whisker; nor is the task's threshold
+    # what it was judged on, but the other result's threshold is drawn.
+    whiskers = [line for line in root.iter(f"{SVG}line") if line.get("class") == "ci"]
+    assert len(whiskers) == 1 + 1  # the sequential result's and the legend's
+    thresholds = [line for line in root.iter(f"{SVG}line") if line.get("class") == "threshold"]
+    assert len(thresholds) == 1 + 1
+    labels = [text for text in root.iter(f"{SVG}text") if text.text == "0.5 inconclusive"]
+    assert labels[0].get("class") == "inconclusive"

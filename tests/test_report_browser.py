@@ -169,14 +169,31 @@ def test_the_plot_is_visible(page) -> None:
     assert plot.locator("text", has_text="navigation/maze_large").count() == 1
 
 
+def test_each_gated_task_shows_why_its_gate_stopped(page, tmp_path: Path) -> None:
+    row = page.locator("tbody.results-table-row", has_text="maze_large[navigation]").first
+    plot = row.locator("svg.pe-trace")
+    plot.scroll_into_view_if_needed()
+    assert plot.is_visible()
+    image = _image(plot.screenshot(path=str(tmp_path / "gate.png")))
+    assert _has_colour(image, THRESHOLD_RED) and _has_colour(image, POLICY_BLUE, tolerance=40)
+    assert plot.locator("line[data-episode]").count() == 1  # the stop
+    assert row.locator(".pe-gate").is_visible()
+    # A plot for every task whose gate weighed evidence (an e-value in its row).
+    evidence = page.locator("td.col-evidence").all_inner_texts()
+    assert page.locator("svg.pe-trace").count() == sum(1 for text in evidence if text.strip() != "-") > 0
+
+
 def test_hostile_names_show_as_text_and_run_no_script(browser, tmp_path: Path) -> None:
-    """A policy whose file name is markup: its label, URI and error reach the report as text."""
+    """Policies whose file names are markup: labels, URIs (the baseline's too) and errors reach the
+    report as text."""
     import shutil
 
     from helpers import MINI_SUITE, write_suite
 
     hostile = tmp_path / "<img src=x onerror=alert(1)>.pt"
     shutil.copy(REPO / "examples/policies/navigation.pt", hostile)
+    baseline = tmp_path / "<svg onload=alert(3)>.pt"
+    shutil.copy(REPO / "examples/policies/navigation.pt", baseline)
     suite = write_suite(
         tmp_path, MINI_SUITE.replace("name: mini", "name: mini\ndescription: '<script>alert(2)</script>'")
     )
@@ -184,6 +201,7 @@ def test_hostile_names_show_as_text_and_run_no_script(browser, tmp_path: Path) -
     command = [
         sys.executable, "-m", "pytest", "-p", "no:importnb", "-p", "no:cacheprovider", "-q", str(suite),
         "--policy-uri", f"file://{hostile}", "--policy-uri", "file://<b>missing</b>.pt",
+        "--baseline-uri", f"file://{baseline}",
         "--html", str(out), "--self-contained-html", "--num-episodes", "1",
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -197,5 +215,10 @@ def test_hostile_names_show_as_text_and_run_no_script(browser, tmp_path: Path) -
     page.wait_for_timeout(500)
     assert dialogs == []
     assert page.locator("img[onerror]").count() == 0 and page.locator("b", has_text="missing").count() == 0
+    assert page.locator("svg[onload]").count() == 0
     assert page.locator("text=<img src=x onerror=alert(1)>").count() > 0  # the URI, shown as text
+    assert (
+        page.locator("text=<svg onload=alert(3)>").count() > 0
+    )  # the baseline's, in the summary and details
+    assert page.locator("svg.pe-differences").count() > 0  # the hostile policy was gated against it
     page.close()

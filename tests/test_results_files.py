@@ -12,7 +12,7 @@ from pytest_policyeval.scoring import averages, category_scores, mean_interval
 SUITE_TWO_CATEGORIES = """
 name: mixed
 seed: 1
-defaults: {num_episodes: 3, max_steps: 12}
+defaults: {num_episodes: 3, max_steps: 12, gate: mean}
 tasks:
   - {name: nav/easy, map: maps/easy.map, threshold: 0.9}
   - {name: nav/hard, map: maps/hard.map}

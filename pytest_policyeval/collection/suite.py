@@ -299,6 +299,8 @@ def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
                 suite=suite.name,
                 pytorch_config=pytorch_config or task.pytorch_config,
                 metta_preset=suite.metta_preset or task.metta_preset,
+                gated_tasks=1,  # counted again over this suite below
+                multiplicity=suite.multiplicity,
             )
             if task.name in seen:
                 if task != next(t for t in tasks if t.name == task.name):

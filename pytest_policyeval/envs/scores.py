@@ -22,12 +22,18 @@ class ScoreRangeError(ValueError):
     """A declared range or threshold that cannot gate anything."""
 
 
+def scored_agents(share: float, count: int) -> int:
+    """How many of an episode's `count` agents the policy plays: the nearest whole number to
+    share * count (halves to even, as Python rounds), at least one."""
+    return min(count, max(1, round(share * count)))
+
+
 def game_score_range(settings: TaskSettings, grid: GridMap) -> tuple[float, float]:
     if settings.game == "navigation":
         goals = grid.num_goals if settings.goals_to_finish == "all" else int(settings.goals_to_finish)
         return (0.0, float(goals))
     tags_each = math.ceil(settings.max_steps / settings.freeze_steps)
-    scored = min(grid.num_agents, max(1, round(settings.policy_agents_pct * grid.num_agents)))
+    scored = scored_agents(settings.policy_agents_pct, grid.num_agents)
     return (0.0, float(tags_each * grid.num_agents / scored))
 
 

@@ -53,14 +53,19 @@ class Decision:
     interval_level: str = ""  # e.g. "lower 95%, upper 99%"
 
 
-def _normalised(design: GateDesign, scores: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+def _normalised(
+    design: GateDesign, scores: np.ndarray, sign: float = 1.0
+) -> tuple[np.ndarray, float, float, float]:
     low, high = design.low, design.high
     assert low is not None and high is not None and high > low
     bad = np.flatnonzero((scores < low) | (scores > high) | ~np.isfinite(scores))
     if bad.size:
         i = int(bad[0])
+        # Lower-is-better scores arrive negated: name them as the task declared them.
+        shown, low_shown, high_shown = (scores[i], low, high) if sign > 0 else (-scores[i], -high, -low)
         raise RangeError(
-            f"episode {i} scored {scores[i]:g}, outside the declared score range [{low:g}, {high:g}]: "
+            f"episode {i} scored {shown:g}, outside the declared score range "
+            f"[{low_shown + 0.0:g}, {high_shown + 0.0:g}]: "
             "the gate's error guarantee rests on that range (declare a wider score_range)"
         )
     width = high - low
@@ -107,7 +112,7 @@ def decide(design: GateDesign, scores: np.ndarray | list[float], trace: bool = F
     oriented = design.oriented()
     sign = 1.0 if design.higher_is_better else -1.0
     x = sign * np.asarray(scores, dtype=np.float64)
-    z, m0, m1, d = _normalised(oriented, x)
+    z, m0, m1, d = _normalised(oriented, x, sign)
     if z.size == 0:
         return _empty(design)
     up, down, var_after = _bets(z, m0, m1, d)
@@ -118,8 +123,12 @@ def decide(design: GateDesign, scores: np.ndarray | list[float], trace: bool = F
     failed = np.flatnonzero(log_fail >= math.log(1 / oriented.beta))
     z_sum = _z(oriented.alpha, oriented.beta)
     n_star = (z_sum * np.sqrt(var_after) / (2 * d)) ** 2 if d > 0 else np.full(z.size, np.inf)
+    # However small the variance, a bettor cannot win faster than its largest bet allows: never
+    # stop undecided before either bettor could have reached its target at two margins' effect.
+    floor = oriented.cap_factor * _fastest(m0, m1, d, oriented.alpha, oriented.beta)
     capped = np.flatnonzero(
-        (t >= oriented.max_episodes) | ((t >= oriented.min_episodes) & (t >= oriented.cap_factor * n_star))
+        (t >= oriented.max_episodes)
+        | ((t >= oriented.min_episodes) & (t >= floor) & (t >= oriented.cap_factor * n_star))
     )
     stops = {
         "fail": int(failed[0]) if failed.size else z.size,
@@ -137,7 +146,7 @@ def decide(design: GateDesign, scores: np.ndarray | list[float], trace: bool = F
     if sign < 0:
         lows, highs = -highs, -lows
     low, high = lows[-1] + 0.0, highs[-1] + 0.0  # no -0.0
-    reason = _reason(outcome, n, oriented, float(np.exp(log_pass[at])), float(np.exp(log_fail[at])))
+    reason = _reason(outcome, n, design, float(np.exp(log_pass[at])), float(np.exp(log_fail[at])))
     result = Decision(
         outcome=outcome,  # type: ignore[arg-type]
         episodes=n,
@@ -154,8 +163,21 @@ def decide(design: GateDesign, scores: np.ndarray | list[float], trace: bool = F
     if trace:
         x = np.asarray(scores, dtype=np.float64)[:n]
         estimate = np.cumsum(x) / np.arange(1, n + 1)
-        result.trace = {"estimate": estimate.tolist(), "low": lows.tolist(), "high": highs.tolist()}
+        result.trace = {
+            "estimate": (estimate + 0.0).tolist(),
+            "low": (lows + 0.0).tolist(),
+            "high": (highs + 0.0).tolist(),
+        }
     return result
+
+
+def _fastest(m0: float, m1: float, d: float, alpha: float, beta: float) -> float:
+    """Episodes each bettor needs at its largest bet when every score is two margins its way."""
+    up = math.log1p(min(1e6, BET_CAP / max(m0, 1e-12)) * 2 * d)
+    down = math.log1p(min(1e6, BET_CAP / max(1 - m1, 1e-12)) * 2 * d)
+    if up <= 0 or down <= 0:
+        return math.inf
+    return max(math.log(1 / alpha) / up, math.log(1 / beta) / down)
 
 
 def _z(alpha: float, beta: float) -> float:
@@ -197,21 +219,31 @@ def _interval(
 
 
 def _reason(outcome: Outcome | None, n: int, design: GateDesign, e_pass: float, e_fail: float) -> str:
+    """Why the gate stopped, in the task's own terms (`design` as declared, not oriented)."""
+    up = design.higher_is_better
+    bad = design.threshold - design.margin if up else design.threshold + design.margin
+    good = design.threshold + design.margin if up else design.threshold - design.margin
+    alpha, beta = design.alpha, design.beta
     if outcome == "pass":
         return (
-            f"passed after {n} episodes: evidence {e_pass:.3g} >= 1/alpha = {1 / design.alpha:g} "
-            f"that the mean is above threshold - margin"
+            f"passed after {n} episodes: evidence {e_pass:.3g} >= 1/alpha = {1 / alpha:.4g} that the mean "
+            f"is {'above' if up else 'below'} {bad:.4g} (a margin on the bad side of the threshold)"
         )
     if outcome == "fail":
         return (
-            f"failed after {n} episodes: evidence {e_fail:.3g} >= 1/beta = {1 / design.beta:g} "
-            f"that the mean is below threshold + margin"
+            f"failed after {n} episodes: evidence {e_fail:.3g} >= 1/beta = {1 / beta:.4g} that the mean "
+            f"is {'below' if up else 'above'} {good:.4g} (a margin on the good side of the threshold)"
         )
     if outcome == "inconclusive":
-        cap = "its episode cap" if n >= design.max_episodes else "the episodes a fixed-N test would need"
+        if n >= design.max_episodes:
+            return (
+                f"inconclusive: reached the cap of {design.max_episodes} episodes with evidence "
+                f"{e_pass:.3g} to pass and {e_fail:.3g} to fail"
+            )
         return (
-            f"inconclusive after {n} episodes ({cap}): the mean is within the margin of the threshold "
-            f"(evidence {e_pass:.3g} to pass, {e_fail:.3g} to fail)"
+            f"inconclusive after {n} episodes, 1.5x what a fixed-N test would need at the variance seen: "
+            f"the mean is most likely within the margin of the threshold (evidence {e_pass:.3g} to pass, "
+            f"{e_fail:.3g} to fail)"
         )
     return f"undecided after {n} episodes (evidence {e_pass:.3g} to pass, {e_fail:.3g} to fail)"
 

@@ -21,7 +21,8 @@ import pytest
 
 from pytest_policyeval.plugin import FILMS_KEY, RESULT_KEY
 from pytest_policyeval.redact import redact_data, redact_uri
-from pytest_policyeval.reporting.documents import by_policy, scored
+from pytest_policyeval.reporting.documents import by_policy, scored, suite_summary
+from pytest_policyeval.reporting.gate_plot import differences_svg, trace_svg
 from pytest_policyeval.reporting.plot import score_plot_svg
 from pytest_policyeval.reporting.replays import mettascope_url
 from pytest_policyeval.results import TaskResult
@@ -31,40 +32,179 @@ if TYPE_CHECKING:
     from pytest_policyeval.reporting.film import Film
     from pytest_policyeval.session import EvalSession
 
-COLUMNS = ("Policy", "Score", "95% CI", "Threshold", "Episodes")
+COLUMNS = ("Policy", "Score", "Interval", "Threshold", "Episodes", "Evidence", "Verdict")
+VERDICT_CLASS = {"PASS": "pe-pass", "FAIL": "pe-fail", "ERROR": "pe-fail"}
 
 
 def _asset(name: str) -> str:
     return resources.files("pytest_policyeval.reporting").joinpath("assets", name).read_text("utf-8")
 
 
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
 def _num(value: float | None) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+    value = _finite(value)
+    return "n/a" if value is None else f"{value + 0.0:.3f}"
+
+
+def _g(value: Any) -> str:
+    value = _finite(value)
+    return "n/a" if value is None else f"{value + 0.0:.3g}"
 
 
 def _verdict(result: TaskResult) -> str:
-    if result.error is not None:
-        return '<span class="pe-fail">ERROR</span>'
-    return {True: '<span class="pe-pass">PASS</span>', False: '<span class="pe-fail">FAIL</span>'}.get(
-        result.passed, "-"
-    )
+    """The outcome as a coloured word: PASS, FAIL, INCONCLUSIVE (counts as ...), ERROR or '-'."""
+    text = result.outcome_text
+    css = VERDICT_CLASS.get(text, "pe-inconclusive" if text.startswith("INCONCLUSIVE") else "")
+    return f'<span class="{css}">{escape(text)}</span>' if css else escape(text)
+
+
+def method_text(result: TaskResult) -> str:
+    return ", ".join(part for part in (result.interval_method, result.interval_level) if part)
+
+
+def deciding_evidence(result: TaskResult) -> tuple[float | None, str]:
+    """The e-value that decided (pass or fail), else the larger one; (None, "") for a fixed gate."""
+    values = {k: _finite(result.evidence.get(k)) for k in ("pass", "fail")}
+    if result.outcome in values and values[result.outcome] is not None:
+        return values[result.outcome], result.outcome
+    known = [(v, k) for k, v in values.items() if v is not None]
+    return max(known) if known else (None, "")
+
+
+def evidence_text(result: TaskResult) -> str:
+    """Both e-values and what each needs to decide, or why there are none."""
+    design = result.design
+    alpha, beta = _finite(design.get("alpha")), _finite(design.get("beta"))
+    parts = []
+    for side, rate, name in (("pass", alpha, "alpha"), ("fail", beta, "beta")):
+        value = _finite(result.evidence.get(side))
+        if value is None:
+            continue
+        needs = f" (decides at 1/{name} = {1 / rate:.4g})" if rate else ""
+        parts.append(f"to {side} {_g(value)}{needs}")
+    if parts:
+        return "e-values: " + "; ".join(parts)
+    if result.error is not None or result.outcome is None:
+        return "none"
+    return f"none: a fixed gate ({result.gate}) weighs no evidence, it judges all its episodes at once"
+
+
+def threshold_text(result: TaskResult) -> str:
+    """What the gate compared its estimate with: the task's threshold, or the difference threshold."""
+    threshold = _finite(result.design.get("threshold"))
+    if result.paired and threshold is not None:
+        return f"d >= {threshold:g}"
+    return result.threshold_text
+
+
+def cached_count(result: TaskResult) -> int:
+    return sum(1 for cached in result.episode_cached if cached)
+
+
+def episodes_text(result: TaskResult) -> str:
+    """Episodes used, and how many were run (played or read from the cache) and came from it."""
+    used = result.num_episodes
+    run = max(result.episodes_run, used)
+    text = f"{used} used"
+    if run > used:
+        text += f" of {run} run (the {run - used} after the decision are kept in the episode cache, unused)"
+    cached = cached_count(result)
+    if cached:
+        text += f"; {cached} of the used came from the episode cache"
+    return text
+
+
+def design_text(result: TaskResult) -> str:
+    design = result.design
+    if not design:
+        return "none (the task has no result)"
+    higher = design.get("higher_is_better", True)
+    threshold, margin = _finite(design.get("threshold")), _finite(design.get("margin"))
+    parts = [f"{design.get('kind', result.gate)} gate"]
+    if threshold is None:
+        parts.append("no threshold (not gated)")
+    else:
+        judged = "per-seed difference" if result.paired else "mean score"
+        parts.append(f"{judged} {'>=' if higher else '<='} {threshold:g}")
+        if margin:
+            parts.append(f"margin {margin:g} (band [{threshold - margin:g}, {threshold + margin:g}])")
+    alpha, beta, suite_beta = (_finite(design.get(k)) for k in ("alpha", "beta", "suite_beta"))
+    parts.append(f"alpha {_g(alpha)} (false pass)")
+    beta_text = f"beta {_g(beta)} (false fail)"
+    gated = design.get("gated_tasks")
+    if design.get("multiplicity") == "bonferroni" and suite_beta is not None and gated:
+        beta_text += f" = suite beta {suite_beta:g} / {gated} gated tasks (bonferroni)"
+    parts.append(beta_text)
+    low, high = _finite(design.get("low")), _finite(design.get("high"))
+    if low is not None and high is not None:
+        parts.append(f"score range [{low:g}, {high:g}]")
+    if design.get("kind") == "sequential" and threshold is not None:
+        parts.append(f"cap {design.get('max_episodes')} episodes (at least {design.get('min_episodes')})")
+    return "; ".join(parts)
+
+
+def estimate_text(result: TaskResult) -> str:
+    interval = f"[{_num(result.ci_low)}, {_num(result.ci_high)}]"
+    method = method_text(result)
+    shown = f"{interval} ({method})" if method else interval
+    if result.paired:
+        return (
+            f"per-seed difference d = {_num(result.estimate)} {shown}; score {_num(result.score)} against "
+            f"the baseline's {_num(result.baseline_score)} ({result.baseline_uri}) on the same seeds"
+        )
+    return f"mean score {_num(result.estimate)} {shown}; score {_num(result.score)}"
 
 
 # -- per task (worker side) --------------------------------------------------------------------
 
 
+def _gate_plots(result: TaskResult) -> list[str]:
+    figures = []
+    trace = trace_svg(result)
+    if trace:
+        figures.append(
+            f"<figure>{trace}<figcaption>The running {'mean difference' if result.paired else 'mean score'} "
+            "(line) and its anytime-valid interval (shaded) after each episode, against the threshold "
+            "(dashed red) and the band threshold &#177; margin (yellow). The gate stops once the interval "
+            "clears one edge of the band, or at its cap; grey: episodes played in the last round after the "
+            "decision, not used.</figcaption></figure>"
+        )
+    diffs = differences_svg(result)
+    if diffs:
+        flipped = "" if result.higher_is_better else " (negated: lower is better)"
+        figures.append(
+            f"<figure>{diffs}<figcaption>Per-seed differences, candidate minus baseline{flipped}, by "
+            "episode: above zero the candidate did better on that seed. The gate needs their mean above the "
+            "difference threshold.</figcaption></figure>"
+        )
+    return figures
+
+
 def task_html(result: TaskResult, films: Sequence[Film]) -> str:
-    """A task's details under its row: the verdict, episode scores and the replay players."""
+    """A task's details under its row: the gate's outcome and evidence, its plots, the replays."""
     episodes = ", ".join(
         f"{score:.3g} (seed {seed})" for score, seed in zip(result.episode_scores, result.seeds, strict=False)
     )
-    lines = [
-        f"<p>{_verdict(result)} {escape(result.task)} [{escape(result.policy_label)}]: "
-        f"score {_num(result.score)}, 95% CI [{_num(result.ci_low)}, {_num(result.ci_high)}], "
-        f"threshold {escape(result.threshold_text)} (gate on {escape(result.gate)})</p>",
-    ]
+    head = f"{_verdict(result)} {escape(result.task)} [{escape(result.policy_label)}]"
+    lines = [f'<p class="pe-task__head">{head}</p>']
     if result.error:
         lines.append(f"<p class='pe-fail'>{escape(result.error)}</p>")
+    rows = [
+        ("Outcome", _verdict(result) + (f" &#8212; {escape(result.reason)}" if result.reason else "")),
+        ("Guarantee", escape(result.guarantee or "-")),
+        ("Design", escape(design_text(result))),
+        ("Estimate", escape(estimate_text(result))),
+        ("Evidence", escape(evidence_text(result))),
+        ("Episodes", escape(episodes_text(result))),
+    ]
+    table = "".join(f"<tr><th>{name}</th><td>{value}</td></tr>" for name, value in rows)
+    lines.append(f'<table class="pe-gate"><tbody>{table}</tbody></table>')
+    lines.extend(_gate_plots(result))
     if episodes:
         lines.append(f'<p class="pe-task__episodes">episode scores: {escape(episodes)}</p>')
     if films:
@@ -85,21 +225,99 @@ def task_extras(result: TaskResult, films: Sequence[Film]) -> list[dict[str, Any
     return items
 
 
+def row_cells(result: TaskResult) -> list[str]:
+    """The result table's cells for one task, in COLUMNS order."""
+    score = _num(result.score)
+    if result.paired:
+        score += f' <small class="pe-small">d = {_num(result.estimate)}</small>'
+    interval = f"[{_num(result.ci_low)}, {_num(result.ci_high)}]"
+    method = method_text(result)
+    if method:
+        interval += f'<br><small class="pe-small">{escape(method)}</small>'
+    threshold = escape(threshold_text(result))
+    threshold_title = (
+        f' title="{escape(f"per-seed difference to the baseline {result.baseline_uri}")}"'
+        if result.paired
+        else ""
+    )
+    episodes = str(result.num_episodes)
+    cached = cached_count(result)
+    if cached:
+        episodes += f' <small class="pe-small">({cached} cached)</small>'
+    evidence, side = deciding_evidence(result)
+    label = side if side == result.outcome else f"to {side}"  # undecided: the larger e-value, for what
+    return [
+        f'<td class="col-policy" title="{escape(result.policy_uri)}">{escape(result.policy_label)}</td>',
+        f'<td class="col-score">{score}</td>',
+        f'<td class="col-ci" title="{escape(method)}">{interval}</td>',
+        f'<td class="col-threshold"{threshold_title}>{threshold}</td>',
+        f'<td class="col-episodes" title="{escape(episodes_text(result))}">{episodes}</td>',
+        f'<td class="col-evidence" title="{escape(evidence_text(result))}">'
+        + ("-" if evidence is None else f"{_g(evidence)} <small class='pe-small'>({label})</small>")
+        + "</td>",
+        f'<td class="col-verdict">{_verdict(result)}</td>',
+    ]
+
+
 # -- summary (controller) ----------------------------------------------------------------------
 
 
+def _verdict_cell(verdict: dict[str, Any]) -> str:
+    outcome = verdict.get("outcome")
+    if not outcome:
+        return '<td title="no task has a threshold">-</td>'
+    css = {"pass": "pe-pass", "fail": "pe-fail"}.get(outcome, "pe-inconclusive")
+    counts = (
+        f"{verdict['passed_tasks']} pass, {verdict['failed_tasks']} fail, "
+        f"{verdict['inconclusive_tasks']} inconclusive of {verdict['gated_tasks']} gated"
+    )
+    title = f"multiplicity {verdict['multiplicity']}: {verdict['guarantee']}"
+    return (
+        f'<td class="pe-suite-verdict" title="{escape(title)}"><span class="{css}">{escape(outcome.upper())}'
+        f'</span><br><small class="pe-small">{escape(counts)}</small></td>'
+    )
+
+
+def _iqm_cell(iqm: dict[str, Any]) -> str:
+    if iqm.get("iqm") is None:
+        return f'<td class="pe-num" title="{escape(str(iqm.get("method", "")))}">n/a</td>'
+    interval = f" [{_num(iqm['low'])}, {_num(iqm['high'])}]" if iqm.get("low") is not None else ""
+    return (
+        f'<td class="pe-num pe-iqm" title="{escape(str(iqm.get("method", "")))}">{_num(iqm["iqm"])}'
+        f'<small class="pe-small">{interval}</small></td>'
+    )
+
+
 def summary_html(results: Sequence[TaskResult]) -> str:
-    rows, categories = [], []
+    rows, categories, notes = [], [], []
     groups = by_policy(results)
     for uri, group in groups.items():
         scores = scored(group)
         avg_sim, avg_cat = averages(scores)
+        summary = suite_summary(group)
+        verdict, iqm = summary["suite_verdict"], summary["iqm_normalised_score"]
         passed = sum(1 for r in group if r.error is None and r.passed is True)
         failed = sum(1 for r in group if r.error is None and r.passed is False)
+        inconclusive = sum(1 for r in group if r.error is None and r.outcome == "inconclusive")
         errors = sum(1 for r in group if r.error is not None)
-        figures = (_num(avg_sim), _num(avg_cat), passed, failed, errors)
-        numbers = "".join(f'<td class="pe-num">{n}</td>' for n in figures)
-        rows.append(f"<tr><td>{escape(group[0].policy_label)}</td><td>{escape(uri)}</td>{numbers}</tr>")
+        numbers = "".join(f'<td class="pe-num">{n}</td>' for n in (_num(avg_sim), _num(avg_cat)))
+        counts = "".join(f'<td class="pe-num">{n}</td>' for n in (passed, failed, inconclusive, errors))
+        label = escape(group[0].policy_label)
+        baseline = next((r.baseline_uri for r in group if r.baseline_uri), None)
+        against = (
+            f'<br><small class="pe-small">against baseline {escape(baseline)}</small>' if baseline else ""
+        )
+        rows.append(
+            f"<tr><td>{label}</td><td>{escape(uri)}{against}</td>{numbers}{_iqm_cell(iqm)}"
+            f"{_verdict_cell(verdict)}{counts}</tr>"
+        )
+        if verdict.get("outcome"):
+            notes.append(
+                f"<li>{label}: suite verdict {escape(verdict['outcome'].upper())}; multiplicity "
+                f"{escape(verdict['multiplicity'])}: {escape(verdict['guarantee'])}.</li>"
+            )
+        if iqm.get("iqm") is not None:
+            notes.append(f"<li>{label}: IQM interval by {escape(str(iqm['method']))}.</li>")
         for category, score in category_scores(scores).items():
             categories.append((group[0].policy_label, category, score))
     category_rows = "".join(
@@ -109,13 +327,15 @@ def summary_html(results: Sequence[TaskResult]) -> str:
     return (
         '<section id="policyeval-summary" class="pe-summary"><h2>Policy evaluation</h2>'
         "<table><thead><tr><th>Policy</th><th>URI</th><th>Average simulation score</th>"
-        "<th>Average category score</th><th>Passed</th><th>Failed</th><th>Errors</th></tr></thead>"
+        "<th>Average category score</th><th>IQM of normalised scores</th><th>Suite verdict</th>"
+        "<th>Passed</th><th>Failed</th><th>Inconclusive</th><th>Errors</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
-        "<table><thead><tr><th>Policy</th><th>Category</th><th>Category score</th></tr></thead>"
+        + (f'<ul class="pe-notes">{"".join(notes)}</ul>' if notes else "")
+        + "<table><thead><tr><th>Policy</th><th>Category</th><th>Category score</th></tr></thead>"
         f"<tbody>{category_rows}</tbody></table>"
-        f"<figure>{score_plot_svg(results)}<figcaption>Each task's score per policy (bars, with 95% "
-        "intervals) against its threshold (dashed red). Each row has its own scale.</figcaption></figure>"
-        "</section>"
+        f"<figure>{score_plot_svg(results)}<figcaption>Each task's score per policy (bars, with the gate's "
+        "interval where it is on the score) against its threshold (dashed red). Each row has its own scale."
+        "</figcaption></figure></section>"
     )
 
 
@@ -177,15 +397,7 @@ class HtmlReport:
         if data is None:
             cells[2:2] = ['<td class="col-policy"></td>', *("<td></td>" for _ in COLUMNS[1:])]
             return
-        result = TaskResult.from_dict(data)
-        interval = f"[{_num(result.ci_low)}, {_num(result.ci_high)}]"
-        cells[2:2] = [
-            f'<td class="col-policy" title="{escape(result.policy_uri)}">{escape(result.policy_label)}</td>',
-            f'<td class="col-score">{_num(result.score)}</td>',
-            f'<td class="col-ci">{interval}</td>',
-            f'<td class="col-threshold">{escape(result.threshold_text)}</td>',
-            f'<td class="col-episodes">{result.num_episodes}</td>',
-        ]
+        cells[2:2] = row_cells(TaskResult.from_dict(data))
 
     def pytest_html_results_summary(
         self, prefix: list[str], summary: list[str], postfix: list[str], session: pytest.Session

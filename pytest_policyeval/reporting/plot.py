@@ -1,8 +1,11 @@
 """Per-task scores against thresholds as an inline SVG (no plotting library, works offline).
 
 One row per task. Tasks have different scales (a goal reached or not, tags per agent), so each row
-has its own axis from its lowest to its highest value; bars are labelled with their numbers. In a
-row each policy has a bar with its 95% interval, and the threshold is a dashed red line.
+has its own axis from its lowest to its highest value; bars are labelled with their numbers and the
+gate's outcome. In a row each policy has a bar with the gate's interval (anytime-valid for a
+sequential gate), and the threshold is a dashed red line. A result gated against a baseline has
+its interval on the per-seed differences, not on the score, and the task's threshold was not what
+it was judged on: its bar has neither, and its outcome says "vs baseline".
 """
 
 from __future__ import annotations
@@ -35,8 +38,23 @@ def _finite(*values: float | None) -> list[float]:
     return [v for v in values if v is not None and not math.isnan(v)]
 
 
+def _on_score(result: TaskResult) -> bool:
+    """Whether the result was judged on its score (with a baseline: on the per-seed differences)."""
+    return not result.paired
+
+
+def _verdict(result: TaskResult) -> str:
+    if result.outcome is not None:
+        verdict = {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive"}.get(result.outcome, "")
+        return f"{verdict} vs baseline" if result.paired and verdict else verdict
+    return {True: "pass", False: "FAIL", None: ""}[result.passed]
+
+
 def _row_scale(results: Sequence[TaskResult]) -> tuple[float, float]:
-    values = _finite(*(v for r in results for v in (r.score, r.ci_low, r.ci_high, r.threshold)))
+    values = _finite(
+        *(r.score for r in results),
+        *(v for r in results if _on_score(r) for v in (r.ci_low, r.ci_high, r.threshold)),
+    )
     low = min([0.0, *values])
     high = max([0.0, *values])
     if high - low < 1e-9:
@@ -73,7 +91,7 @@ def score_plot_svg(results: Sequence[TaskResult]) -> str:
                 parts.append(_svg("text", f"{label}: error", x=LABEL_WIDTH + 4, y=middle + 4, class_="err"))
                 continue
             left, right = sorted((x_of(0), x_of(result.score)))
-            verdict = {True: "pass", False: "FAIL", None: ""}[result.passed]
+            verdict = _verdict(result)
             title = _svg("title", f"{escape(result.task)} [{label}]: {result.score:.3f}")
             parts.append(
                 _svg(
@@ -86,7 +104,7 @@ def score_plot_svg(results: Sequence[TaskResult]) -> str:
                     fill=color[result.policy_label],
                 )
             )
-            if not math.isnan(result.ci_low):
+            if _on_score(result) and not math.isnan(result.ci_low) and not math.isnan(result.ci_high):
                 ci_low, ci_high = x_of(max(result.ci_low, low)), x_of(min(result.ci_high, high))
                 parts.append(_svg("line", x1=ci_low, x2=ci_high, y1=middle, y2=middle, class_="ci"))
             parts.append(
@@ -95,10 +113,10 @@ def score_plot_svg(results: Sequence[TaskResult]) -> str:
                     f"{result.score:.3g} {verdict}".rstrip(),
                     x=LABEL_WIDTH + BAR_AREA + 6,
                     y=middle + 4,
-                    class_=verdict.lower(),
+                    class_=verdict.split()[0].lower() if verdict else "",
                 )
             )
-        thresholds = {r.threshold for r in group if r.threshold is not None}
+        thresholds = {r.threshold for r in group if r.threshold is not None and _on_score(r)}
         for threshold in sorted(thresholds):
             x = x_of(threshold)
             title = _svg("title", f"threshold {threshold:g}")
@@ -114,13 +132,13 @@ def score_plot_svg(results: Sequence[TaskResult]) -> str:
     legend.append(_svg("line", x1=lx, x2=lx, y1=6, y2=22, class_="threshold"))
     legend.append(_svg("text", "threshold", x=lx + 6, y=18))
     legend.append(_svg("line", x1=lx + 80, x2=lx + 104, y1=14, y2=14, class_="ci"))
-    legend.append(_svg("text", "95% interval", x=lx + 110, y=18))
+    legend.append(_svg("text", "interval", x=lx + 110, y=18))
 
     height = y + 4
     style = (
         "text{font:12px sans-serif;fill:#222}.axis{stroke:#888;stroke-width:1}"
         ".ci{stroke:#111;stroke-width:1.5}.threshold{stroke:#c62828;stroke-width:2;stroke-dasharray:4 2}"
-        ".fail,.err{fill:#c62828;font-weight:bold}.pass{fill:#2e7d32}"
+        ".fail,.err{fill:#c62828;font-weight:bold}.pass{fill:#2e7d32}.inconclusive{fill:#b26a00}"
     )
     return (
         f'<svg id="policyeval-plot" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '

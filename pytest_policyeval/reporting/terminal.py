@@ -14,15 +14,38 @@ def _num(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
-def _verdict(result: TaskResult) -> str:
-    if result.error is not None:
-        return "ERROR"
-    return {True: "PASS", False: "FAIL", None: "-"}[result.passed]
-
-
 def _first_line(text: str, limit: int = 240) -> str:
     line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _evidence(r: TaskResult) -> str:
+    """The e-value that decided (or the larger one), '-' for fixed gates."""
+    values = [v for v in (r.evidence.get("pass"), r.evidence.get("fail")) if v is not None]
+    return f"{max(values):.3g}" if values else "-"
+
+
+def _judged(r: TaskResult) -> str:
+    """What the gate compared: the score, or with a baseline the per-seed difference."""
+    return f"d={_num(r.estimate)}" if r.paired else _num(r.score)
+
+
+def suite_lines(group: Sequence[TaskResult]) -> list[str]:
+    from pytest_policyeval.reporting.documents import suite_summary
+
+    summary = suite_summary(group)
+    verdict, iqm = summary["suite_verdict"], summary["iqm_normalised_score"]
+    lines = []
+    if verdict.get("outcome"):
+        lines.append(
+            f"  Suite verdict: {verdict['outcome'].upper()} ({verdict['passed_tasks']} pass, "
+            f"{verdict['failed_tasks']} fail, {verdict['inconclusive_tasks']} inconclusive of "
+            f"{verdict['gated_tasks']} gated; multiplicity: {verdict['multiplicity']})"
+        )
+    if iqm.get("iqm") is not None:
+        interval = f" [{_num(iqm['low'])}, {_num(iqm['high'])}]" if iqm.get("low") is not None else ""
+        lines.append(f"  IQM of normalised scores: {_num(iqm['iqm'])}{interval} ({iqm['method']})")
+    return lines
 
 
 def summary_lines(results: Sequence[TaskResult]) -> list[str]:
@@ -31,17 +54,25 @@ def summary_lines(results: Sequence[TaskResult]) -> list[str]:
         avg_sim, avg_cat = averages(scored(group))
         width = max(len("task"), *(len(r.task) for r in group))
         lines.append(f"policy {group[0].policy_label} ({uri})")
+        baseline = next((r.baseline_uri for r in group if r.baseline_uri), None)
+        if baseline:
+            lines.append(f"  gated against baseline {baseline} on the same seeds (d = score - baseline's)")
         lines.append(f"  Average simulation score: {_num(avg_sim)}")
         lines.append(f"  Average category score:   {_num(avg_cat)}")
+        lines.extend(suite_lines(group))
         lines.append(
-            f"  {'task':<{width}}  {'score':>7}  {'95% CI':>17}  {'threshold':>10}  {'episodes':>8}  result"
+            f"  {'task':<{width}}  {'score':>8}  {'interval':>17}  {'threshold':>10}  {'episodes':>8}  "
+            f"{'evidence':>8}  result"
         )
         for r in group:
             interval = f"[{_num(r.ci_low)}, {_num(r.ci_high)}]"
             lines.append(
-                f"  {r.task:<{width}}  {_num(r.score):>7}  {interval:>17}  {r.threshold_text:>10}  "
-                f"{r.num_episodes:>8}  {_verdict(r)}"
+                f"  {r.task:<{width}}  {_judged(r):>8}  {interval:>17}  {r.threshold_text:>10}  "
+                f"{r.num_episodes:>8}  {_evidence(r):>8}  {r.outcome_text}"
             )
+        methods = sorted({f"{r.interval_method} ({r.interval_level})" for r in group if r.interval_method})
+        if methods:
+            lines.append(f"  intervals: {'; '.join(methods)}")
         errors = [r for r in group if r.error is not None]
         if errors:
             lines.append("  errors:")

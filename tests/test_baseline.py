@@ -1,0 +1,64 @@
+"""The paired gate: a candidate against a baseline on the same seeds, judged on per-seed differences."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import task_details, write_suite
+
+# The goal two cells away: the navigator always reaches it, random play only sometimes.
+SUITE = """
+name: paired
+seed: 2
+defaults: {num_episodes: 8, max_steps: 8}
+tasks:
+  - name: nav/near
+    map: maps/near.map
+    threshold: 0.2
+"""
+NEAR = "#######\n#_.@..#\n#######"
+
+
+def run(pytester: pytest.Pytester, policy: str, baseline: str, *args: str):
+    write_suite(pytester.path, SUITE, maps={"near": NEAR})
+    result = pytester.runpytest(
+        "--policy-uri", policy, "--baseline-uri", baseline, "--eval-json", "o.json", *args
+    )
+    (detail,) = task_details(pytester.path / "o.json").values()
+    return result, detail
+
+
+def test_a_policy_against_itself_passes_on_zero_differences(pytester: pytest.Pytester) -> None:
+    result, detail = run(pytester, "random://", "random://")
+    assert detail["episode_scores"] == detail["baseline_episode_scores"]  # the same seeds, the same play
+    assert detail["outcome"] == "pass" and detail["estimate"] == 0.0
+    assert detail["design"]["threshold"] == pytest.approx(-detail["design"]["margin"])
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*gated against baseline random://*"])
+
+
+def test_a_clearly_better_baseline_fails_the_candidate(pytester: pytest.Pytester) -> None:
+    result, detail = run(pytester, "random://", "scripted://navigator")
+    assert set(detail["baseline_episode_scores"]) == {1.0}  # the premise: the baseline always scores
+    assert detail["outcome"] == "fail" and detail["estimate"] < -0.2
+    assert detail["ci_high"] < detail["design"]["threshold"] + detail["design"]["margin"]
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*FAIL*per-seed difference*"])
+
+
+def test_a_clearly_worse_baseline_passes_the_candidate(pytester: pytest.Pytester) -> None:
+    _, detail = run(pytester, "scripted://navigator", "random://")
+    assert detail["outcome"] == "pass" and detail["estimate"] > 0
+
+
+def test_the_suite_can_name_the_baseline(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path, SUITE + "    baseline_uri: scripted://navigator\n", maps={"near": NEAR})
+    result = pytester.runpytest("--policy-uri", "random://", "--eval-json", "o.json")
+    (detail,) = task_details(pytester.path / "o.json").values()
+    assert detail["baseline_uri"] == "scripted://navigator" and detail["outcome"] == "fail"
+    result.assert_outcomes(failed=1)
+
+
+def test_an_unloadable_baseline_is_the_task_error(pytester: pytest.Pytester) -> None:
+    result, detail = run(pytester, "random://", "scripted://nobody")
+    assert detail["error"].startswith("baseline policy could not be loaded")
+    result.assert_outcomes(failed=1)

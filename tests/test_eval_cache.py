@@ -1,0 +1,117 @@
+"""Per-episode results are kept: an unchanged policy and task is never played twice, a change of
+what matters plays again exactly what changed, and a resumed gate continues where it stopped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from helpers import make_checkpoint, task_details, write_suite
+
+SUITE = """
+name: kept
+seed: 4
+defaults: {{num_episodes: 6, max_steps: {steps}}}
+tasks:
+  - name: nav/one
+    map: maps/coin.map
+    threshold: 0.3
+  - name: nav/two
+    map: maps/coin.map
+    max_steps: 12
+"""
+COIN = "#######\n#_.@..#\n#######"
+
+
+def run(pytester: pytest.Pytester, data: Path, *args: str, steps: int = 10, out: str = "out.json"):
+    write_suite(pytester.path, SUITE.format(steps=steps), maps={"coin": COIN})
+    result = pytester.runpytest(
+        "--policy-uri", "random://", "--data-dir", str(data), "--eval-json", out, *args
+    )
+    return result, task_details(pytester.path / out)
+
+
+def test_a_second_run_plays_nothing_and_gives_identical_results(pytester: pytest.Pytester, tmp_path) -> None:
+    first, before = run(pytester, tmp_path, out="first.json")
+    second, after = run(pytester, tmp_path, out="second.json")
+    for key, detail in before.items():
+        assert not any(detail["episode_cached"])
+        assert all(after[key]["episode_cached"]) and after[key]["episode_cached"]
+        for field in (
+            "episode_scores",
+            "seeds",
+            "episode_steps",
+            "outcome",
+            "ci_low",
+            "ci_high",
+            "num_episodes",
+        ):
+            assert after[key][field] == detail[field], field
+    assert first.ret == second.ret
+    assert list((tmp_path / "episodes").iterdir())
+
+
+def test_a_changed_task_plays_again_and_only_that_task(pytester: pytest.Pytester, tmp_path) -> None:
+    run(pytester, tmp_path)
+    # max_steps of nav/one changes (the default); nav/two sets its own, so it is unchanged.
+    _, after = run(pytester, tmp_path, steps=11)
+    assert not any(after[("nav/one", "random")]["episode_cached"])
+    assert all(after[("nav/two", "random")]["episode_cached"])
+
+
+def test_gate_settings_reuse_the_episodes(pytester: pytest.Pytester, tmp_path) -> None:
+    run(pytester, tmp_path)
+    _, after = run(pytester, tmp_path, "--eval-gate", "mean")
+    assert all(after[("nav/one", "random")]["episode_cached"])
+    assert after[("nav/one", "random")]["gate"] == "mean"
+
+
+def test_no_eval_cache_plays_everything(pytester: pytest.Pytester, tmp_path) -> None:
+    run(pytester, tmp_path)
+    _, after = run(pytester, tmp_path, "--no-eval-cache")
+    assert not any(e for detail in after.values() for e in detail["episode_cached"])
+
+
+def test_a_changed_checkpoint_plays_again(pytester: pytest.Pytester, tmp_path) -> None:
+    write_suite(pytester.path, SUITE.format(steps=10), maps={"coin": COIN})
+    checkpoint = pytester.path / "policy.pt"
+
+    def go(seed: int) -> dict:
+        make_checkpoint(checkpoint, COIN, seed=seed)
+        pytester.runpytest(
+            "--policy-uri", str(checkpoint), "--data-dir", str(tmp_path), "--eval-json", "o.json"
+        )
+        return task_details(pytester.path / "o.json")[("nav/two", "policy")]
+
+    assert not any(go(1)["episode_cached"])
+    assert all(go(1)["episode_cached"])
+    assert not any(go(2)["episode_cached"])  # same path, other weights: another digest
+
+
+def test_a_resumed_gate_continues_where_it_stopped(pytester: pytest.Pytester, tmp_path) -> None:
+    _, full = run(pytester, tmp_path / "a")
+    one = full[("nav/one", "random")]
+    assert one["episodes_run"] > 6  # the premise: the gate needed more than its first round
+    # An interrupted run kept only its first round: a rerun plays the rest, and decides the same.
+    run(pytester, tmp_path / "b", "--eval-gate", "mean")
+    _, resumed = run(pytester, tmp_path / "b")
+    again = resumed[("nav/one", "random")]
+    assert again["episode_cached"][:6] == [True] * 6 and not any(again["episode_cached"][6:])
+    assert (again["outcome"], again["num_episodes"], again["episode_scores"]) == (
+        one["outcome"],
+        one["num_episodes"],
+        one["episode_scores"],
+    )
+
+
+def test_an_unreadable_cache_file_is_played_again(pytester: pytest.Pytester, tmp_path) -> None:
+    run(pytester, tmp_path)
+    files = list((tmp_path / "episodes").rglob("*.json"))
+    assert files
+    for path in files:
+        path.write_text("{not json")
+    result, after = run(pytester, tmp_path)
+    assert not any(e for detail in after.values() for e in detail["episode_cached"])
+    assert json.loads((pytester.path / "out.json").read_text())["complete"] is True
+    assert result.ret in (0, 1)

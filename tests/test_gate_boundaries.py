@@ -1,0 +1,144 @@
+"""The edges of a gate, pinned: a score exactly at the threshold, lower-is-better interval gates, a
+single episode, zero variance, and how many agents a share of them is.
+
+Scores here come from policies whose play is certain (scripted://navigator on a map it always
+solves, random:// on a map it can never solve), so each premise is checked, never assumed from a
+checkpoint happening to score its threshold.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from helpers import task_details, write_suite
+
+from pytest_policyeval.gates.decide import judge
+from pytest_policyeval.gates.design import GateDesign
+
+# The navigator reaches the goal beside it on every episode: score exactly 1.0, no spread.
+CERTAIN = "#####\n#@_.#\n#####"
+
+
+def run_one(pytester: pytest.Pytester, settings: str, policy: str = "scripted://navigator", *args: str):
+    body = f"""
+    name: edges
+    defaults: {{num_episodes: 4, max_steps: 10}}
+    tasks:
+      - name: nav/certain
+        map: maps/certain.map
+        {settings}
+    """
+    write_suite(pytester.path, body, maps={"certain": CERTAIN})
+    result = pytester.runpytest("--policy-uri", policy, "--eval-json", "out.json", *args)
+    detail = task_details(pytester.path / "out.json")[("nav/certain", policy.split("://")[1] or "random")]
+    return result, detail
+
+
+@pytest.mark.parametrize(("gate", "outcome"), [("mean", "passed"), ("ci", "passed")])
+def test_a_score_exactly_at_the_threshold_passes_fixed_gates(
+    pytester: pytest.Pytester, gate, outcome
+) -> None:
+    result, detail = run_one(pytester, f"threshold: 1.0\n        score_range: [0, 2]\n        gate: {gate}")
+    assert detail["episode_scores"] == [1.0] * 4  # the premise: exactly the threshold, every time
+    assert (detail["ci_low"], detail["ci_high"]) == (1.0, 1.0)
+    assert detail["interval_method"].startswith("no spread")
+    result.assert_outcomes(**{outcome: 1})
+
+
+def test_a_score_exactly_at_the_threshold_never_fails_the_sequential_gate(pytester: pytest.Pytester) -> None:
+    # Inside the margin either verdict is allowed; with no spread the pass bettor gains on every
+    # episode (the mean is a margin above threshold - margin), so it passes once its bets allow.
+    result, detail = run_one(pytester, "threshold: 1.0\n        score_range: [0, 2]")
+    assert set(detail["episode_scores"]) == {1.0}
+    assert detail["outcome"] == "pass" and detail["num_episodes"] > 4
+    assert detail["ci_low"] >= 1.0 - detail["design"]["margin"]
+    result.assert_outcomes(passed=1)
+
+
+INSIDE = "threshold: 1.0\n        score_range: [0, 2]\n        max_episodes: 6"  # capped before a pass
+
+
+def test_inconclusive_counts_as_fail_by_default_and_can_count_as_pass_or_skip(
+    pytester: pytest.Pytester,
+) -> None:
+    result, detail = run_one(pytester, INSIDE)
+    assert detail["outcome"] == "inconclusive" and detail["passed"] is False
+    assert "cap of 6 episodes" in detail["reason"]
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*INCONCLUSIVE (fail)*"])
+    result, detail = run_one(pytester, INSIDE + "\n        inconclusive: skip")
+    assert detail["outcome"] == "inconclusive" and detail["passed"] is None
+    result.assert_outcomes(skipped=1)
+    result, detail = run_one(pytester, INSIDE + "\n        inconclusive: pass")
+    assert detail["passed"] is True
+    result.assert_outcomes(passed=1)
+
+
+def test_zero_variance_far_from_the_threshold_decides_without_nan(pytester: pytest.Pytester) -> None:
+    result, detail = run_one(pytester, "threshold: 0.5")
+    assert detail["outcome"] == "pass"
+    text = (pytester.path / "out.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert 0.5 - 0.1 <= detail["ci_low"] <= 1.0 == detail["ci_high"]
+    result.assert_outcomes(passed=1)
+
+
+def test_lower_is_better_with_an_interval_gate_uses_the_upper_bound() -> None:
+    scores = [0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]  # mean 0.2
+    lower = GateDesign("ci", 0.3, False, 0.0, 1.0, 0.1)
+    decision = judge(lower, scores)
+    assert decision.estimate == pytest.approx(0.2) and decision.high > 0.3  # the premise
+    assert decision.outcome == "fail"  # the mean is below 0.3, but its upper bound is not
+    assert judge(GateDesign("mean", 0.3, False, 0.0, 1.0, 0.1), scores).outcome == "pass"
+    relaxed = GateDesign("ci", decision.high, False, 0.0, 1.0, 0.1)
+    assert judge(relaxed, scores).outcome == "pass"  # exactly at the upper bound: passes
+    higher = GateDesign("ci", decision.low, True, 0.0, 1.0, 0.1)
+    assert judge(higher, scores).outcome == "pass"  # exactly at the lower bound: passes
+    assert judge(GateDesign("ci", decision.low + 1e-9, True, 0.0, 1.0, 0.1), scores).outcome == "fail"
+
+
+def test_lower_is_better_sequential_mirrors_higher_is_better() -> None:
+    rng = np.random.default_rng(5)
+    for p in (0.3, 0.45, 0.6, 0.75):
+        scores = (rng.random(400) < p).astype(float)
+        up = judge(GateDesign("sequential", 0.5, True, 0.0, 1.0, 0.1), scores)
+        down = judge(GateDesign("sequential", 0.5, False, 0.0, 1.0, 0.1), 1.0 - scores)
+        assert (up.outcome, up.episodes) == (down.outcome, down.episodes)
+        assert down.low == pytest.approx(1 - up.high) and down.high == pytest.approx(1 - up.low)
+
+
+def test_a_single_episode(pytester: pytest.Pytester) -> None:
+    result, detail = run_one(pytester, "threshold: 0.5\n        gate: mean\n        num_episodes: 1")
+    assert detail["num_episodes"] == 1
+    assert detail["interval_method"] == "one episode: the whole score range"
+    assert (detail["ci_low"], detail["ci_high"]) == (0.0, 1.0)
+    result.assert_outcomes(passed=1)
+    # The sequential gate with a first round of one episode goes on until it can decide.
+    result, detail = run_one(pytester, "threshold: 0.5\n        num_episodes: 1")
+    assert detail["outcome"] == "pass" and detail["num_episodes"] > 1
+    assert detail["episodes_run"] >= detail["num_episodes"]
+
+
+# Two teams of two: 0.7 of 4 agents is 2.8, which rounds to 3 (floor would give 2).
+FOUR = "#########\n#1.1.2.2#\n#########"
+
+
+def test_the_share_of_agents_a_policy_plays_is_rounded_not_floored(pytester: pytest.Pytester) -> None:
+    body = """
+    name: share
+    defaults: {game: laser_tag, num_episodes: 3, max_steps: 5, gate: mean}
+    tasks:
+      - name: tag/share
+        map: maps/four.map
+        policy_agents_pct: 0.7
+        npc_policy_uri: random://
+    """
+    write_suite(pytester.path, body, maps={"four": FOUR})
+    pytester.runpytest("--policy-uri", "random://", "--eval-json", "out.json").assert_outcomes(passed=1)
+    detail = task_details(pytester.path / "out.json")[("tag/share", "random")]
+    assert [len(rewards) for rewards in detail["episode_rewards"]] == [3, 3, 3]
+    design = json.loads((pytester.path / "out.json").read_text())["policies"][0]["checkpoints"][0]
+    # The declared bound follows the same count: 20 tags... here ceil(5/10)=1 tag each, 4 agents / 3.
+    assert design["metrics"]["tasks"]["tag/share"]["design"]["high"] == pytest.approx(4 / 3)

@@ -1,0 +1,347 @@
+"""The gate's evidence in the HTML report: the trace and differences plots, the detail, the row.
+
+The plots are checked as SVG (parsed, so escaping holds) against decisions the real gate made;
+two tiny pytester runs check that the report shows them for a sequential task and for a run
+gated against a baseline.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import asdict
+
+import pytest
+from helpers import read_html_report, write_suite
+
+from pytest_policyeval.gates.decide import judge
+from pytest_policyeval.gates.design import GUARANTEES, GateDesign, paired
+from pytest_policyeval.reporting.gate_plot import (
+    HEIGHT,
+    LEFT,
+    MAX_POINTS,
+    PLOT_HEIGHT,
+    PLOT_WIDTH,
+    TOP,
+    differences_svg,
+    episode_x,
+    trace_svg,
+)
+from pytest_policyeval.results import TaskResult
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _design(higher_is_better: bool = True, kind: str = "sequential", **changes) -> GateDesign:
+    settings = dict(
+        kind=kind, threshold=0.5, higher_is_better=higher_is_better, low=0.0, high=1.0, margin=0.1,
+        alpha=0.05, beta=0.01, max_episodes=12, min_episodes=4,
+    )  # fmt: skip
+    return GateDesign(**{**settings, **changes})
+
+
+def _result(design: GateDesign, scores: list[float], run_extra: int = 0, **extra) -> TaskResult:
+    """A task's result as fill_result writes it, from the real gate's decision on `scores`."""
+    decision = judge(design, scores, trace=design.kind == "sequential")
+    used = scores[: decision.episodes]
+    return TaskResult(
+        suite="s", task="nav/t", policy_uri="random://", policy_label="random", order=(0, 0, 0),
+        threshold=design.threshold, higher_is_better=design.higher_is_better, gate=design.kind,
+        num_episodes=decision.episodes, seed=0, score=sum(used) / len(used), ci_low=decision.low,
+        ci_high=decision.high, passed=decision.outcome == "pass", outcome=decision.outcome,
+        design={**asdict(design), "multiplicity": "bonferroni", "gated_tasks": 1, "suite_beta": design.beta},
+        guarantee=GUARANTEES[design.kind], reason=decision.reason,
+        evidence={"pass": decision.evidence_pass, "fail": decision.evidence_fail},
+        interval_method=decision.interval_method, interval_level=decision.interval_level,
+        trace=decision.trace, estimate=decision.estimate, episodes_run=decision.episodes + run_extra,
+        episode_scores=list(used), seeds=list(range(len(used))), episode_cached=[False] * len(used),
+        **extra,
+    )  # fmt: skip
+
+
+def _parse(svg: str) -> ET.Element:
+    assert "nan" not in svg.lower() and "inf" not in svg.lower()
+    return ET.fromstring(svg)
+
+
+def _lines(root: ET.Element, css: str) -> list[ET.Element]:
+    return [line for line in root.iter(f"{SVG}line") if css in (line.get("class") or "").split()]
+
+
+def _y(line: ET.Element) -> float:
+    assert line.get("y1") == line.get("y2")
+    return float(line.get("y1"))
+
+
+def test_the_stop_marker_sits_at_the_deciding_episode_with_the_unused_ones_shaded() -> None:
+    result = _result(_design(), [1.0] * 30, run_extra=2)
+    assert result.outcome == "pass" and result.num_episodes == 6
+    root = _parse(trace_svg(result))
+    (stop,) = [line for line in _lines(root, "stop") if line.get("data-episode")]
+    assert stop.get("data-episode") == "6"
+    expected = LEFT + PLOT_WIDTH * (6 - 0.5) / 8  # 8 episodes on the axis: 6 used, 2 played past
+    assert float(stop.get("x1")) == float(stop.get("x2")) == round(expected, 1) == round(episode_x(6, 8), 1)
+    assert "PASS at episode 6" in "".join(root.itertext())
+    (unused,) = [rect for rect in root.iter(f"{SVG}rect") if rect.get("class") == "unused"]
+    assert float(unused.get("x")) == round(episode_x(6.5, 8), 1)
+    # One point per episode of the trace: the running estimate ends on the stop.
+    (estimate,) = [p for p in root.iter(f"{SVG}polyline") if p.get("class") == "estimate"]
+    points = estimate.get("points").split()
+    assert len(points) == 6 and float(points[-1].split(",")[0]) == round(expected, 1)
+
+
+def test_the_threshold_and_the_band_edges_are_drawn_where_the_interval_crossed_one() -> None:
+    result = _result(_design(), [1.0] * 30)
+    root = _parse(trace_svg(result))
+    (threshold,) = _lines(root, "threshold")
+    (pass_edge,) = _lines(root, "pass-edge")
+    (fail_edge,) = _lines(root, "fail-edge")
+    # Higher is better: t - margin (pass) lies below the threshold, t + margin (fail) above it.
+    assert _y(fail_edge) < _y(threshold) < _y(pass_edge)
+    assert pass_edge.find(f"{SVG}title").text == "pass: lower end above 0.4"
+    assert fail_edge.find(f"{SVG}title").text == "fail: upper end below 0.6"
+    (band,) = [rect for rect in root.iter(f"{SVG}rect") if rect.get("class") == "band"]
+    assert float(band.get("y")) == pytest.approx(_y(fail_edge), abs=0.11)
+    assert float(band.get("y")) + float(band.get("height")) == pytest.approx(_y(pass_edge), abs=0.11)
+    # Why it stopped there: the interval's lower end crossed threshold - margin at the last episode.
+    lows = result.trace["low"]
+    assert lows[-1] >= 0.4 > lows[-2]
+    ticks = [line for line in _lines(root, "stop") if not line.get("data-episode")]
+    low_tick = max(ticks, key=_y)  # the interval's lower end at the stop (larger y is lower)
+    assert _y(low_tick) <= _y(pass_edge) + 0.1
+    assert all(TOP - 5 <= float(line.get("y2")) <= TOP + PLOT_HEIGHT + 5 for line in root.iter(f"{SVG}line"))
+    assert all(0 < float(text.get("y")) <= HEIGHT for text in root.iter(f"{SVG}text"))  # labels fit
+
+
+def test_lower_is_better_swaps_the_edges() -> None:
+    result = _result(_design(higher_is_better=False), [1.0] * 30)
+    assert result.outcome == "fail"
+    root = _parse(trace_svg(result))
+    (pass_edge,) = _lines(root, "pass-edge")
+    (fail_edge,) = _lines(root, "fail-edge")
+    (threshold,) = _lines(root, "threshold")
+    assert pass_edge.find(f"{SVG}title").text == "pass: upper end below 0.6"
+    assert fail_edge.find(f"{SVG}title").text == "fail: lower end above 0.4"
+    assert _y(pass_edge) < _y(threshold) < _y(fail_edge)
+    assert result.trace["low"][-1] >= 0.4 > result.trace["low"][-2]  # failed on crossing t - margin
+    (stop,) = [line for line in _lines(root, "stop") if line.get("data-episode")]
+    assert stop.get("data-episode") == str(result.num_episodes)
+    text = "".join(root.itertext())
+    assert f"FAIL at episode {result.num_episodes}" in text
+    assert not re.search(r"-0\.0(?!\d)", trace_svg(result))  # the trace's -0.0 is drawn as 0
+
+
+def test_an_inconclusive_gate_is_marked_at_its_cap() -> None:
+    result = _result(_design(), [0.0, 1.0] * 20)
+    assert result.outcome == "inconclusive" and result.num_episodes == 12
+    root = _parse(trace_svg(result))
+    (stop,) = [line for line in _lines(root, "stop") if line.get("data-episode")]
+    assert float(stop.get("x1")) == round(episode_x(12, 12), 1)
+    assert "INCONCLUSIVE at episode 12" in "".join(root.itertext())
+
+
+def test_nothing_to_draw_gives_no_plot_and_nan_never_reaches_the_svg() -> None:
+    fixed = _result(_design(kind="mean"), [1.0, 0.0, 1.0, 1.0])
+    assert fixed.trace == {} and trace_svg(fixed) == "" and differences_svg(fixed) == ""
+    errored = TaskResult(
+        suite="s", task="nav/t", policy_uri="random://", policy_label="random", order=(0, 0, 0),
+        threshold=0.5, higher_is_better=True, gate="sequential", num_episodes=4, seed=0, error="boom",
+    )  # fmt: skip
+    assert trace_svg(errored) == "" and differences_svg(errored) == ""
+    broken = _result(_design(), [1.0] * 30)
+    broken.trace = {"estimate": [math.nan, 1.0, None, 1.0], "low": [0.0, math.nan], "high": [1.0, math.inf]}
+    broken.design = {"threshold": math.nan, "margin": None}
+    broken.estimate = math.nan
+    root = _parse(trace_svg(broken))
+    assert _lines(root, "threshold") == []
+    (stop,) = [line for line in _lines(root, "stop") if line.get("data-episode")]
+    assert stop.get("data-episode") == "4"
+
+
+def _paired_result(
+    candidate: list[float], baseline: list[float], higher_is_better: bool = True
+) -> TaskResult:
+    design = paired(_design(higher_is_better=higher_is_better, max_episodes=1000))
+    sign = 1.0 if higher_is_better else -1.0
+    diffs = [sign * (c - b) for c, b in zip(candidate, baseline, strict=True)]
+    result = _result(design, diffs, baseline_uri="random://", baseline_episode_scores=baseline[: len(diffs)])
+    result.higher_is_better = higher_is_better  # the task's direction; the paired design's is always up
+    result.episode_scores = candidate[: result.num_episodes]
+    result.baseline_episode_scores = baseline[: result.num_episodes]
+    return result
+
+
+def test_differences_are_drawn_per_episode_against_the_difference_threshold() -> None:
+    candidate = [1.0, 0.0, 1.0, 1.0] * 10
+    baseline = [0.0, 0.0, 1.0, 0.0] * 10
+    result = _paired_result(candidate, baseline)
+    assert result.outcome == "pass"
+    root = _parse(differences_svg(result))
+    circles = list(root.iter(f"{SVG}circle"))
+    assert len(circles) == result.num_episodes
+    # In episode order: +1, 0, 0, +1, ...
+    assert [c.get("class") for c in circles[:4]] == ["better", "same", "same", "better"]
+    assert [float(c.get("cx")) for c in circles] == sorted(float(c.get("cx")) for c in circles)
+    assert circles[1].find(f"{SVG}title").text == "episode 2: 0"
+    (threshold,) = _lines(root, "threshold")
+    (zero,) = _lines(root, "zero")
+    assert threshold.find(f"{SVG}title").text == "difference threshold -0.1"
+    assert _y(zero) < _y(threshold)  # the threshold (-margin) lies below zero
+    assert float(circles[0].get("cy")) < _y(zero) and float(circles[1].get("cy")) == pytest.approx(
+        _y(zero), abs=0.11
+    )
+
+
+def test_lower_is_better_differences_are_negated_so_better_is_up() -> None:
+    candidate = [0.0, 1.0, 0.0, 0.0] * 10  # fewer steps or tags is better: the candidate wins
+    baseline = [1.0, 1.0, 1.0, 0.0] * 10
+    result = _paired_result(candidate, baseline, higher_is_better=False)
+    root = _parse(differences_svg(result))
+    circles = list(root.iter(f"{SVG}circle"))
+    assert [c.get("class") for c in circles[:4]] == ["better", "same", "better", "same"]
+    assert circles[0].find(f"{SVG}title").text == "episode 1: 1"
+
+
+def test_long_series_are_thinned() -> None:
+    result = _paired_result([1.0] * 1500, [0.0, 1.0] * 750)
+    result.episode_scores, result.baseline_episode_scores = [1.0] * 1500, [0.0, 1.0] * 750
+    root = _parse(differences_svg(result))
+    circles = list(root.iter(f"{SVG}circle"))
+    assert len(circles) <= MAX_POINTS + 1
+    assert circles[-1].find(f"{SVG}title").text.startswith("episode 1500:")
+
+
+def test_row_and_detail_show_outcome_evidence_and_escape_user_text() -> None:
+    from pytest_policyeval.reporting.html import row_cells, task_html
+
+    result = _result(_design(), [0.0, 1.0] * 20)
+    result.inconclusive = "skip"
+    result.passed = None
+    result.episode_cached = [True, True] + [False] * (result.num_episodes - 2)
+    cells = row_cells(result)
+    assert (
+        cells[-1] == '<td class="col-verdict"><span class="pe-inconclusive">INCONCLUSIVE (skip)</span></td>'
+    )
+    assert "(2 cached)" in cells[4]
+    assert re.search(r"\(to (pass|fail)\)</small></td>$", cells[5])  # undecided: the larger e-value
+    assert "betting confidence sequence" in cells[2]
+    detail = task_html(result, [])
+    assert "inconclusive after 12 episodes" in detail and 'class="pe-gate-plot pe-trace"' in detail
+    assert "cap 12 episodes (at least 4)" in detail and "12 used" in detail
+
+    fixed = _result(_design(kind="mean"), [1.0, 0.0, 1.0, 1.0])
+    cells = row_cells(fixed)
+    assert cells[5].endswith(">-</td>") and ">PASS<" in cells[6]
+    assert "pe-gate-plot" not in task_html(fixed, []) and "episode scores: 1 (seed 0)" in task_html(fixed, [])
+
+    hostile = _paired_result([1.0] * 40, [0.0] * 40)
+    hostile.baseline_uri = "file://<img src=x onerror=alert(1)>.pt"
+    hostile.reason = "<script>alert(2)</script>"
+    html = task_html(hostile, []) + "".join(row_cells(hostile))
+    assert "<img" not in html and "<script" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "&lt;script&gt;" in html
+    ET.fromstring(differences_svg(hostile))  # titles and labels stay well-formed
+
+
+def test_an_errored_task_has_a_detail_without_plots() -> None:
+    from pytest_policyeval.reporting.html import row_cells, summary_html, task_html
+
+    errored = TaskResult(
+        suite="s", task="nav/t", policy_uri="random://", policy_label="random", order=(0, 0, 0),
+        threshold=0.5, higher_is_better=True, gate="sequential", num_episodes=4, seed=0, error="boom <b>",
+    )  # fmt: skip
+    detail = task_html(errored, [])
+    assert ">ERROR<" in detail and "boom &lt;b&gt;" in detail and "pe-gate-plot" not in detail
+    assert "nan" not in detail.lower()
+    assert row_cells(errored)[1] == '<td class="col-score">n/a</td>'
+    assert "FAIL" in summary_html([errored])  # an errored gated task fails the suite
+
+
+# -- the report of real runs ---------------------------------------------------------------------
+
+SUITE = """
+name: gates
+seed: 5
+defaults: {num_episodes: 4, max_steps: 12, max_episodes: 40}
+tasks:
+  - {name: nav/easy, map: maps/easy.map, threshold: 0.5}
+  - {name: nav/hard, map: maps/hard.map, threshold: 0.5}
+"""
+
+
+def _cell(row: list[str], column: str) -> str:
+    """A result-table cell by its column's name (pytest-html's Result and Test come first)."""
+    from pytest_policyeval.reporting.html import COLUMNS
+
+    return row[2 + COLUMNS.index(column)]
+
+
+def _used(row: list[str]) -> int:
+    return int(re.search(r'<td class="col-episodes"[^>]*>(\d+)', _cell(row, "Episodes")).group(1))
+
+
+def _details(path) -> dict[str, tuple[list[str], str]]:
+    """Each task's result-table row and its detail (the html extra), by task name."""
+    data = read_html_report(path)
+    out = {}
+    for test_id, (entry,) in data["tests"].items():
+        task = re.search(r"::(.+)\[", test_id).group(1)
+        html = "".join(e["content"] for e in entry["extras"] if e["format_type"] == "html")
+        out[task] = (entry["resultsTableRow"], html)
+    return out
+
+
+def test_a_sequential_task_shows_its_outcome_reason_and_plot(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("pytest_html")
+    write_suite(pytester.path, SUITE)
+    args = ("--policy-uri", "random://", "--html", "report.html", "--eval-json", "r.json")
+    pytester.runpytest(*args).assert_outcomes(passed=1, failed=1)
+    details = _details(pytester.path / "report.html")
+    for task, outcome in (("nav/easy", "PASS"), ("nav/hard", "FAIL")):
+        row, detail = details[task]
+        verdict = f'<td class="col-verdict"><span class="pe-{outcome.lower()}">{outcome}</span></td>'
+        assert _cell(row, "Verdict") == verdict
+        used = _used(row)
+        assert f"{'passed' if outcome == 'PASS' else 'failed'} after {used} episodes: evidence" in detail
+        assert "anytime-valid: false pass" in detail  # the guarantee
+        svg = re.search(r'<svg class="pe-gate-plot pe-trace".*?</svg>', detail, re.S).group(0)
+        root = _parse(svg)
+        (stop,) = [line for line in _lines(root, "stop") if line.get("data-episode")]
+        assert stop.get("data-episode") == str(used)
+        assert f"{outcome} at episode {used}" in "".join(root.itertext())
+        assert "pe-differences" not in detail
+    text = (pytester.path / "report.html").read_text()
+    summary = re.search(r'<section id="policyeval-summary".*?</section>', text, re.S).group(0)
+    assert '<span class="pe-fail">FAIL</span><br><small class="pe-small">1 pass, 1 fail' in summary
+    assert "IQM of normalised scores" in summary and "pe-iqm" in summary
+
+    # Again: the used episodes now come from the episode cache, and the row says so; all but the
+    # first, which is played again to record its film for the report.
+    pytester.runpytest(*args).assert_outcomes(passed=1, failed=1)
+    for task, (row, _) in _details(pytester.path / "report.html").items():
+        assert f"({_used(row) - 1} cached)" in _cell(row, "Episodes"), task
+
+
+TO_BASELINE = "per-seed difference to the baseline random://"
+
+
+def test_a_baseline_run_shows_the_per_seed_differences(pytester: pytest.Pytester) -> None:
+    pytest.importorskip("pytest_html")
+    write_suite(pytester.path, SUITE)
+    result = pytester.runpytest(
+        "--policy-uri", "random://", "--baseline-uri", "random://", "--html", "report.html",
+    )  # fmt: skip
+    result.assert_outcomes(passed=2)  # the same policy on the same seeds: no worse than itself
+    for task, (row, detail) in _details(pytester.path / "report.html").items():
+        threshold = _cell(row, "Threshold")
+        assert threshold == f'<td class="col-threshold" title="{TO_BASELINE}">d &gt;= -0.1</td>'
+        assert "per-seed difference d = 0.000" in detail, task
+        svg = re.search(r'<svg class="pe-gate-plot pe-differences".*?</svg>', detail, re.S).group(0)
+        root = _parse(svg)
+        circles = list(root.iter(f"{SVG}circle"))
+        assert len(circles) == _used(row) and {c.get("class") for c in circles} == {"same"}
+        assert _lines(root, "threshold")[0].find(f"{SVG}title").text == "difference threshold -0.1"
+        assert 'class="pe-gate-plot pe-trace"' in detail  # the sequential trace too, on the differences
+    summary = (pytester.path / "report.html").read_text()
+    assert "against baseline random://" in summary
