@@ -113,8 +113,9 @@ def main() -> None:
         f"after {flips_after} of {len(rows)}; more than 2 margins from the threshold: "
         f"{len(far)} tasks, {far_flips} flip after"
     )
+    per_run = np.mean([sum(r[8][i] for r in rows) for i in range(args.seeds)])
     print(
-        f"episodes per suite run after: {np.mean([sum(r[8][i] for r in rows) for i in range(args.seeds)]):.0f} "
+        f"episodes per suite run after: {per_run:.0f} "
         f"(before: {10 * len(rows)}); wall {time.perf_counter() - started:.0f} s"
     )
 
