@@ -41,8 +41,10 @@ def gate_design(task: Task, paired: bool = False) -> GateDesign:
     settings = task.settings
     low, high = score_range(settings, _grid(task.map_path))
     margin = settings.margin if settings.margin is not None else settings.margin_fraction * (high - low)
-    # The suite verdict's false-fail rate is shared among its gated tasks (Bonferroni).
-    beta = settings.beta / task.gated_tasks if task.multiplicity == "bonferroni" else settings.beta
+    # The suite verdict's false-fail rate is shared among its gated tasks (Bonferroni); with a
+    # baseline every task is gated.
+    gated = task.suite_tasks if paired else task.gated_tasks
+    beta = settings.beta / gated if task.multiplicity == "bonferroni" else settings.beta
     threshold = settings.threshold
     if paired and threshold is None:
         threshold = math.nan  # gated on the differences alone; paired() sets their threshold
@@ -119,7 +121,7 @@ def fill_result(result: TaskResult, task: Task, run: GateRun, baseline_uri: str 
     result.design = {
         **asdict(run.design),
         "multiplicity": task.multiplicity,
-        "gated_tasks": task.gated_tasks,
+        "gated_tasks": task.suite_tasks if run.baseline is not None else task.gated_tasks,
         "suite_beta": task.settings.beta,
     }
     result.reason = decision.reason

@@ -227,7 +227,7 @@ def test_row_and_detail_show_outcome_evidence_and_escape_user_text() -> None:
     assert re.search(r"\(to (pass|fail)\)</small></td>$", cells[5])  # undecided: the larger e-value
     assert "betting confidence sequence" in cells[2]
     detail = task_html(result, [])
-    assert "inconclusive after 12 episodes" in detail and 'class="pe-gate-plot pe-trace"' in detail
+    assert "reached the cap of 12 episodes" in detail and 'class="pe-gate-plot pe-trace"' in detail
     assert "cap 12 episodes (at least 4)" in detail and "12 used" in detail
 
     fixed = _result(_design(kind="mean"), [1.0, 0.0, 1.0, 1.0])

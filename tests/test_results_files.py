@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from pytest_policyeval.scoring import averages, category_scores, mean_interval
+from pytest_policyeval.scoring import averages, category_scores
 
 SUITE_TWO_CATEGORIES = """
 name: mixed
@@ -94,12 +94,3 @@ def test_categories_match_exactly_not_by_substring() -> None:
     scores = {"memory/a": 1.0, "systematic_exploration_memory/b": 0.0, "memory/c": 0.5}
     assert category_scores(scores) == {"memory": 0.75, "systematic_exploration_memory": 0.0}
     assert averages(scores) == pytest.approx((0.5, 0.375))
-
-
-def test_interval_matches_scipy() -> None:
-    from scipy import stats
-
-    values = [0.0, 1.0, 1.0, 0.5, 0.25]
-    expected = stats.t.interval(0.95, 4, loc=sum(values) / 5, scale=stats.sem(values))
-    assert mean_interval(values) == pytest.approx(expected)
-    assert mean_interval([0.7, 0.7]) == (0.7, 0.7)

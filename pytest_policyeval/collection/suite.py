@@ -149,6 +149,7 @@ class Task:
     # Gated tasks in the suite this task was run as part of, and how the suite verdict divides
     # its false-fail rate among them (the task's gate runs at beta / gated_tasks for "bonferroni").
     gated_tasks: int = 1
+    suite_tasks: int = 1  # all of the suite's tasks: each is gated when a baseline is given
     multiplicity: str = "bonferroni"
 
     @property
@@ -300,6 +301,7 @@ def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
                 pytorch_config=pytorch_config or task.pytorch_config,
                 metta_preset=suite.metta_preset or task.metta_preset,
                 gated_tasks=1,  # counted again over this suite below
+                suite_tasks=1,
                 multiplicity=suite.multiplicity,
             )
             if task.name in seen:
@@ -357,7 +359,10 @@ def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
             )
         )
     gated = sum(1 for task in tasks if task.settings.threshold is not None)
-    tasks = [replace(task, gated_tasks=max(1, gated), multiplicity=suite.multiplicity) for task in tasks]
+    tasks = [
+        replace(task, gated_tasks=max(1, gated), suite_tasks=len(tasks), multiplicity=suite.multiplicity)
+        for task in tasks
+    ]
     return Suite(
         name=suite.name, path=path, seed=suite.seed, tasks=tuple(tasks), description=suite.description
     )

@@ -61,7 +61,8 @@ def _iqm(values: np.ndarray, axis: int = -1) -> np.ndarray:
 
 
 def iqm_interval(normalised: Sequence[Sequence[float]], level: float = 0.95) -> dict[str, Any]:
-    """IQM of task means and its stratified bootstrap interval; one task: its mean, no interval."""
+    """IQM of task means and its stratified bootstrap interval (each task's episodes resampled on
+    their own); with no spread in any task the interval is the point."""
     samples = [np.asarray(s, dtype=np.float64) for s in normalised if len(s)]
     if not samples:
         return {"iqm": None, "low": None, "high": None, "method": "no tasks"}

@@ -187,7 +187,9 @@ def _z(alpha: float, beta: float) -> float:
 
 
 def _empty(design: GateDesign) -> Decision:
-    return Decision(None, 0, math.nan, design.low, design.high, 1.0, 1.0, "no episodes yet")  # type: ignore[arg-type]
+    low = math.nan if design.low is None else design.low
+    high = math.nan if design.high is None else design.high
+    return Decision(None, 0, math.nan, low, high, 1.0, 1.0, "no episodes yet")
 
 
 def _interval(
