@@ -35,11 +35,15 @@ def _grid(path: Path) -> Any:
     return read_map(path)
 
 
-def gate_design(task: Task, paired: bool = False) -> GateDesign:
-    from pytest_policyeval.envs.scores import score_range
+def score_range(task: Task) -> tuple[float, float]:
+    from pytest_policyeval.envs.scores import score_range as declared
 
+    return declared(task.settings, _grid(task.map_path))
+
+
+def gate_design(task: Task, paired: bool = False) -> GateDesign:
     settings = task.settings
-    low, high = score_range(settings, _grid(task.map_path))
+    low, high = score_range(task)
     margin = settings.margin if settings.margin is not None else settings.margin_fraction * (high - low)
     # The suite verdict's false-fail rate is shared among its gated tasks (Bonferroni); with a
     # baseline every task is gated.
@@ -123,6 +127,7 @@ def fill_result(result: TaskResult, task: Task, run: GateRun, baseline_uri: str 
         "multiplicity": task.multiplicity,
         "gated_tasks": task.suite_tasks if run.baseline is not None else task.gated_tasks,
         "suite_beta": task.settings.beta,
+        "score_range": list(score_range(task)),
     }
     result.reason = decision.reason
     result.evidence = {"pass": decision.evidence_pass, "fail": decision.evidence_fail}

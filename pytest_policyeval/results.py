@@ -77,7 +77,9 @@ class TaskResult:
 
     @property
     def threshold_text(self) -> str:
-        """The gate as people read it: '>= 0.5', '<= 3', or '-' without a threshold."""
+        """The gate as people read it: '>= 0.5', '<= 3', 'd >= -0.1' against a baseline, or '-'."""
+        if self.paired and self.design:
+            return f"d >= {self.design['threshold']:g}"
         if self.threshold is None:
             return "-"
         return f"{'>=' if self.higher_is_better else '<='} {self.threshold:g}"

@@ -101,8 +101,9 @@ def gate_detail(result: TaskResult) -> dict[str, Any]:
 
 def normalised_scores(result: TaskResult) -> list[float]:
     """A task's per-episode scores on [0, 1] by its declared range, 1 the best."""
-    low, high = result.design.get("low"), result.design.get("high")
-    if result.error is not None or low is None or high is None or result.paired:
+    # The task's own range (a paired gate's design is on the differences, whose range is wider).
+    low, high = result.design.get("score_range") or (result.design.get("low"), result.design.get("high"))
+    if result.error is not None or low is None or high is None:
         return []
     scores = [(s - low) / (high - low) for s in result.episode_scores]
     return scores if result.higher_is_better else [1 - s for s in scores]
