@@ -86,3 +86,47 @@ def test_xdist_run_writes_one_summary_with_every_task(pytester: pytest.Pytester)
     result.stdout.fnmatch_lines(["*policy evaluation*", "*nav/easy*PASS*", "*nav/hard*"])
     assert result.stdout.str().count("policy evaluation") == 1
     assert (pytester.path / "e.yaml").exists()
+
+
+GATED = """
+name: gated
+seed: 7
+defaults: {num_episodes: 4, max_steps: 6}
+tasks:
+  - {name: nav/coin, map: maps/coin.map, threshold: 0.3}
+  - {name: nav/coin2, map: maps/coin.map, threshold: 0.5, max_steps: 8}
+  - {name: nav/coin3, map: maps/coin.map, threshold: 0.2, max_steps: 5}
+"""
+
+
+def _decisions(path: Path) -> dict:
+    from helpers import task_details
+
+    fields = ("outcome", "num_episodes", "episode_scores", "seeds", "ci_low", "ci_high", "evidence")
+    return {task: {f: detail[f] for f in fields} for (task, _), detail in task_details(path).items()}
+
+
+def test_a_sequential_decision_is_the_same_serial_under_xdist_in_shards_and_resumed(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    from helpers import run_shards
+
+    from pytest_policyeval.merge import merge_shards
+
+    suite = write_suite(pytester.path, GATED, maps={"coin": COIN})
+    fresh = ("--policy-uri", "random://", "--no-eval-cache")
+    pytester.runpytest(*fresh, "--eval-json", "serial.json")
+    reference = _decisions(pytester.path / "serial.json")
+    assert any(d["num_episodes"] > 4 for d in reference.values())  # the premise: more than one round
+    pytester.runpytest_subprocess("-p", "no:importnb", "-n", "2", *fresh, "--eval-json", "xdist.json")
+    assert _decisions(pytester.path / "xdist.json") == reference
+    shards = run_shards(suite, tmp_path, "--no-eval-cache")
+    merged = merge_shards(shards).results
+    assert {r.task: (r.outcome, r.num_episodes, r.episode_scores) for r in merged} == {
+        task: (d["outcome"], d["num_episodes"], d["episode_scores"]) for task, d in reference.items()
+    }
+    # Resumed: a run that kept only each task's first round, then the full run from the cache.
+    data = ("--policy-uri", "random://", "--data-dir", str(tmp_path / "data"))
+    pytester.runpytest(*data, "--eval-gate", "mean", "--eval-json", "first_round.json")
+    pytester.runpytest(*data, "--eval-json", "resumed.json")
+    assert _decisions(pytester.path / "resumed.json") == reference
