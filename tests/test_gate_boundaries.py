@@ -142,3 +142,16 @@ def test_the_share_of_agents_a_policy_plays_is_rounded_not_floored(pytester: pyt
     design = json.loads((pytester.path / "out.json").read_text())["policies"][0]["checkpoints"][0]
     # The declared bound follows the same count: 20 tags... here ceil(5/10)=1 tag each, 4 agents / 3.
     assert design["metrics"]["tasks"]["tag/share"]["design"]["high"] == pytest.approx(4 / 3)
+
+
+def test_junitxml_carries_the_gate_evidence(pytester: pytest.Pytester) -> None:
+    import xml.etree.ElementTree as ET
+
+    run_one(pytester, "threshold: 0.5", "scripted://navigator", "--junitxml", "junit.xml")
+    (case,) = ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
+    properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert properties["policyeval_outcome"] == "pass"
+    assert int(properties["policyeval_episodes"]) >= 1
+    assert float(properties["policyeval_evidence_pass"]) >= 20  # 1/alpha: what decided it
+    assert properties["policyeval_reason"].startswith("passed after")
+    assert "betting" in properties["policyeval_interval_method"]
