@@ -64,7 +64,10 @@ class EpisodeCache:
         first, last = min(e.index for e in episodes), max(e.index for e in episodes)
         body = {"meta": meta, "episodes": [asdict(e) for e in sorted(episodes, key=lambda e: e.index)]}
         with contextlib.suppress(OSError, ValueError):
-            write_text_atomic(self.root / key / f"{first:07d}-{last:07d}.json", json.dumps(body))
+            # No fsync: a round lost in a power cut is only played again.
+            write_text_atomic(
+                self.root / key / f"{first:07d}-{last:07d}.json", json.dumps(body), durable=False
+            )
 
 
 def _read(path: Path) -> list[CachedEpisode]:

@@ -177,7 +177,7 @@ def test_design_helpers() -> None:
     assert math.isnan(GateDesign("sequential", 0.5).width)
     p = paired(LASER)
     assert (p.threshold, p.low, p.high, p.margin, p.higher_is_better) == (-2.0, -20.0, 20.0, 2.0, True)
-    assert (p.alpha, p.beta, p.max_episodes, p.min_episodes, p.cap_factor) == (0.05, 0.01, 1000, 10, 1.5)
+    assert (p.alpha, p.beta, p.max_episodes, p.min_episodes, p.cap_factor) == (0.05, 0.01, 1000, 10, None)
 
 
 # --- Boundaries ---------------------------------------------------------------------------------

@@ -12,8 +12,7 @@ Wald's likelihood ratio for p0 = threshold - margin against p1 = threshold + mar
 
 Bets are sized for the design effect (two margins) and the running variance, and grow with the
 running mean's distance from the hypothesis, so a policy far from its threshold decides in a few
-episodes. An episode cap, and a second cap at `cap_factor` times the fixed-N sample size for the
-variance seen so far, end a task whose mean sits inside the margin: "inconclusive".
+episodes. The episode cap ends a task whose mean sits inside the margin: "inconclusive".
 
 The decision is made episode by episode in the order of episode indices, so it does not depend on
 how episodes were grouped into rounds, processes or shards.
@@ -53,23 +52,12 @@ class Decision:
     interval_level: str = ""  # e.g. "lower 95%, upper 99%"
 
 
-def _normalised(
-    design: GateDesign, scores: np.ndarray, sign: float = 1.0
-) -> tuple[np.ndarray, float, float, float]:
+def _normalised(design: GateDesign, scores: np.ndarray) -> tuple[np.ndarray, float, float, float]:
+    """Scores on [0, 1] by the (oriented) range, and the hypotheses and margin in those units."""
     low, high = design.low, design.high
     assert low is not None and high is not None and high > low
-    bad = np.flatnonzero((scores < low) | (scores > high) | ~np.isfinite(scores))
-    if bad.size:
-        i = int(bad[0])
-        # Lower-is-better scores arrive negated: name them as the task declared them.
-        shown, low_shown, high_shown = (scores[i], low, high) if sign > 0 else (-scores[i], -high, -low)
-        raise RangeError(
-            f"episode {i} scored {shown:g}, outside the declared score range "
-            f"[{low_shown + 0.0:g}, {high_shown + 0.0:g}]: "
-            "the gate's error guarantee rests on that range (declare a wider score_range)"
-        )
     width = high - low
-    z = (scores - low) / width
+    z = np.clip((scores - low) / width, 0.0, 1.0)  # only rounding can leave [0, 1] here
     m0 = min(max((design.threshold - design.margin - low) / width, 0.0), 1.0)
     m1 = min(max((design.threshold + design.margin - low) / width, 0.0), 1.0)
     return z, m0, m1, design.margin / width
@@ -107,12 +95,26 @@ def _log_wealth_down(z: np.ndarray, bets: np.ndarray, m: float, m1: float) -> np
 def decide(design: GateDesign, scores: np.ndarray | list[float], trace: bool = False) -> Decision:
     """The sequential gate's decision on `scores` (in episode-index order), or None if undecided.
 
-    `design` must be bounded; scores are in original units, lower-is-better handled here.
+    `design` must be bounded; scores are in original units, lower-is-better handled here. A score
+    outside the declared range is an error unless the gate decided before reaching it (so where
+    rounds end never changes whether a run errs).
     """
+    raw = np.asarray(scores, dtype=np.float64)
+    bad = np.flatnonzero((raw < design.low) | (raw > design.high) | ~np.isfinite(raw))
+    if bad.size:
+        first = int(bad[0])
+        if first > 0:
+            head = decide(design, raw[:first], trace)
+            if head.outcome is not None:
+                return head
+        raise RangeError(
+            f"episode {first} scored {raw[first]:g}, outside the declared score range "
+            f"[{design.low:g}, {design.high:g}]: the gate's error guarantee rests on that range "
+            "(declare a wider score_range)"
+        )
     oriented = design.oriented()
     sign = 1.0 if design.higher_is_better else -1.0
-    x = sign * np.asarray(scores, dtype=np.float64)
-    z, m0, m1, d = _normalised(oriented, x, sign)
+    z, m0, m1, d = _normalised(oriented, sign * raw)
     if z.size == 0:
         return _empty(design)
     up, down, var_after = _bets(z, m0, m1, d)
@@ -121,15 +123,13 @@ def decide(design: GateDesign, scores: np.ndarray | list[float], trace: bool = F
     t = np.arange(1, z.size + 1)
     passed = np.flatnonzero(log_pass >= math.log(1 / oriented.alpha))
     failed = np.flatnonzero(log_fail >= math.log(1 / oriented.beta))
-    z_sum = _z(oriented.alpha, oriented.beta)
-    n_star = (z_sum * np.sqrt(var_after) / (2 * d)) ** 2 if d > 0 else np.full(z.size, np.inf)
-    # However small the variance, a bettor cannot win faster than its largest bet allows: never
-    # stop undecided before either bettor could have reached its target at two margins' effect.
-    floor = oriented.cap_factor * _fastest(m0, m1, d, oriented.alpha, oriented.beta)
-    capped = np.flatnonzero(
-        (t >= oriented.max_episodes)
-        | ((t >= oriented.min_episodes) & (t >= floor) & (t >= oriented.cap_factor * n_star))
-    )
+    stop = t >= oriented.max_episodes
+    if oriented.cap_factor is not None and d > 0:
+        n_star = (_z(oriented.alpha, oriented.beta) * np.sqrt(var_after) / (2 * d)) ** 2
+        # However small the variance, a bettor cannot win faster than its largest bet allows.
+        floor = oriented.cap_factor * _fastest(m0, m1, d, oriented.alpha, oriented.beta)
+        stop |= (t >= oriented.min_episodes) & (t >= floor) & (t >= oriented.cap_factor * n_star)
+    capped = np.flatnonzero(stop)
     stops = {
         "fail": int(failed[0]) if failed.size else z.size,
         "pass": int(passed[0]) if passed.size else z.size,
@@ -140,7 +140,8 @@ def decide(design: GateDesign, scores: np.ndarray | list[float], trace: bool = F
     if at >= z.size:
         outcome, at = None, z.size - 1
     n = at + 1
-    lows, highs = _interval(z[:n], up[:n], down[:n], m0, m1, oriented)
+    points = _checkpoints(n) if trace else np.array([n])
+    lows, highs = _interval(z[:n], up[:n], down[:n], m0, m1, oriented, points)
     width, base = oriented.high - oriented.low, oriented.low  # type: ignore[operator]
     lows, highs = base + lows * width, base + highs * width
     if sign < 0:
@@ -150,7 +151,7 @@ def decide(design: GateDesign, scores: np.ndarray | list[float], trace: bool = F
     result = Decision(
         outcome=outcome,  # type: ignore[arg-type]
         episodes=n,
-        estimate=float(np.mean(np.asarray(scores, dtype=np.float64)[:n])),
+        estimate=float(np.mean(raw[:n])),
         low=float(low),
         high=float(high),
         evidence_pass=float(np.exp(min(log_pass[at], 700.0))),
@@ -161,14 +162,23 @@ def decide(design: GateDesign, scores: np.ndarray | list[float], trace: bool = F
         else f"lower {1 - oriented.beta:.4g}, upper {1 - oriented.alpha:.4g}",
     )
     if trace:
-        x = np.asarray(scores, dtype=np.float64)[:n]
-        estimate = np.cumsum(x) / np.arange(1, n + 1)
+        estimate = np.cumsum(raw[:n]) / np.arange(1, n + 1)
         result.trace = {
-            "estimate": (estimate + 0.0).tolist(),
+            "episode": points.tolist(),
+            "estimate": (estimate[points - 1] + 0.0).tolist(),
             "low": (lows + 0.0).tolist(),
             "high": (highs + 0.0).tolist(),
         }
     return result
+
+
+TRACE_POINTS = 400  # a long gate's plot is drawn from this many points, spread evenly
+CHUNK = 2048  # episodes per block when the interval is computed: memory stays ~ CHUNK x GRID
+
+
+def _checkpoints(n: int) -> np.ndarray:
+    """Episode counts (1-based, increasing, ending at n) at which the trace is recorded."""
+    return np.unique(np.linspace(1, n, min(n, TRACE_POINTS)).round().astype(np.int64))
 
 
 def _fastest(m0: float, m1: float, d: float, alpha: float, beta: float) -> float:
@@ -193,22 +203,42 @@ def _empty(design: GateDesign) -> Decision:
 
 
 def _interval(
-    z: np.ndarray, up: np.ndarray, down: np.ndarray, m0: float, m1: float, design: GateDesign
+    z: np.ndarray,
+    up: np.ndarray,
+    down: np.ndarray,
+    m0: float,
+    m1: float,
+    design: GateDesign,
+    points: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The anytime-valid interval after each episode: every mean the bettors have not rejected.
+    """The anytime-valid interval after each of `points` episodes: every mean not yet rejected.
 
     For means below the pass bettor's hypothesis its bets are the same, so its wealth only grows
     as the mean tested falls: a pass (threshold - margin rejected) always shows a lower end above
     threshold - margin, and a fail an upper end below threshold + margin. Returns the lower and
-    upper ends (in [0, 1]) after 1, 2, ..., n episodes.
+    upper ends in [0, 1]. The wealth over the grid of means is summed in blocks of episodes, so
+    memory does not grow with the number of episodes.
     """
     grid = np.unique(np.concatenate((np.linspace(0.0, 1.0, GRID), [m0, m1])))
-    lam_up = np.minimum(up[:, None], BET_CAP / np.maximum(np.maximum(grid, m0), 1e-12)[None, :])
-    wealth_up = np.cumsum(np.log1p(lam_up * (z[:, None] - grid[None, :])), axis=0)
-    lam_down = np.minimum(down[:, None], BET_CAP / np.maximum(1 - np.minimum(grid, m1), 1e-12)[None, :])
-    wealth_down = np.cumsum(np.log1p(-lam_down * (z[:, None] - grid[None, :])), axis=0)
-    rejected_low = wealth_up >= math.log(1 / design.alpha)
-    rejected_high = wealth_down >= math.log(1 / design.beta)
+    cap_up = BET_CAP / np.maximum(np.maximum(grid, m0), 1e-12)
+    cap_down = BET_CAP / np.maximum(1 - np.minimum(grid, m1), 1e-12)
+    total_up, total_down = np.zeros(grid.size), np.zeros(grid.size)
+    at_up, at_down = np.empty((points.size, grid.size)), np.empty((points.size, grid.size))
+    k = 0
+    for start in range(0, z.size, CHUNK):
+        block = slice(start, min(start + CHUNK, z.size))
+        gain_up = np.log1p(np.minimum(up[block, None], cap_up) * (z[block, None] - grid))
+        gain_down = np.log1p(-np.minimum(down[block, None], cap_down) * (z[block, None] - grid))
+        inside = points[(points > start) & (points <= block.stop)]
+        if inside.size:
+            rows = inside - start - 1
+            at_up[k : k + inside.size] = total_up + np.cumsum(gain_up, axis=0)[rows]
+            at_down[k : k + inside.size] = total_down + np.cumsum(gain_down, axis=0)[rows]
+            k += inside.size
+        total_up += gain_up.sum(axis=0)
+        total_down += gain_down.sum(axis=0)
+    rejected_low = at_up >= math.log(1 / design.alpha)
+    rejected_high = at_down >= math.log(1 / design.beta)
     # The lower end: the last mean (from 0 up) before the first one not rejected; the upper end
     # likewise from 1 down.
     first_kept = np.where(rejected_low.all(axis=1), grid.size, np.argmin(rejected_low, axis=1))

@@ -215,9 +215,12 @@ def trace_svg(result: TaskResult) -> str:
         return ""
     lows = (lows + [None] * count)[:count]
     highs = (highs + [None] * count)[:count]
+    # Long gates record their trace at up to a few hundred episodes: where each point was taken.
+    episodes = [int(e) for e in trace.get("episode") or range(1, count + 1)][:count]
+    episodes += list(range(len(episodes) + 1, count + 1))
     threshold, margin, higher = _design_numbers(result)
     margin = margin or 0.0
-    stop = count  # the trace ends where the gate decided
+    stop = episodes[-1]  # the trace ends where the gate decided
     total = max(stop, result.episodes_run or 0)
     band = [] if threshold is None else [threshold - margin, threshold + margin, threshold]
     scale = _Scale([*estimate, *lows, *highs, *band])
@@ -272,14 +275,14 @@ def trace_svg(result: TaskResult) -> str:
     shown = _thinned(count)
 
     def points(series: Sequence[float | None]) -> list[tuple[float, float | None]]:
-        return [(episode_x(i + 1, total), scale.at(series[i])) for i in shown]
+        return [(episode_x(episodes[i], total), scale.at(series[i])) for i in shown]
 
     # The interval as a filled area where both ends are known, outlined by its ends.
     both = [low if high is not None else None for low, high in zip(lows, highs, strict=True)]
     for run in _segments([(float(i), both[i]) for i in shown]):
         indices = [int(i) for i, _ in run]
-        upper = [(episode_x(i + 1, total), scale.y(highs[i] or 0.0)) for i in indices]
-        lower = [(episode_x(i + 1, total), scale.y(lows[i] or 0.0)) for i in reversed(indices)]
+        upper = [(episode_x(episodes[i], total), scale.y(highs[i] or 0.0)) for i in indices]
+        lower = [(episode_x(episodes[i], total), scale.y(lows[i] or 0.0)) for i in reversed(indices)]
         outline = " ".join(f"{_f(x)},{_f(y)}" for x, y in upper + lower)
         parts.append(_svg("polygon", points=outline, class_="interval"))
     for series in (lows, highs):
@@ -371,7 +374,9 @@ def differences_svg(result: TaskResult) -> str:
             continue
         css = "better" if value > 0 else "worse" if value < 0 else "same"
         title = _svg("title", f"episode {i + 1}: {_g(value)}")
-        parts.append(_svg("circle", title, cx=episode_x(i + 1, total), cy=scale.y(value), r=2.5, class_=css))
+        parts.append(
+            _svg("circle", title, cx=episode_x(i + 1, total), cy=scale.y(value), r=2.5, class_=css)
+        )
     parts.extend(_labels(labels))
     return _wrap(
         "pe-gate-plot pe-differences",
