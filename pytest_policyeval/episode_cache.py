@@ -18,11 +18,13 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 MAX_FILE_BYTES = 64 << 20  # a round file larger than this is not ours
+SCHEMA = 1  # the layout of a round file and of the key; bump to leave old files unread
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,17 @@ class EpisodeCache:
 
 
 def _read(path: Path) -> list[CachedEpisode]:
+    """A round file's episodes; anything but a plain, bounded file of the right shape reads as none."""
     try:
-        if os.path.getsize(path) > MAX_FILE_BYTES:
+        # Never follow a link or open a FIFO or device: O_NOFOLLOW | O_NONBLOCK, then a plain file.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return []
+            raw = handle.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
             return []
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(raw.decode("utf-8"))
         return [
             CachedEpisode(
                 index=int(e["index"]),
@@ -85,5 +94,5 @@ def _read(path: Path) -> list[CachedEpisode]:
             )
             for e in data["episodes"]
         ]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return []

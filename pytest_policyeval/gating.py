@@ -6,6 +6,7 @@ in rounds.py.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -42,7 +43,12 @@ def score_range(task: Task) -> tuple[float, float]:
 
 
 def gate_design(task: Task, paired: bool = False) -> GateDesign:
+    """The task's gate. Raises ScoreRangeError (naming the key) when overrides such as
+    --eval-gate sequential meet a threshold the range cannot gate."""
+    from pytest_policyeval.envs.scores import check_score_range
+
     settings = task.settings
+    check_score_range(settings, _grid(task.map_path))
     low, high = score_range(task)
     margin = settings.margin if settings.margin is not None else settings.margin_fraction * (high - low)
     # The suite verdict's false-fail rate is shared among its gated tasks (Bonferroni); with a
@@ -76,17 +82,19 @@ def policy_identity(policy: Policy | None) -> dict[str, Any] | None:
     if "digest" not in info:
         identity["uri"] = policy.uri
     identity.update(info)
+    config = info.get("config")
+    if isinstance(config, str) and Path(config).is_file():  # what the file says, not its name
+        identity["config_sha256"] = hashlib.sha256(Path(config).read_bytes()).hexdigest()
     return identity
 
 
 def episodes_key(task: Task, policy: Policy, npc: Policy | None, device: str) -> tuple[str, dict[str, Any]]:
     """The episode cache's key for `policy` on `task`, and what it was made of (kept beside it)."""
-    import hashlib
+    from pytest_policyeval.episode_cache import SCHEMA, cache_key
+    from pytest_policyeval.provenance import code_digest, package_versions
 
-    from pytest_policyeval.episode_cache import cache_key
-    from pytest_policyeval.provenance import package_versions
-
-    settings = task.settings.model_dump(mode="json", exclude=set(GATE_SETTINGS))
+    # The npc's URI may carry a password: the npc counts by its identity below.
+    settings = task.settings.model_dump(mode="json", exclude=set(GATE_SETTINGS) | {"npc_policy_uri"})
     versions = package_versions()
     meta = {
         "task": task.name,
@@ -97,6 +105,8 @@ def episodes_key(task: Task, policy: Policy, npc: Policy | None, device: str) ->
         "policy": policy_identity(policy),
         "npc": policy_identity(npc),
         "device": device,
+        "schema": SCHEMA,
+        "code": code_digest(),  # the source that plays episodes: a change there plays them again
         "versions": {k: versions.get(k) for k in ("pytest_policyeval", "mettagrid", "torch", "numpy")},
     }
     return cache_key(meta), meta
@@ -116,6 +126,7 @@ def fill_result(result: TaskResult, task: Task, run: GateRun, baseline_uri: str 
     result.episode_cached = [e.cached for e in episodes]
     result.num_episodes = len(episodes)
     result.episodes_run = run.episodes_run
+    result.agent_steps = run.agent_steps
     all_rewards = [r for e in episodes for r in e.rewards]
     result.score = float(sum(all_rewards) / len(all_rewards)) if all_rewards else math.nan
     result.estimate = decision.estimate
@@ -156,3 +167,23 @@ def verdict(outcome: str | None, inconclusive: str) -> bool | None:
     if outcome == "inconclusive":
         return {"fail": False, "pass": True, "skip": None}[inconclusive]
     return outcome == "pass"
+
+
+def episode_check(task: Task) -> Any:
+    """Whether a kept episode is one this task can produce: the seed of its index, one reward per
+    agent the policy plays, steps within max_steps, a finite score inside the score range."""
+    from pytest_policyeval.envs.scores import scored_agents
+    from pytest_policyeval.seeding import episode_seed
+
+    grid = _grid(task.map_path)
+    agents = scored_agents(task.settings.policy_agents_pct, grid.num_agents)
+    low, high = score_range(task)
+
+    def check(episode: Any) -> bool:
+        if episode.index < 0 or episode.seed != episode_seed(task.seed, task.name, episode.index):
+            return False
+        if len(episode.rewards) != agents or not 1 <= episode.steps <= task.settings.max_steps:
+            return False
+        return math.isfinite(episode.score) and low <= episode.score <= high
+
+    return check

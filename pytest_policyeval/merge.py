@@ -112,7 +112,12 @@ def merge_shards(paths: Sequence[Path], allow_partial: bool = False) -> Merged:
             if key in owner:
                 raise MergeError(f"{result.task} [{result.policy_label}] is in both {owner[key]} and {path}")
             owner[key] = path
-            results.append(regate(result))
+            try:
+                results.append(regate(result))
+            except (TypeError, ValueError, AssertionError, KeyError) as exc:
+                raise MergeError(
+                    f"{path}: {result.task}: malformed gate ({type(exc).__name__}: {exc})"
+                ) from None
     first = next(doc for _, doc in documents if doc["shard"]["id"] == 0)
     run = {
         key: first.get(key)

@@ -40,3 +40,23 @@ def git_revision(path: Path) -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{sha}+dirty" if dirty else sha
+
+
+# The modules whose code decides what happens in an episode (not how it is judged or reported).
+EPISODE_CODE = ("runner.py", "seeding.py", "envs", "policies")
+
+
+@lru_cache(maxsize=1)
+def code_digest() -> str:
+    """A digest of this package's source that plays episodes, so kept episodes made by other
+    code are played again even when the version number did not change."""
+    import hashlib
+
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for name in EPISODE_CODE:
+        path = root / name
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+        for file in files:
+            digest.update(str(file.relative_to(root)).encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:16]

@@ -62,7 +62,14 @@ class TaskResult:
 
     @property
     def ok(self) -> bool:
+        """Not failed: what the exit status follows (an inconclusive task counted as skip is ok)."""
         return self.error is None and self.passed is not False
+
+    @property
+    def claims_pass(self) -> bool:
+        """What a results file may call passed: gated and passed, or not gated at all. An
+        inconclusive task counted as skip did not pass."""
+        return self.error is None and (self.passed is True or (self.passed is None and self.outcome is None))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -48,9 +48,9 @@ Play = Callable[[list[int]], tuple[list[Any], float, int]]
 class Episodes:
     """One policy's episodes of one task, by index: from the cache where it has them, else played.
 
-    Indices in `fresh` are always played (their replays are wanted), and their results must equal
-    the cached ones: the engine is deterministic, so a difference would mean the key misses
-    something.
+    Indices in `fresh` are always played (their replays are wanted); the engine is deterministic,
+    so they give what the cache holds. A kept episode is used only if `check` accepts it (its seed,
+    its agents, its steps and its score are what this task can produce).
     """
 
     play: Play
@@ -58,6 +58,7 @@ class Episodes:
     key: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     fresh: frozenset[int] = frozenset()
+    check: Callable[[Episode], bool] | None = None  # a kept episode that fails it is played again
     wall_time_s: float = 0.0
     agent_steps: int = 0
     _known: dict[int, Episode] = field(default_factory=dict)
@@ -66,8 +67,9 @@ class Episodes:
     def take(self, indices: list[int]) -> list[Episode]:
         if not self._loaded and self.cache is not None and self.key is not None:
             for index, e in self.cache.load(self.key).items():
-                if index not in self.fresh:
-                    self._known[index] = Episode(e.index, e.seed, e.rewards, e.steps, e.policy_agents, True)
+                kept = Episode(e.index, e.seed, e.rewards, e.steps, e.policy_agents, True)
+                if index not in self.fresh and (self.check is None or self.check(kept)):
+                    self._known[index] = kept
             self._loaded = True
         missing = [i for i in indices if i not in self._known]
         if missing:
@@ -97,6 +99,7 @@ class GateRun:
     episodes: list[Episode]  # the candidate's episodes the decision rests on
     baseline: list[Episode] | None
     episodes_run: int  # episodes obtained (played or from the cache), the unused ones included
+    agent_steps: int = 0  # agent-steps played (kept episodes cost none)
 
 
 def next_round(done: int, first: int, cap: int) -> int:
@@ -137,4 +140,11 @@ def gate_task(
     used = decision.episodes
     if trace and not fixed:
         decision = judge(gate, scores_for(design, episodes[:used], base[:used] if base else None), trace=True)
-    return GateRun(decision, gate, episodes[:used], base[:used] if base is not None else None, len(episodes))
+    return GateRun(
+        decision,
+        gate,
+        episodes[:used],
+        base[:used] if base is not None else None,
+        len(episodes),
+        candidate.agent_steps + (baseline.agent_steps if baseline is not None else 0),
+    )

@@ -253,7 +253,7 @@ class EvalSession:
     ) -> tuple[TaskResult, list[Film]]:
         import time
 
-        from pytest_policyeval.gating import episodes_key, fill_result, gate_design
+        from pytest_policyeval.gating import episode_check, episodes_key, fill_result, gate_design
         from pytest_policyeval.policies import PolicyLoadError
         from pytest_policyeval.rounds import Episodes, gate_task
 
@@ -280,7 +280,8 @@ class EvalSession:
 
         def episodes(player: Policy, fresh: frozenset[int]) -> Episodes:
             key, meta = episodes_key(task, player, npc, self.options.device)
-            return Episodes(self._player(task, player, npc, label, started), cache, key, meta, fresh)
+            play = self._player(task, player, npc, label, started)
+            return Episodes(play, cache, key, meta, fresh, check=episode_check(task))
 
         try:
             design = gate_design(task, paired=baseline is not None)

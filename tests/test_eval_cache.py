@@ -37,6 +37,7 @@ def test_a_second_run_plays_nothing_and_gives_identical_results(pytester: pytest
     second, after = run(pytester, tmp_path, out="second.json")
     for key, detail in before.items():
         assert not any(detail["episode_cached"])
+        assert detail["agent_steps"] > 0 and after[key]["agent_steps"] == 0  # kept episodes cost none
         assert all(after[key]["episode_cached"]) and after[key]["episode_cached"]
         for field in (
             "episode_scores",
@@ -115,3 +116,46 @@ def test_an_unreadable_cache_file_is_played_again(pytester: pytest.Pytester, tmp
     assert not any(e for detail in after.values() for e in detail["episode_cached"])
     assert json.loads((pytester.path / "out.json").read_text())["complete"] is True
     assert result.ret in (0, 1)
+
+
+def test_a_tampered_episode_is_played_again(pytester: pytest.Pytester, tmp_path) -> None:
+    _, before = run(pytester, tmp_path)
+    for path in (tmp_path / "episodes").rglob("*.json"):
+        body = json.loads(path.read_text())
+        body["episodes"][0]["seed"] = 42  # not the seed of its index
+        body["episodes"][-1]["rewards"] = [7.0]  # a score outside the map's range [0, 1]
+        path.write_text(json.dumps(body))
+    _, after = run(pytester, tmp_path)
+    for key, detail in after.items():
+        assert 42 not in detail["seeds"]
+        assert detail["episode_scores"] == before[key]["episode_scores"]
+        assert detail["episode_cached"][0] is False
+
+
+def test_links_and_fifos_in_the_cache_are_never_read(pytester: pytest.Pytester, tmp_path) -> None:
+    import os
+
+    run(pytester, tmp_path)
+    folder = next((tmp_path / "episodes").iterdir())
+    os.mkfifo(folder / "0000000-0000001.json")  # opening it to read would block forever
+    (folder / "0000002-0000003.json").symlink_to("/dev/zero")
+    result, after = run(pytester, tmp_path)
+    assert result.ret in (0, 1) and after
+
+
+def test_the_cache_key_holds_no_password_of_an_npc_uri(tmp_path) -> None:
+    from pytest_policyeval.collection.suite import load_suite
+    from pytest_policyeval.gating import episodes_key
+    from pytest_policyeval.policies import LoadOptions, load_policy
+
+    body = """
+    name: npc
+    defaults: {game: laser_tag, num_episodes: 2, max_steps: 4}
+    tasks:
+      - {name: tag/one, map: maps/duel.map, policy_agents_pct: 0.5, npc_policy_uri: "s3://me:s3cretT0ken@b/x.pt"}
+    """
+    (task,) = load_suite(write_suite(tmp_path, body, maps={"duel": "#####\n#1.2#\n#####"})).tasks
+    npc = load_policy("random://", LoadOptions())
+    _, meta = episodes_key(task, load_policy("random://", LoadOptions()), npc, "cpu")
+    assert "s3cretT0ken" not in json.dumps(meta)
+    assert meta["npc"]["uri"] == "random://"  # the npc still counts, by what it is

@@ -36,15 +36,26 @@ def run_one(pytester: pytest.Pytester, settings: str, policy: str = "scripted://
     return result, detail
 
 
-@pytest.mark.parametrize(("gate", "outcome"), [("mean", "passed"), ("ci", "passed")])
-def test_a_score_exactly_at_the_threshold_passes_fixed_gates(
-    pytester: pytest.Pytester, gate, outcome
-) -> None:
-    result, detail = run_one(pytester, f"threshold: 1.0\n        score_range: [0, 2]\n        gate: {gate}")
+def test_a_score_exactly_at_the_threshold_passes_the_mean_gate(pytester: pytest.Pytester) -> None:
+    result, detail = run_one(pytester, "threshold: 1.0\n        score_range: [0, 2]\n        gate: mean")
     assert detail["episode_scores"] == [1.0] * 4  # the premise: exactly the threshold, every time
-    assert (detail["ci_low"], detail["ci_high"]) == (1.0, 1.0)
-    assert detail["interval_method"].startswith("no spread")
-    result.assert_outcomes(**{outcome: 1})
+    assert detail["estimate"] == 1.0 and detail["outcome"] == "pass"
+    result.assert_outcomes(passed=1)
+
+
+def test_equal_scores_give_the_ci_gate_a_bound_that_holds_for_any_distribution(
+    pytester: pytest.Pytester,
+) -> None:
+    # Four episodes at exactly 1.0 do not prove the mean is 1.0: Hoeffding's bound on [0, 2].
+    result, detail = run_one(pytester, "threshold: 1.0\n        score_range: [0, 2]\n        gate: ci")
+    assert detail["episode_scores"] == [1.0] * 4
+    assert detail["interval_method"] == "hoeffding (no spread)"
+    assert detail["ci_low"] < 1.0 < detail["ci_high"] <= 2.0
+    result.assert_outcomes(failed=1)
+    settings = "threshold: 0.2\n        score_range: [0, 2]\n        gate: ci\n        num_episodes: 30"
+    result, detail = run_one(pytester, settings)
+    assert detail["ci_low"] >= 0.2  # far enough below, with enough episodes: passes
+    result.assert_outcomes(passed=1)
 
 
 def test_a_score_exactly_at_the_threshold_never_fails_the_sequential_gate(pytester: pytest.Pytester) -> None:
@@ -155,3 +166,49 @@ def test_junitxml_carries_the_gate_evidence(pytester: pytest.Pytester) -> None:
     assert float(properties["policyeval_evidence_pass"]) >= 20  # 1/alpha: what decided it
     assert properties["policyeval_reason"].startswith("passed after")
     assert "betting" in properties["policyeval_interval_method"]
+
+
+def test_an_inconclusive_task_counted_as_skip_is_not_a_pass_in_the_results(pytester: pytest.Pytester) -> None:
+    result, _ = run_one(pytester, INSIDE + "\n        inconclusive: skip")
+    result.assert_outcomes(skipped=1)
+    assert result.ret == 0  # skip: the run does not fail...
+    document = json.loads((pytester.path / "out.json").read_text())
+    assert document["passed"] is False  # ...but its files never call it passed
+
+
+@pytest.mark.parametrize(
+    ("settings", "key"),
+    [
+        ("score_range: [-1.0e308, 1.0e308]\n        threshold: 0.5", "score_range"),
+        ("score_range: [1, 0]\n        threshold: 0.5", "score_range"),
+        ("threshold: 1.0", "threshold"),  # the top of the range [0, 1]: nothing can clear it
+        ("threshold: 0.5\n        margin: 0.6", "margin"),
+        ("threshold: 0.5\n        alpha: 0.7", "alpha"),
+        ("threshold: 0.5\n        beta: 0", "beta"),
+        ("threshold: 0.5\n        max_episodes: 0", "max_episodes"),
+        ("threshold: 0.5\n        inconclusive: maybe", "inconclusive"),
+        ('threshold: 0.5\n        baseline_uri: ""', "baseline_uri"),
+    ],
+)
+def test_bad_gate_settings_are_suite_errors_naming_the_key(pytester: pytest.Pytester, settings, key) -> None:
+    body = f"""
+    name: edges
+    tasks:
+      - name: nav/certain
+        map: maps/certain.map
+        {settings}
+    """
+    write_suite(pytester.path, body, maps={"certain": CERTAIN})
+    result = pytester.runpytest("--policy-uri", "random://")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines([f"*key '{key}'*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_a_gate_override_meeting_a_range_it_cannot_gate_is_the_task_error(pytester: pytest.Pytester) -> None:
+    # Valid as a mean gate (threshold at the top of the range), not as a sequential one.
+    result, detail = run_one(
+        pytester, "threshold: 1.0\n        gate: mean", "scripted://navigator", "--eval-gate", "sequential"
+    )
+    assert "key 'threshold'" in detail["error"] and "score range" in detail["error"]
+    result.assert_outcomes(failed=1)

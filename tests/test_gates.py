@@ -41,8 +41,8 @@ def test_failing_gate_exits_one_with_score_interval_threshold_episodes(pytester:
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(
         [
-            "*gate failed: nav/easy [[]random[]]: FAIL, score 1.000 [[]1.000, 1.000[]] (no spread*), "
-            "threshold >= 1.5 (mean gate), 6 episodes*"
+            "*gate failed: nav/easy [[]random[]]: FAIL, score 1.000 [[]0.*, 1.000[]] (wilson, 95%*), "
+            "threshold >= 1.5 (mean gate)*"
         ]
     )
 

@@ -11,6 +11,7 @@ This module knows nothing about pytest or the engine; it only reads and checks f
 from __future__ import annotations
 
 import fnmatch
+import math
 import os
 import re
 import reprlib
@@ -58,7 +59,7 @@ class TaskSettings(BaseModel):
     # What a sequential gate that reaches its cap undecided (the mean within the margin) reports.
     inconclusive: Literal["fail", "pass", "skip"] = "fail"
     # Gate on per-seed differences to this policy instead (it plays the same seeds); --baseline-uri wins.
-    baseline_uri: str | None = None
+    baseline_uri: str | None = Field(default=None, min_length=1)
     obs_window: int = Field(default=11, ge=3, le=15)
     num_tokens: int = Field(default=200, ge=16, le=1000)
     # What is played on the map: reach goals (navigation) or tag the other team (laser_tag).
@@ -84,6 +85,8 @@ class TaskSettings(BaseModel):
     def _ordered_range(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
         if value is not None and not value[0] < value[1]:
             raise ValueError("must be [low, high] with low < high")
+        if value is not None and not math.isfinite(value[1] - value[0]):
+            raise ValueError("its width must be a finite number")
         return value
 
     @field_validator("goals_to_finish")
@@ -358,7 +361,8 @@ def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
                 metta_preset=suite.metta_preset,
             )
         )
-    gated = sum(1 for task in tasks if task.settings.threshold is not None)
+    # Gated: a threshold or the suite's own baseline (with --baseline-uri every task is gated).
+    gated = sum(1 for t in tasks if t.settings.threshold is not None or t.settings.baseline_uri)
     tasks = [
         replace(task, gated_tasks=max(1, gated), suite_tasks=len(tasks), multiplicity=suite.multiplicity)
         for task in tasks

@@ -24,8 +24,13 @@ SEED = 0
 
 
 def suite_verdict(
-    outcomes: Sequence[str | None], passed: Sequence[bool | None], multiplicity: str
+    outcomes: Sequence[str | None],
+    passed: Sequence[bool | None],
+    multiplicity: str,
+    betas: Sequence[float] = (),
 ) -> dict[str, Any]:
+    """The verdict over these tasks; `betas` are the gated tasks' own false-fail rates, whose sum
+    bounds the chance that a policy a margin above every threshold fails any of them."""
     gated = [(o, p) for o, p in zip(outcomes, passed, strict=True) if o is not None]
     if not gated:
         return {"outcome": None, "gated_tasks": 0}
@@ -37,11 +42,13 @@ def suite_verdict(
         outcome = "pass"  # inconclusive tasks counted as passes by their suite's choice
     else:
         outcome = "inconclusive"
+    bound = min(1.0, float(sum(betas))) if betas else None
+    split = ", each beta / K" if multiplicity == "bonferroni" else ""
     guarantee = (
-        "false fail <= beta for a policy a margin above every threshold (each task at beta / K); "
-        "false pass <= alpha for one a margin below any threshold"
-        if multiplicity == "bonferroni"
-        else "no suite-level control: with K tasks at beta each, a good policy fails up to 1 - (1 - beta)^K"
+        f"false fail <= {bound:.3g} (the sum of the tasks' beta{split}) for a policy a margin above "
+        "every threshold; false pass <= alpha for one a margin below any threshold"
+        if bound is not None
+        else "no gated task"
     )
     return {
         "outcome": outcome,
@@ -50,6 +57,7 @@ def suite_verdict(
         "failed_tasks": sum(1 for o, _ in gated if o == "fail"),
         "inconclusive_tasks": sum(1 for o, _ in gated if o == "inconclusive"),
         "multiplicity": multiplicity,
+        "false_fail_bound": bound,
         "guarantee": guarantee,
     }
 

@@ -2,8 +2,9 @@
 
 Success rates (every score at one end of the range) get Wilson's interval, which stays inside
 [0, 1] where a t-interval does not. Other bounded scores get scipy's BCa bootstrap, clipped to the
-range. Equal scores have no spread to resample: the interval is the point, said so. One episode
-says nothing about spread: the interval is the whole declared range.
+range. Equal scores have no spread to resample (BCa would give NaN): they get Hoeffding's interval
+on the declared range, valid for any distribution there. One episode says nothing about spread:
+the interval is the whole declared range.
 """
 
 from __future__ import annotations
@@ -34,8 +35,6 @@ def interval(
         return Interval(math.nan, math.nan, level, "no episodes")
     if x.size == 1:
         return Interval(_or_nan(low), _or_nan(high), level, "one episode: the whole score range")
-    if np.all(x == x[0]):
-        return Interval(float(x[0]), float(x[0]), level, "no spread (every episode scored the same)")
     if low is not None and high is not None and np.all((x == low) | (x == high)):
         from scipy.stats import binomtest
 
@@ -43,7 +42,19 @@ def interval(
         ci = binomtest(successes, x.size).proportion_ci(confidence_level=level, method="wilson")
         width = high - low
         return Interval(float(low + ci.low * width), float(low + ci.high * width), level, "wilson")
+    if np.all(x == x[0]):
+        return _no_spread(x, low, high, level)
     return _bootstrap(x, low, high, level)
+
+
+def _no_spread(x: np.ndarray, low: float | None, high: float | None, level: float) -> Interval:
+    """Equal scores give a bootstrap nothing to resample, yet say little about the next episode:
+    Hoeffding's interval, which holds for any distribution on the range, within the range."""
+    value = float(x[0])
+    if low is None or high is None:
+        return Interval(value, value, level, "no spread (every episode scored the same; no range declared)")
+    half = (high - low) * math.sqrt(math.log(2 / (1 - level)) / (2 * x.size))
+    return Interval(max(low, value - half), min(high, value + half), level, "hoeffding (no spread)")
 
 
 def _or_nan(value: float | None) -> float:

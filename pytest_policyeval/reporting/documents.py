@@ -27,7 +27,7 @@ from pytest_policyeval.scoring import averages, category_scores
 
 
 def _finite(value: float) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+    return None if value is None or (isinstance(value, float) and not math.isfinite(value)) else value
 
 
 def by_policy(results: Sequence[TaskResult]) -> dict[str, list[TaskResult]]:
@@ -118,6 +118,7 @@ def suite_summary(results: Sequence[TaskResult]) -> dict[str, Any]:
         [r.outcome if r.error is None else "fail" for r in results],
         [r.passed if r.error is None else False for r in results],
         multiplicity,
+        [r.design["beta"] for r in results if r.outcome is not None and "beta" in r.design],
     )
     headline = iqm_interval([normalised_scores(r) for r in results])
     return {"suite_verdict": verdict, "iqm_normalised_score": headline}
@@ -163,7 +164,7 @@ def evaluator_json(results: Sequence[TaskResult], run: dict[str, Any]) -> dict[s
     return {
         "simulation_suite": ",".join(suite_names(results)),
         **run,
-        "passed": run_passed(run, all(r.ok for r in results)),
+        "passed": run_passed(run, all(r.claims_pass for r in results)),
         "policies": policies,
     }
 
@@ -211,7 +212,7 @@ def evaluation_yaml(results: Sequence[TaskResult], run: dict[str, Any]) -> dict[
     status = {
         "complete": run.get("complete") is True,
         "interrupted": bool(run.get("interrupted")),
-        "passed": run_passed(run, all(r.ok for r in results)),
+        "passed": run_passed(run, all(r.claims_pass for r in results)),
     }
     return {**layouts[0], **status} if len(layouts) == 1 else {"policies": layouts, **status}  # 0 or 2+
 

@@ -374,9 +374,7 @@ def differences_svg(result: TaskResult) -> str:
             continue
         css = "better" if value > 0 else "worse" if value < 0 else "same"
         title = _svg("title", f"episode {i + 1}: {_g(value)}")
-        parts.append(
-            _svg("circle", title, cx=episode_x(i + 1, total), cy=scale.y(value), r=2.5, class_=css)
-        )
+        parts.append(_svg("circle", title, cx=episode_x(i + 1, total), cy=scale.y(value), r=2.5, class_=css))
     parts.extend(_labels(labels))
     return _wrap(
         "pe-gate-plot pe-differences",

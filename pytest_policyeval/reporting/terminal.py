@@ -56,7 +56,10 @@ def summary_lines(results: Sequence[TaskResult]) -> list[str]:
         lines.append(f"policy {group[0].policy_label} ({uri})")
         baseline = next((r.baseline_uri for r in group if r.baseline_uri), None)
         if baseline:
-            lines.append(f"  gated against baseline {baseline} on the same seeds (d = score - baseline's)")
+            lines.append(
+                f"  gated against baseline {baseline} on the same seeds "
+                "(d = score - baseline's, negated where lower is better: d > 0 is better)"
+            )
         lines.append(f"  Average simulation score: {_num(avg_sim)}")
         lines.append(f"  Average category score:   {_num(avg_cat)}")
         lines.extend(suite_lines(group))
