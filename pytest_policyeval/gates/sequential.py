@@ -273,7 +273,8 @@ def _reason(outcome: Outcome | None, n: int, design: GateDesign, e_pass: float, 
                 f"{e_pass:.3g} to pass and {e_fail:.3g} to fail"
             )
         return (
-            f"inconclusive after {n} episodes, 1.5x what a fixed-N test would need at the variance seen: "
+            f"inconclusive after {n} episodes, {design.cap_factor:g}x what a fixed-N test would need "
+            "at the variance seen: "
             f"the mean is most likely within the margin of the threshold (evidence {e_pass:.3g} to pass, "
             f"{e_fail:.3g} to fail)"
         )
