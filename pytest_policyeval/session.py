@@ -275,12 +275,13 @@ class EvalSession:
             result.error = f"baseline policy could not be loaded: {exc}"
             return result, []
         started = time.perf_counter()
+        first_round: list[float] = []  # when the first round began: the start of max_time_s
         cache = self.episode_cache()
         recorded = frozenset(range(self.options.recorded_episodes))
 
         def episodes(player: Policy, fresh: frozenset[int]) -> Episodes:
             key, meta = episodes_key(task, player, npc, self.options.device)
-            play = self._player(task, player, npc, label, started)
+            play = self._player(task, player, npc, label, first_round)
             return Episodes(play, cache, key, meta, fresh, check=episode_check(task))
 
         try:
@@ -308,11 +309,20 @@ class EvalSession:
             films = []
         return result, films
 
-    def _player(self, task: Task, policy: Policy, npc: Policy | None, label: str, started: float) -> Any:
-        """Plays episode indices of `task` in one batch (one round), with live progress if asked."""
+    def _player(self, task: Task, policy: Policy, npc: Policy | None, label: str, clock: list[float]) -> Any:
+        """Plays episode indices of `task` in one batch (one round), with live progress if asked.
+
+        `clock` holds when the task's first round began (set by the first call): max_time_s
+        counts the task's rounds together, not the set-up before them.
+        """
+        import time
+
         from pytest_policyeval.runner import run_task
 
         def play(indices: list[int]) -> tuple[list[Any], float, int]:
+            if not clock:
+                clock.append(time.perf_counter())
+            started = clock[0]
             progress = self.progress_line(task, label)
             try:
                 rollout = run_task(

@@ -13,8 +13,6 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy.stats import norm
-
 GateKind = Literal["sequential", "mean", "ci"]
 Outcome = Literal["pass", "fail", "inconclusive"]
 
@@ -75,6 +73,8 @@ class GateDesign:
 def fixed_n(sigma: float, margin: float, alpha: float, beta: float) -> int:
     """N*: the episodes a one-sided fixed-N test needs to tell threshold - margin from threshold +
     margin with false pass alpha and false fail beta, for scores with standard deviation sigma."""
+    from scipy.stats import norm
+
     if margin <= 0:
         return 0 if sigma == 0 else 10**9
     z = norm.ppf(1 - alpha) + norm.ppf(1 - beta)
