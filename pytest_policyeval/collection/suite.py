@@ -55,7 +55,7 @@ class TaskSettings(BaseModel):
     margin_fraction: float = Field(default=0.1, gt=0, le=0.5)  # delta as a share of the range
     alpha: float = Field(default=0.05, gt=0, lt=0.5)  # false pass, a margin below the threshold
     beta: float = Field(default=0.01, gt=0, lt=0.5)  # false fail, a margin above the threshold
-    max_episodes: int = Field(default=1000, ge=1, le=100_000)  # a sequential gate's cap
+    max_episodes: int = Field(default=1000, ge=1, le=100_000, strict=True)  # a sequential gate's cap
     # What a sequential gate that reaches its cap undecided (the mean within the margin) reports.
     inconclusive: Literal["fail", "pass", "skip"] = "fail"
     # Gate on per-seed differences to this policy instead (it plays the same seeds); --baseline-uri wins.
@@ -78,6 +78,15 @@ class TaskSettings(BaseModel):
     def _odd_window(cls, value: int) -> int:
         if value % 2 == 0:
             raise ValueError("must be odd, so the agent sits at the centre of its view")
+        return value
+
+    @field_validator("score_range", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple) and not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value
+        ):
+            raise ValueError("must be two numbers, [low, high]")
         return value
 
     @field_validator("score_range")
