@@ -66,6 +66,7 @@ class Rollout:
     wall_time_s: float
     agent_steps: int
     policy_time_s: float
+    started: float = 0.0  # the `clock` reading the task's time budget counted from
 
 
 def run_task(
@@ -94,7 +95,8 @@ def run_task(
     indices = list(range(settings.num_episodes)) if indices is None else list(indices)
     seeds = [episode_seed(task.seed, task.name, i) for i in indices]
     start = clock()
-    deadline = (start if started is None else started) + settings.max_time_s
+    started = start if started is None else started
+    deadline = started + settings.max_time_s
     batch = EpisodeBatch(task, seeds, record=[k for k, i in enumerate(indices) if i < record])
     try:
         agents = batch.spec.num_agents
@@ -170,4 +172,5 @@ def run_task(
         wall_time_s=clock() - start,
         agent_steps=agent_steps,
         policy_time_s=policy_time,
+        started=started,
     )

@@ -315,14 +315,9 @@ class EvalSession:
         `clock` holds when the task's first round began (set by the first call): max_time_s
         counts the task's rounds together, not the set-up before them.
         """
-        import time
-
         from pytest_policyeval.runner import run_task
 
         def play(indices: list[int]) -> tuple[list[Any], float, int]:
-            if not clock:
-                clock.append(time.perf_counter())
-            started = clock[0]
             progress = self.progress_line(task, label)
             try:
                 rollout = run_task(
@@ -333,11 +328,13 @@ class EvalSession:
                     record=self.options.recorded_episodes,
                     progress=progress,
                     indices=indices,
-                    started=started,
+                    started=clock[0] if clock else None,  # the first round starts the budget
                 )
             finally:
                 if progress is not None:
                     progress.close()
+            if not clock:
+                clock.append(rollout.started)
             return rollout.episodes, rollout.wall_time_s, rollout.agent_steps
 
         return play
