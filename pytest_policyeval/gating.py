@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_policyeval.gates.design import GUARANTEES, GateDesign
+from pytest_policyeval.gates.design import GUARANTEES, GateDesign, default_margin
 
 if TYPE_CHECKING:
     from pytest_policyeval.collection.suite import Task
@@ -50,7 +50,11 @@ def gate_design(task: Task, paired: bool = False) -> GateDesign:
     settings = task.settings
     check_score_range(settings, _grid(task.map_path))
     low, high = score_range(task)
-    margin = settings.margin if settings.margin is not None else settings.margin_fraction * (high - low)
+    margin = (
+        settings.margin
+        if settings.margin is not None
+        else default_margin(low, high, settings.margin_fraction)
+    )
     # The suite verdict's false-fail rate is shared among its gated tasks (Bonferroni); with a
     # baseline every task is gated.
     gated = task.suite_tasks if paired else task.gated_tasks

@@ -16,7 +16,7 @@ from scipy.stats import bernoulli, binom
 
 from pytest_policyeval.gates import sequential
 from pytest_policyeval.gates.design import GateDesign, default_margin, fixed_n, paired
-from pytest_policyeval.gates.sequential import RangeError, decide, fixed_n_for
+from pytest_policyeval.gates.sequential import RangeError, decide
 
 TAU, DELTA = 0.5, 0.1
 P0, P1 = TAU - DELTA, TAU + DELTA
@@ -155,7 +155,7 @@ def test_fixed_n_known_value_from_tabled_quantiles() -> None:
     assert fixed_n(sigma=0.5, margin=0.1, alpha=0.05, beta=0.01) == math.ceil(by_hand) == 99
     assert fixed_n(0.5 / 3**0.5, 0.1, 0.05, 0.01) == 33  # Beta(1, 1) at the threshold
     assert fixed_n(0.5, 0.1, 0.05, 0.05) == math.ceil((2 * z95 * 0.5 / 0.2) ** 2) == 68
-    assert fixed_n_for(UNIT, 0.5) == 99
+    assert fixed_n(0.5, UNIT.margin, UNIT.alpha, UNIT.beta) == 99
 
 
 def test_fixed_n_edges() -> None:

@@ -51,6 +51,12 @@ def check_score_range(settings: TaskSettings, grid: GridMap) -> None:
             f"key 'threshold': {settings.threshold:g} is not inside the score range [{low:g}, {high:g}], "
             "so no policy can be told apart from it (set score_range, or use gate: mean)"
         )
-    margin = settings.margin if settings.margin is not None else settings.margin_fraction * (high - low)
+    from pytest_policyeval.gates.design import default_margin
+
+    margin = (
+        settings.margin
+        if settings.margin is not None
+        else default_margin(low, high, settings.margin_fraction)
+    )
     if margin >= (high - low) / 2:
         raise ScoreRangeError(f"key 'margin': {margin:g} is half the score range [{low:g}, {high:g}] or more")

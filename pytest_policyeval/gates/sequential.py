@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pytest_policyeval.gates.design import GateDesign, Outcome, fixed_n
+from pytest_policyeval.gates.design import GateDesign, Outcome
 
 BET_CAP = 0.75  # a bet never risks more than three quarters of the wealth on one episode
 GRID = 257  # points on which the confidence sequence is evaluated
@@ -279,7 +279,3 @@ def _reason(outcome: Outcome | None, n: int, design: GateDesign, e_pass: float, 
             f"{e_fail:.3g} to fail)"
         )
     return f"undecided after {n} episodes (evidence {e_pass:.3g} to pass, {e_fail:.3g} to fail)"
-
-
-def fixed_n_for(design: GateDesign, sigma: float) -> int:
-    return fixed_n(sigma, design.margin, design.alpha, design.beta)
