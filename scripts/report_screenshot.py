@@ -2,8 +2,9 @@
 
     python scripts/report_screenshot.py report.html docs/ --task "maze_medium[navigation]"
 
-writes `report-summary.png` (the evaluation summary and the score plot) and `report-replay.png`
-(one task's row with its replay player, a moment into the episode). Needs Debian's chromium and
+writes `report-summary.png` (the evaluation summary and the score plot), `report-replay.png`
+(one task's row with its replay player, a moment into the episode) and `report-gate.png` (that
+task's gate: outcome, reason, design and the plot of how it decided). Needs Debian's chromium and
 the playwright package (dev extras); playwright drives the installed browser and downloads none.
 """
 
@@ -50,8 +51,12 @@ def main() -> None:
             "height": details["y"] + details["height"] - top["y"] + 4,
         }
         page.screenshot(path=str(args.out_dir / "report-replay.png"), clip=clip)
+        # The same task's gate: outcome, reason, design, and the plot of how it decided.
+        gate = row.locator(".pe-task").first
+        gate.scroll_into_view_if_needed()
+        gate.screenshot(path=str(args.out_dir / "report-gate.png"))
         browser.close()
-    for name in ("report-summary.png", "report-replay.png"):
+    for name in ("report-summary.png", "report-replay.png", "report-gate.png"):
         print(args.out_dir / name)
 
 

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from pytest_policyeval.reporting.film import Film
     from pytest_policyeval.session import EvalSession
 
+EPISODES_LISTED = 30  # per-episode scores written out under a task's row
+
 COLUMNS = ("Policy", "Score", "Interval", "Threshold", "Episodes", "Evidence", "Verdict")
 VERDICT_CLASS = {"PASS": "pe-pass", "FAIL": "pe-fail", "ERROR": "pe-fail"}
 
@@ -187,9 +189,10 @@ def _gate_plots(result: TaskResult) -> list[str]:
 
 def task_html(result: TaskResult, films: Sequence[Film]) -> str:
     """A task's details under its row: the gate's outcome and evidence, its plots, the replays."""
-    episodes = ", ".join(
-        f"{score:.3g} (seed {seed})" for score, seed in zip(result.episode_scores, result.seeds, strict=False)
-    )
+    pairs = list(zip(result.episode_scores, result.seeds, strict=False))
+    episodes = ", ".join(f"{score:.3g} (seed {seed})" for score, seed in pairs[:EPISODES_LISTED])
+    if len(pairs) > EPISODES_LISTED:  # a long sequential gate: the plot shows them, the JSON has all
+        episodes += f", ... and {len(pairs) - EPISODES_LISTED} more (all in the results JSON)"
     head = f"{_verdict(result)} {escape(result.task)} [{escape(result.policy_label)}]"
     lines = [f'<p class="pe-task__head">{head}</p>']
     if result.error:
