@@ -12,122 +12,27 @@ reaches the xdist controller) -> the controller writes the summary and result fi
 
 from __future__ import annotations
 
-import argparse
-import os
-import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_policyeval.keys import FILMS_KEY, RESULT_KEY, SESSION_KEY, session_of
+from pytest_policyeval.option_values import (
+    GATES,
+    device_name,
+    episode_count,
+    existing_file,
+    gate_kind,
+    metta_preset,
+    non_negative_int,
+    output_file,
+    positive_int,
+    replay_dir,
+)
+
 if TYPE_CHECKING:
     from pytest_policyeval.session import EvalSession
-
-SESSION_KEY = pytest.StashKey["EvalSession"]()
-RESULT_KEY = pytest.StashKey[dict]()  # an item's TaskResult, as a dict
-FILMS_KEY = pytest.StashKey[list]()  # an item's recorded episodes for the HTML report (Films)
-DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
-GATES = ("sequential", "mean", "ci")
-
-
-# -- option values, checked when parsed ---------------------------------------------------------
-
-
-class BadValue(argparse.ArgumentTypeError, ValueError):
-    """argparse prints its message for a command-line value; ini values catch it as a ValueError."""
-
-
-def _whole_number(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise BadValue(f"must be a whole number, got {text[:40]!r}") from None
-
-
-def gate_kind(text: str) -> str:
-    if text not in GATES:
-        raise BadValue(f"must be one of {', '.join(GATES)}")
-    return text
-
-
-def positive_int(text: str) -> int:
-    value = _whole_number(text)
-    if value < 1:
-        raise BadValue(f"must be at least 1, got {value}")
-    return value
-
-
-MAX_EPISODES = 100_000  # the suite's own cap (collection/suite.py), for the command line and ini too
-
-
-def episode_count(text: str) -> int:
-    value = positive_int(text)
-    if value > MAX_EPISODES:
-        raise BadValue(f"must be at most {MAX_EPISODES}, got {value}")
-    return value
-
-
-def output_file(text: str) -> Path:
-    """A file the run can write at its end, checked now so that no evaluation is done in vain."""
-    path = Path(text).expanduser()
-    if path.is_dir():
-        raise BadValue(f"{text} is a directory; name a file")
-    folder = path.parent
-    while not folder.exists() and folder != folder.parent:  # folders the writer would create
-        folder = folder.parent
-    if not folder.is_dir():
-        raise BadValue(f"cannot write {text}: {folder} is not a directory")
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise BadValue(f"cannot write {text}: permission denied in {folder}")
-    # Permission bits do not tell everything (root, read-only mounts): make the folder and try.
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path.parent):
-            pass
-    except OSError as exc:
-        raise BadValue(f"cannot write {text}: {exc.strerror or type(exc).__name__}") from None
-    return path
-
-
-def non_negative_int(text: str) -> int:
-    value = _whole_number(text)
-    if value < 0:
-        raise BadValue(f"must be 0 or more, got {value}")
-    return value
-
-
-def existing_file(text: str) -> Path:
-    path = Path(text).expanduser().resolve()
-    if not path.is_file():
-        raise BadValue(f"no such file: {text}")
-    return path
-
-
-def replay_dir(text: str) -> Path:
-    # `--save-replays` takes an optional value, so a suite named after it would be read as the
-    # directory: refuse what looks like a test path and say how to write it.
-    path = Path(text).expanduser()
-    if path.suffix in (".yaml", ".yml", ".py") or path.is_file():
-        raise BadValue(
-            f"'{text}' looks like a test path, not a directory; write --save-replays=DIR, "
-            "or put --save-replays after the paths"
-        )
-    return path
-
-
-def device_name(text: str) -> str:
-    if not DEVICE.match(text):
-        raise BadValue(f"unknown device '{text}'; use cpu, cuda, cuda:N or mps")
-    return text
-
-
-def metta_preset(text: str) -> str:
-    from pytest_policyeval.policies.metta.presets import known_presets  # light: no torch
-
-    if text not in known_presets():
-        raise BadValue(f"unknown Metta preset '{text[:80]}'; known: {known_presets()}")
-    return text
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -400,10 +305,6 @@ def _options(config: pytest.Config) -> Any:
         wandb_run_name=config.getoption("policyeval_wandb_run_name"),
         data_dir=pick("policyeval_data_dir", lambda text: (ini_dir / Path(text).expanduser()).resolve()),
     )
-
-
-def session_of(config: pytest.Config) -> EvalSession:
-    return config.stash[SESSION_KEY]
 
 
 def pytest_configure(config: pytest.Config) -> None:

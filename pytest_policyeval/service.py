@@ -67,7 +67,7 @@ class SessionOutcome:
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from pytest_policyeval.plugin import SESSION_KEY
+        from pytest_policyeval.keys import SESSION_KEY
 
         self.session = session.config.stash.get(SESSION_KEY, None)
 
@@ -80,7 +80,7 @@ def _needs_wandb_key(env: dict[str, str]) -> bool:
 
 def _check_variables(env: dict[str, str]) -> None:
     """Each variable's value checked as its option would be, so an error names the variable."""
-    from pytest_policyeval.plugin import BadValue, device_name, episode_count, gate_kind, metta_preset
+    from pytest_policyeval.option_values import BadValue, device_name, episode_count, gate_kind, metta_preset
 
     for variable, check in (
         ("NUM_EPISODES", episode_count),

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pytest_policyeval.collection.suite import SuiteError, Task, load_suite
-from pytest_policyeval.plugin import FILMS_KEY, RESULT_KEY, session_of
+from pytest_policyeval.keys import FILMS_KEY, RESULT_KEY, session_of
 from pytest_policyeval.policies.uri import policy_label
 from pytest_policyeval.results import TaskResult
 

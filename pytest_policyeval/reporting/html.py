@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_policyeval.plugin import FILMS_KEY, RESULT_KEY
+from pytest_policyeval.keys import FILMS_KEY, RESULT_KEY
 from pytest_policyeval.redact import redact_data, redact_uri
 from pytest_policyeval.reporting.documents import by_policy, scored, suite_summary
 from pytest_policyeval.reporting.gate_plot import differences_svg, trace_svg
