@@ -62,3 +62,21 @@ def test_an_unloadable_baseline_is_the_task_error(pytester: pytest.Pytester) -> 
     result, detail = run(pytester, "random://", "scripted://nobody")
     assert detail["error"].startswith("baseline policy could not be loaded")
     result.assert_outcomes(failed=1)
+
+
+def test_the_service_gates_against_its_baseline_variable(pytester: pytest.Pytester, monkeypatch) -> None:
+    import json
+    import sys
+
+    write_suite(pytester.path, SUITE.replace("name: paired", "name: mini"), maps={"near": NEAR})
+    for key, value in {
+        "POLICY_URI": "random://",
+        "SIMULATION_SUITE": "mini",
+        "BASELINE_URI": "random://",
+    }.items():
+        monkeypatch.setenv(key, value)
+    result = pytester.run(sys.executable, "-m", "pytest_policyeval.service")
+    document = json.loads(result.stdout.str())
+    (detail,) = document["policies"][0]["checkpoints"][0]["metrics"]["tasks"].values()
+    assert detail["baseline_uri"] == "random://" and detail["outcome"] == "pass"
+    assert result.ret == 0 and document["passed"] is True

@@ -94,6 +94,7 @@ def test_the_service_names_the_variable_that_is_wrong(pytester: pytest.Pytester,
         ("NUM_EPISODES", "abc", "must be a whole number"),
         ("DEVICE", "tpu", "unknown device 'tpu'"),
         ("METTA_PRESET", "may-2025", "unknown Metta preset"),
+        ("GATE", "median", "must be one of sequential, mean, ci"),
     ):
         monkeypatch.setenv(variable, value)
         result = pytester.run(sys.executable, "-m", "pytest_policyeval.service")
