@@ -25,6 +25,10 @@ from pytest_policyeval.gates.design import GateDesign, paired
 from pytest_policyeval.gates.sequential import Decision
 
 
+class CacheMismatch(RuntimeError):
+    """An episode played again differs from the kept one: the cache cannot be trusted here."""
+
+
 @dataclass
 class Episode:
     index: int
@@ -48,9 +52,11 @@ Play = Callable[[list[int]], tuple[list[Any], float, int]]
 class Episodes:
     """One policy's episodes of one task, by index: from the cache where it has them, else played.
 
-    Indices in `fresh` are always played (their replays are wanted); the engine is deterministic,
-    so they give what the cache holds. A kept episode is used only if `check` accepts it (its seed,
-    its agents, its steps and its score are what this task can produce).
+    Indices in `fresh` are always played (their replays are wanted). The engine is deterministic,
+    so they must give what the cache holds: a difference means the key misses something that
+    changes episodes, and `take` raises CacheMismatch rather than decide on either. A kept episode
+    is used only if `check` accepts it (its seed, its agents, its steps and its score are what
+    this task can produce).
     """
 
     play: Play
@@ -62,13 +68,18 @@ class Episodes:
     wall_time_s: float = 0.0
     agent_steps: int = 0
     _known: dict[int, Episode] = field(default_factory=dict)
+    _kept_fresh: dict[int, Episode] = field(default_factory=dict)  # to compare with their replay
     _loaded: bool = False
 
     def take(self, indices: list[int]) -> list[Episode]:
         if not self._loaded and self.cache is not None and self.key is not None:
             for index, e in self.cache.load(self.key).items():
                 kept = Episode(e.index, e.seed, e.rewards, e.steps, e.policy_agents, True)
-                if index not in self.fresh and (self.check is None or self.check(kept)):
+                if self.check is not None and not self.check(kept):
+                    continue
+                if index in self.fresh:
+                    self._kept_fresh[index] = kept
+                else:
                     self._known[index] = kept
             self._loaded = True
         missing = [i for i in indices if i not in self._known]
@@ -80,6 +91,15 @@ class Episodes:
                 self._known[e.index] = Episode(
                     e.index, e.seed, list(e.rewards), e.steps, list(e.policy_agents), False, e.replay
                 )
+                kept = self._kept_fresh.get(e.index)
+                if kept is not None and (kept.rewards, kept.steps) != (list(e.rewards), e.steps):
+                    raise CacheMismatch(
+                        f"episode {e.index} (seed {e.seed}) played again for its replay scored "
+                        f"{self._known[e.index].score:g} in {e.steps} steps, but the kept one scored "
+                        f"{kept.score:g} in {kept.steps}: something that changes episodes is missing "
+                        "from the episode cache's key, or the engine is not deterministic here; "
+                        "rerun with --no-eval-cache"
+                    )
             if self.cache is not None and self.key is not None:
                 self.cache.store(
                     self.key,

@@ -159,3 +159,19 @@ def test_the_cache_key_holds_no_password_of_an_npc_uri(tmp_path) -> None:
     _, meta = episodes_key(task, load_policy("random://", LoadOptions()), npc, "cpu")
     assert "s3cretT0ken" not in json.dumps(meta)
     assert meta["npc"]["uri"] == "random://"  # the npc still counts, by what it is
+
+
+def test_a_replayed_episode_that_differs_from_the_kept_one_is_the_task_error(
+    pytester: pytest.Pytester, tmp_path
+) -> None:
+    run(pytester, tmp_path)
+    for path in (tmp_path / "episodes").rglob("*.json"):
+        body = json.loads(path.read_text())
+        for episode in body["episodes"]:
+            if episode["index"] == 0:  # still a possible episode: another score in range
+                episode["rewards"] = [1.0 - episode["rewards"][0]]
+        path.write_text(json.dumps(body))
+    # Episode 0 is played again for its replay and no longer matches what was kept.
+    _, after = run(pytester, tmp_path, "--save-replays=replays")
+    for detail in after.values():
+        assert "played again for its replay" in detail["error"] and "--no-eval-cache" in detail["error"]
