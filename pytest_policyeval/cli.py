@@ -143,7 +143,7 @@ def _merge(args: argparse.Namespace) -> int:
     except MergeError as exc:
         print(f"policyeval merge: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    for line in summary_lines(merged.results):
+    for line in summary_lines(merged.results, merged.run):
         print(line)
     if args.eval_json:
         write_text_atomic(args.eval_json, dump_json(evaluator_json(merged.results, merged.run)))

@@ -42,24 +42,48 @@ def read_shard(path: Path) -> dict[str, Any]:
 
 def regate(result: TaskResult) -> TaskResult:
     """Gate a task again from its per-episode scores, with the design the run recorded: a shard's
-    verdict must follow from its numbers."""
+    verdict must follow from its numbers, and every figure of the gate is rewritten from them.
+
+    Raises ValueError for a gated task whose numbers cannot carry a verdict: no design, no
+    scores, counts that disagree, or scores on which the gate decides nothing.
+    """
     from dataclasses import fields
 
     from pytest_policyeval.gates.decide import judge
     from pytest_policyeval.gates.design import GateDesign
     from pytest_policyeval.gating import verdict
 
-    if result.error is not None or not result.design or not result.episode_scores:
+    if result.error is not None:
+        result.passed = None
         return result
+    gated = result.threshold is not None or result.paired or result.outcome is not None
+    if not gated:
+        return result
+    if not result.design or not result.episode_scores:
+        raise ValueError("a gated task without its gate's design or its per-episode scores")
+    if len(result.episode_scores) != result.num_episodes:
+        raise ValueError(f"{len(result.episode_scores)} scores for {result.num_episodes} episodes")
     names = {f.name for f in fields(GateDesign)}
     design = GateDesign(**{k: v for k, v in result.design.items() if k in names})
     scores = result.episode_scores
     if result.paired:
+        if len(result.baseline_episode_scores) != len(scores):
+            raise ValueError("the baseline's scores do not pair with the candidate's")
         sign = 1.0 if result.higher_is_better else -1.0
         scores = [sign * (c - b) for c, b in zip(scores, result.baseline_episode_scores, strict=True)]
     decision = judge(design, scores)
+    if decision.outcome is None or decision.episodes != len(scores):
+        raise ValueError(
+            f"its gate decides nothing on its {len(scores)} scores"
+            if decision.outcome is None
+            else f"its gate decides after {decision.episodes} of its {len(scores)} scores"
+        )
     result.outcome = decision.outcome
     result.passed = verdict(decision.outcome, result.inconclusive)
+    result.estimate = decision.estimate
+    result.ci_low, result.ci_high = decision.low, decision.high
+    result.evidence = {"pass": decision.evidence_pass, "fail": decision.evidence_fail}
+    result.reason = decision.reason
     return result
 
 
@@ -115,9 +139,7 @@ def merge_shards(paths: Sequence[Path], allow_partial: bool = False) -> Merged:
             try:
                 results.append(regate(result))
             except (TypeError, ValueError, AssertionError, KeyError) as exc:
-                raise MergeError(
-                    f"{path}: {result.task}: malformed gate ({type(exc).__name__}: {exc})"
-                ) from None
+                raise MergeError(f"{path}: {result.task}: the gate cannot be checked: {exc}") from None
     first = next(doc for _, doc in documents if doc["shard"]["id"] == 0)
     run = {
         key: first.get(key)

@@ -307,6 +307,8 @@ class EvalSession:
         except Exception as exc:  # the score stands; the missing replay is the task's error
             result.error = f"replays could not be saved: {type(exc).__name__}: {exc}"
             films = []
+        if result.error is not None:
+            result.passed = None  # an errored task passed nothing, whatever its gate said
         return result, films
 
     def _player(self, task: Task, policy: Policy, npc: Policy | None, label: str, clock: list[float]) -> Any:
@@ -553,7 +555,7 @@ class EvalSession:
         from pytest_policyeval.reporting.terminal import summary_lines
 
         terminalreporter.write_sep("=", "policy evaluation")
-        for line in summary_lines(self.results):
+        for line in summary_lines(self.results, self.run_status()):
             terminalreporter.write_line(line)
         incomplete = describe(self.run_status())
         if incomplete:

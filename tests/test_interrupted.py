@@ -79,6 +79,9 @@ def test_ctrl_c_leaves_files_that_say_interrupted_and_never_passed(tmp_path: Pat
     assert "suites/mini.yaml::nav/fourth[slow]" in document["missing_tasks"]
     tasks = document["policies"][0]["checkpoints"][0]["metrics"]["tasks"]
     assert tasks["nav/first"]["passed"] is True
+    # The tasks it has all passed, yet the suite has no verdict: the run is not whole.
+    assert document["policies"][0]["checkpoints"][0]["metrics"]["suite_verdict"]["outcome"] == "incomplete"
+    assert "Suite verdict: INCOMPLETE" in output
     metta = yaml.safe_load((tmp_path / "r.yaml").read_text())
     assert (metta["complete"], metta["interrupted"], metta["passed"]) == (False, True, False)
     assert "run INTERRUPTED: " in output and "the results files say passed: false" in output
@@ -148,3 +151,38 @@ def test_a_whole_run_says_complete_and_a_stopped_one_does_not(pytester: pytest.P
     document = json.loads((pytester.path / "r.json").read_text())
     if document["tasks_with_results"] < 4:  # -x stopped at a failing task: the rest never ran
         assert document["complete"] is False and document["passed"] is False
+
+
+def test_merge_refuses_a_shard_whose_gate_does_not_follow_from_its_scores(tmp_path: Path) -> None:
+    import json
+
+    from pytest_policyeval.merge import MergeError, merge_shards
+
+    body = """
+    name: gated
+    seed: 3
+    defaults: {num_episodes: 4, max_steps: 6}
+    tasks:
+      - {name: nav/coin, map: maps/coin.map, threshold: 0.6}
+      - {name: nav/coin2, map: maps/coin.map, threshold: 0.3}
+    """
+    suite = write_suite(tmp_path, body, maps={"coin": "#######\n#_.@..#\n#######"})
+    shards = run_shards(suite, tmp_path, "--no-eval-cache")
+    assert merge_shards(shards).results  # the shards as written merge
+    edits = {
+        "cut": lambda d: d.update(episode_scores=d["episode_scores"][:2]),
+        "no design": lambda d: d.update(design={}, passed=True, outcome="pass"),
+        "too few to decide": lambda d: d.update(
+            episode_scores=d["episode_scores"][:1], num_episodes=1, passed=True, outcome="pass"
+        ),
+    }
+    original = shards[0].read_text()
+    for name, edit in edits.items():
+        document = json.loads(original)
+        for policy in document["policies"]:
+            for detail in policy["checkpoints"][0]["metrics"]["tasks"].values():
+                edit(detail)
+        shards[0].write_text(json.dumps(document))
+        with pytest.raises(MergeError, match="the gate cannot be checked"):
+            merge_shards(shards)
+        print(name)

@@ -34,8 +34,10 @@ def suite_verdict(
     gated = [(o, p) for o, p in zip(outcomes, passed, strict=True) if o is not None]
     if not gated:
         return {"outcome": None, "gated_tasks": 0}
-    if any(p is False for _, p in gated):
+    if any(o == "fail" or (p is False and o != "error") for o, p in gated):
         outcome = "fail"
+    elif any(o == "error" for o, _ in gated):
+        outcome = "error"  # no gate failed, but a task has no verdict to stand on
     elif all(o == "pass" for o, _ in gated):
         outcome = "pass"
     elif all(p is True for _, p in gated):
@@ -56,6 +58,7 @@ def suite_verdict(
         "passed_tasks": sum(1 for o, _ in gated if o == "pass"),
         "failed_tasks": sum(1 for o, _ in gated if o == "fail"),
         "inconclusive_tasks": sum(1 for o, _ in gated if o == "inconclusive"),
+        "error_tasks": sum(1 for o, _ in gated if o == "error"),
         "multiplicity": multiplicity,
         "false_fail_bound": bound,
         "guarantee": guarantee,

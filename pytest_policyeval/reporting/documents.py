@@ -109,22 +109,32 @@ def normalised_scores(result: TaskResult) -> list[float]:
     return scores if result.higher_is_better else [1 - s for s in scores]
 
 
-def suite_summary(results: Sequence[TaskResult]) -> dict[str, Any]:
-    """The suite verdict (multiplicity-controlled) and the IQM headline of one policy's tasks."""
+def suite_summary(results: Sequence[TaskResult], run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The suite verdict (multiplicity-controlled) and the IQM headline of one policy's tasks.
+
+    With the run's status given, a run that is not whole (interrupted, tasks missing) has no
+    verdict: "incomplete", whatever the tasks it has say.
+    """
     from pytest_policyeval.gates.aggregate import iqm_interval, suite_verdict
 
     multiplicity = next((r.design["multiplicity"] for r in results if "multiplicity" in r.design), "none")
     verdict = suite_verdict(
-        [r.outcome if r.error is None else "fail" for r in results],
+        [r.outcome if r.error is None else "error" for r in results],
         [r.passed if r.error is None else False for r in results],
         multiplicity,
         [r.design["beta"] for r in results if r.outcome is not None and "beta" in r.design],
     )
+    if run is not None and (run.get("complete") is not True or run.get("interrupted")):
+        verdict = {
+            **verdict,
+            "outcome": "incomplete" if verdict.get("outcome") else None,
+            "guarantee": "none: the run is not whole (interrupted or tasks missing)",
+        }
     headline = iqm_interval([normalised_scores(r) for r in results])
     return {"suite_verdict": verdict, "iqm_normalised_score": headline}
 
 
-def policy_metrics(results: Sequence[TaskResult]) -> dict[str, Any]:
+def policy_metrics(results: Sequence[TaskResult], run: dict[str, Any] | None = None) -> dict[str, Any]:
     scores = scored(results)
     avg_sim, avg_cat = averages(scores)
     return {
@@ -135,7 +145,7 @@ def policy_metrics(results: Sequence[TaskResult]) -> dict[str, Any]:
         "num_failed": sum(1 for r in results if r.passed is False),
         "num_errors": sum(1 for r in results if r.error is not None),
         "num_inconclusive": sum(1 for r in results if r.outcome == "inconclusive"),
-        **suite_summary(results),
+        **suite_summary(results, run),
         "tasks": {r.task: _task_detail(r) for r in results},
     }
 
@@ -155,7 +165,7 @@ def evaluator_json(results: Sequence[TaskResult], run: dict[str, Any]) -> dict[s
                         "uri": uri,
                         "digest": info.get("digest"),
                         "policy_info": info,
-                        "metrics": policy_metrics(group),
+                        "metrics": policy_metrics(group, run),
                         "replay_url": first_replay,
                     }
                 ],
@@ -192,7 +202,7 @@ def _metta_layout(uri: str, results: Sequence[TaskResult], run: dict[str, Any]) 
             "detailed_scores": detailed,
         },
         # Beyond Metta's keys: each task's gate with its evidence, and the suite's verdict.
-        **suite_summary(results),
+        **suite_summary(results, run),
         "gates": {
             r.task: {
                 **gate_detail(r),

@@ -291,13 +291,13 @@ def _iqm_cell(iqm: dict[str, Any]) -> str:
     )
 
 
-def summary_html(results: Sequence[TaskResult]) -> str:
+def summary_html(results: Sequence[TaskResult], run: dict[str, Any] | None = None) -> str:
     rows, categories, notes = [], [], []
     groups = by_policy(results)
     for uri, group in groups.items():
         scores = scored(group)
         avg_sim, avg_cat = averages(scores)
-        summary = suite_summary(group)
+        summary = suite_summary(group, run)
         verdict, iqm = summary["suite_verdict"], summary["iqm_normalised_score"]
         passed = sum(1 for r in group if r.error is None and r.passed is True)
         failed = sum(1 for r in group if r.error is None and r.passed is False)
@@ -408,7 +408,7 @@ class HtmlReport:
         prefix.append(f"<style>{_asset('report.css')}</style>")
         prefix.append(f"<script>{_asset('replay_player.js')}</script>")
         if self.session.results:
-            prefix.append(summary_html(self.session.results))
+            prefix.append(summary_html(self.session.results, self.session.run_status()))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -30,16 +30,17 @@ def _judged(r: TaskResult) -> str:
     return f"d={_num(r.estimate)}" if r.paired else _num(r.score)
 
 
-def suite_lines(group: Sequence[TaskResult]) -> list[str]:
+def suite_lines(group: Sequence[TaskResult], run: dict | None = None) -> list[str]:
     from pytest_policyeval.reporting.documents import suite_summary
 
-    summary = suite_summary(group)
+    summary = suite_summary(group, run)
     verdict, iqm = summary["suite_verdict"], summary["iqm_normalised_score"]
     lines = []
     if verdict.get("outcome"):
         lines.append(
             f"  Suite verdict: {verdict['outcome'].upper()} ({verdict['passed_tasks']} pass, "
-            f"{verdict['failed_tasks']} fail, {verdict['inconclusive_tasks']} inconclusive of "
+            f"{verdict['failed_tasks']} fail, {verdict['inconclusive_tasks']} inconclusive, "
+            f"{verdict['error_tasks']} errors of "
             f"{verdict['gated_tasks']} gated; multiplicity: {verdict['multiplicity']})"
         )
     if iqm.get("iqm") is not None:
@@ -48,7 +49,7 @@ def suite_lines(group: Sequence[TaskResult]) -> list[str]:
     return lines
 
 
-def summary_lines(results: Sequence[TaskResult]) -> list[str]:
+def summary_lines(results: Sequence[TaskResult], run: dict | None = None) -> list[str]:
     lines: list[str] = []
     for uri, group in by_policy(results).items():
         avg_sim, avg_cat = averages(scored(group))
@@ -62,7 +63,7 @@ def summary_lines(results: Sequence[TaskResult]) -> list[str]:
             )
         lines.append(f"  Average simulation score: {_num(avg_sim)}")
         lines.append(f"  Average category score:   {_num(avg_cat)}")
-        lines.extend(suite_lines(group))
+        lines.extend(suite_lines(group, run))
         lines.append(
             f"  {'task':<{width}}  {'score':>8}  {'interval':>17}  {'threshold':>10}  {'episodes':>8}  "
             f"{'evidence':>8}  result"

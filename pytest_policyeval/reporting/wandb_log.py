@@ -1,7 +1,9 @@
 """`--wandb`: one W&B run per evaluation, opened by the controller once every result is in.
 
-Logged: each task's score (and interval) and each policy's averages as summary metrics, a table
-of every task, and each recorded episode as an animated GIF. Works in W&B's offline mode
+Logged: each task's score, the gate's estimate and interval (and a baseline's score) and each
+policy's averages as summary metrics; a table of every task with its outcome and what its interval
+and threshold are of (the score, or the per-seed difference to a baseline); each recorded episode
+as an animated GIF. The run's config holds whether the run was complete. Works in W&B's offline mode
 (WANDB_MODE=offline), which writes the run under ./wandb for a later `wandb sync`.
 """
 
@@ -28,11 +30,15 @@ COLUMNS = [
     "passed",
     "episodes",
     "error",
+    "outcome",
+    "gated_on",  # what the interval and threshold are of: the score, or the difference to a baseline
+    "estimate",
+    "baseline_score",
 ]
 
 
 def _number(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else float(value)
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def metrics(results: Sequence[TaskResult]) -> dict[str, float | None]:
@@ -50,6 +56,9 @@ def metrics(results: Sequence[TaskResult]) -> dict[str, float | None]:
             out[f"{label}/{r.task}/score"] = _number(r.score)
             out[f"{label}/{r.task}/ci_low"] = _number(r.ci_low)
             out[f"{label}/{r.task}/ci_high"] = _number(r.ci_high)
+            out[f"{label}/{r.task}/estimate"] = _number(r.estimate)
+            if r.paired:
+                out[f"{label}/{r.task}/baseline_score"] = _number(r.baseline_score)
     return out
 
 
@@ -82,10 +91,14 @@ def log_results(run: Any, results: Sequence[TaskResult], films: dict[str, list[d
             _number(r.score),
             _number(r.ci_low),
             _number(r.ci_high),
-            r.threshold,
+            r.design.get("threshold") if r.paired else r.threshold,
             r.passed,
             r.num_episodes,
             r.error,
+            r.outcome,
+            "difference to baseline" if r.paired else "score",
+            _number(r.estimate),
+            _number(r.baseline_score),
         )
     run.log({"tasks": table})
     if films:
