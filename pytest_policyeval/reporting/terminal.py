@@ -37,10 +37,10 @@ def suite_lines(group: Sequence[TaskResult], run: dict | None = None) -> list[st
     verdict, iqm = summary["suite_verdict"], summary["iqm_normalised_score"]
     lines = []
     if verdict.get("outcome"):
+        errors = f", {verdict['error_tasks']} with errors" if verdict["error_tasks"] else ""
         lines.append(
             f"  Suite verdict: {verdict['outcome'].upper()} ({verdict['passed_tasks']} pass, "
-            f"{verdict['failed_tasks']} fail, {verdict['inconclusive_tasks']} inconclusive, "
-            f"{verdict['error_tasks']} errors of "
+            f"{verdict['failed_tasks']} fail, {verdict['inconclusive_tasks']} inconclusive{errors} of "
             f"{verdict['gated_tasks']} gated; multiplicity: {verdict['multiplicity']})"
         )
     if iqm.get("iqm") is not None:
