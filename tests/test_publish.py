@@ -109,6 +109,7 @@ def test_wandb_logs_one_run_from_the_controller_in_offline_mode(
         "--wandb-run-name",
         "nightly",
         "--save-replays=replays",
+        "--html=report.html",  # the report draws the same films: W&B must still get them
         "--eval-output-uri",
         "wandb://team/proj/nightly-results",
         # A URI with a password on the command line (never used: every task is the policy's).

@@ -385,8 +385,8 @@ class HtmlReport:
         data = item.stash.get(RESULT_KEY, None)
         if call.when == "call" and data is not None:
             films = item.stash.get(FILMS_KEY, [])
+            # Read only: the plugin's own wrapper reads the same films for W&B, in either order.
             report.extras = [*getattr(report, "extras", []), *task_extras(TaskResult.from_dict(data), films)]
-            item.stash[FILMS_KEY] = []  # drawn into the report; no need to keep them
         return report
 
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
