@@ -50,7 +50,7 @@ def regate(result: TaskResult) -> TaskResult:
     from dataclasses import fields
 
     from pytest_policyeval.gates.decide import judge
-    from pytest_policyeval.gates.design import GateDesign
+    from pytest_policyeval.gates.design import GateDesign, differences
     from pytest_policyeval.gating import verdict
 
     if result.error is not None:
@@ -69,8 +69,7 @@ def regate(result: TaskResult) -> TaskResult:
     if result.paired:
         if len(result.baseline_episode_scores) != len(scores):
             raise ValueError("the baseline's scores do not pair with the candidate's")
-        sign = 1.0 if result.higher_is_better else -1.0
-        scores = [sign * (c - b) for c, b in zip(scores, result.baseline_episode_scores, strict=True)]
+        scores = differences(scores, result.baseline_episode_scores, result.higher_is_better)
     decision = judge(design, scores)
     if decision.outcome is None or decision.episodes != len(scores):
         raise ValueError(

@@ -21,7 +21,7 @@ import numpy as np
 
 from pytest_policyeval.episode_cache import CachedEpisode, EpisodeCache
 from pytest_policyeval.gates.decide import judge
-from pytest_policyeval.gates.design import GateDesign, paired
+from pytest_policyeval.gates.design import GateDesign, differences, paired
 from pytest_policyeval.gates.sequential import Decision
 
 
@@ -132,8 +132,7 @@ def scores_for(design: GateDesign, episodes: list[Episode], baseline: list[Episo
     scores = [e.score for e in episodes]
     if baseline is None:
         return scores
-    sign = 1.0 if design.higher_is_better else -1.0
-    return [sign * (c - b.score) for c, b in zip(scores, baseline, strict=True)]
+    return differences(scores, [b.score for b in baseline], design.higher_is_better)
 
 
 def gate_task(

@@ -103,3 +103,9 @@ def paired(design: GateDesign) -> GateDesign:
         design.kind, -design.margin, True, -width, width, design.margin, design.alpha, design.beta,
         design.max_episodes, design.min_episodes, design.cap_factor,
     )  # fmt: skip
+
+
+def differences(candidate: list[float], baseline: list[float], higher_is_better: bool) -> list[float]:
+    """Per-seed differences a paired gate judges, oriented so that better than the baseline is > 0."""
+    sign = 1.0 if higher_is_better else -1.0
+    return [sign * (c - b) for c, b in zip(candidate, baseline, strict=True)]
