@@ -177,7 +177,7 @@ def test_merge_refuses_a_shard_whose_gate_does_not_follow_from_its_scores(tmp_pa
         ),
     }
     original = shards[0].read_text()
-    for name, edit in edits.items():
+    for edit in edits.values():
         document = json.loads(original)
         for policy in document["policies"]:
             for detail in policy["checkpoints"][0]["metrics"]["tasks"].values():
@@ -185,4 +185,3 @@ def test_merge_refuses_a_shard_whose_gate_does_not_follow_from_its_scores(tmp_pa
         shards[0].write_text(json.dumps(document))
         with pytest.raises(MergeError, match="the gate cannot be checked"):
             merge_shards(shards)
-        print(name)
