@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pytest_policyeval.collection.suite import load_suite  # noqa: E402
-from pytest_policyeval.envs.mettagrid_env import EpisodeBatch  # noqa: E402
+from pytest_policyeval.engines.mettagrid.simulation import EpisodeBatch  # noqa: E402
 from pytest_policyeval.policies import load_policy  # noqa: E402
 from pytest_policyeval.policies.metta import adapter  # noqa: E402
 from pytest_policyeval.policies.metta.network import Policy, Recurrent  # noqa: E402

@@ -32,13 +32,14 @@ from mettagrid.policy.policy_spec import PolicySpec  # noqa: E402
 from mettagrid.runner.rollout import run_multi_episode_rollout  # noqa: E402
 from mettagrid.simulator import Action  # noqa: E402
 
-from pytest_policyeval.collection.suite import Task, load_suite  # noqa: E402
-from pytest_policyeval.envs.mettagrid_env import EpisodeBatch, build_config, task_env_spec  # noqa: E402
+from pytest_policyeval.collection.suite import load_suite  # noqa: E402
+from pytest_policyeval.engines.mettagrid.simulation import EpisodeBatch, build_config, task_env_spec  # noqa: E402
 from pytest_policyeval.policies import load_policy  # noqa: E402
 from pytest_policyeval.policies.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
 from pytest_policyeval.policies.networks import build_network  # noqa: E402
 from pytest_policyeval.runner import run_task  # noqa: E402
 from pytest_policyeval.seeding import episode_seed, slot_seeds  # noqa: E402
+from pytest_policyeval.task import Task  # noqa: E402
 
 
 def make_checkpoint(task: Task, path: Path) -> Path:

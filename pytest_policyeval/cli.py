@@ -197,8 +197,9 @@ def add_run_flags(run: argparse.ArgumentParser) -> None:
     )
     run.add_argument(
         "--gate",
-        choices=("sequential", "mean", "ci"),
-        help="sequential (default: stated error rates), ci, or mean (Metta's rule, no guarantee)",
+        metavar="GATE",
+        help="sequential (default: stated error rates), ci, mean (Metta's rule, no guarantee), or a "
+        "gate a plugin registers",
     )
     run.add_argument(
         "--no-eval-cache", dest="eval_cache", action="store_false", help="play every episode again"

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 MAX_FILE_BYTES = 64 << 20  # a round file larger than this is not ours
-SCHEMA = 1  # the layout of a round file and of the key; bump to leave old files unread
+SCHEMA = 2  # the layout of a round file and of the key; bump to leave old files unread
 
 
 @dataclass(frozen=True)

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import math
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_policyeval.engines import engine_for
 from pytest_policyeval.gates.design import GUARANTEES, GateDesign, default_margin
 
 if TYPE_CHECKING:
-    from pytest_policyeval.collection.suite import Task
     from pytest_policyeval.policies.base import Policy
     from pytest_policyeval.results import TaskResult
     from pytest_policyeval.rounds import GateRun
+    from pytest_policyeval.task import Task
 
 # Settings that only decide how episodes are judged, never what happens in one.
 GATE_SETTINGS = frozenset(
@@ -29,27 +29,58 @@ GATE_SETTINGS = frozenset(
 )  # fmt: skip
 
 
-@lru_cache(maxsize=256)
-def _grid(path: Path) -> Any:
-    from pytest_policyeval.envs.gridmap import read_map
-
-    return read_map(path)
+class ScoreRangeError(ValueError):
+    """A declared range or threshold that cannot gate anything."""
 
 
-def score_range(task: Task) -> tuple[float, float]:
-    from pytest_policyeval.envs.scores import score_range as declared
+def score_range(task: Task) -> tuple[float, float] | None:
+    """The range every per-episode score lies in: the suite's `score_range`, else the engine's
+    bound for the task (None where neither is known)."""
+    return task.settings.score_range or engine_for(task).score_range(task)
 
-    return declared(task.settings, _grid(task.map_path))
+
+def num_agents(task: Task) -> int:
+    engine = engine_for(task)
+    counted = getattr(engine, "num_agents", None)  # cheaper than the spec where an engine has it
+    return int(counted(task)) if counted is not None else engine.spec(task).num_agents
+
+
+def check_score_range(task: Task) -> None:
+    """A gate whose guarantee rests on the range needs one, its threshold inside it and a margin
+    narrower than it. Raises ScoreRangeError naming the key."""
+    from pytest_policyeval.gates.decide import gate_for
+
+    settings = task.settings
+    if settings.threshold is None or not gate_for(settings.gate).needs_range:
+        return
+    bounds = score_range(task)
+    if bounds is None:
+        raise ScoreRangeError(
+            f"key 'score_range': gate '{settings.gate}' needs the range every episode's score lies in, "
+            f"and engine '{task.engine}' knows none for this task (declare score_range: [low, high], "
+            "or use gate: mean)"
+        )
+    low, high = bounds
+    if not low < settings.threshold < high:
+        raise ScoreRangeError(
+            f"key 'threshold': {settings.threshold:g} is not inside the score range [{low:g}, {high:g}], "
+            "so no policy can be told apart from it (set score_range, or use gate: mean)"
+        )
+    margin = (
+        settings.margin
+        if settings.margin is not None
+        else default_margin(low, high, settings.margin_fraction)
+    )
+    if margin is not None and margin >= (high - low) / 2:
+        raise ScoreRangeError(f"key 'margin': {margin:g} is half the score range [{low:g}, {high:g}] or more")
 
 
 def gate_design(task: Task, paired: bool = False) -> GateDesign:
     """The task's gate. Raises ScoreRangeError (naming the key) when overrides such as
     --eval-gate sequential meet a threshold the range cannot gate."""
-    from pytest_policyeval.envs.scores import check_score_range
-
     settings = task.settings
-    check_score_range(settings, _grid(task.map_path))
-    low, high = score_range(task)
+    check_score_range(task)
+    low, high = score_range(task) or (None, None)
     margin = (
         settings.margin
         if settings.margin is not None
@@ -104,14 +135,16 @@ def episodes_key(task: Task, policy: Policy, npc: Policy | None, device: str) ->
         "task": task.name,
         "suite_seed": task.seed,
         "settings": settings,
-        "map_sha256": hashlib.sha256(task.map_path.read_bytes()).hexdigest(),
+        "engine": task.engine,
+        "env": task.env.model_dump(mode="json") if task.env is not None else None,
+        "engine_identity": engine_for(task).identity(task),
         "metta_preset": task.metta_preset,
         "policy": policy_identity(policy),
         "npc": policy_identity(npc),
         "device": device,
         "schema": SCHEMA,
         "code": code_digest(),  # the source that plays episodes: a change there plays them again
-        "versions": {k: versions.get(k) for k in ("pytest_policyeval", "mettagrid", "torch", "numpy")},
+        "versions": {k: versions.get(k) for k in ("pytest_policyeval", "torch", "numpy")},
     }
     return cache_key(meta), meta
 
@@ -142,18 +175,20 @@ def fill_result(result: TaskResult, task: Task, run: GateRun, baseline_uri: str 
         "multiplicity": task.multiplicity,
         "gated_tasks": task.suite_tasks if run.baseline is not None else task.gated_tasks,
         "suite_beta": task.settings.beta,
-        "score_range": list(score_range(task)),
+        "score_range": list(score_range(task) or ()) or None,
     }
     result.reason = decision.reason
     result.evidence = {"pass": decision.evidence_pass, "fail": decision.evidence_fail}
     result.trace = decision.trace
     result.inconclusive = task.settings.inconclusive
-    kind = task.settings.gate
+    from pytest_policyeval.gates.decide import gate_for
+
+    gate = gate_for(task.settings.gate)
     paired = run.baseline is not None
     result.guarantee = (
         GUARANTEES["paired"]
-        if paired and kind == "sequential"
-        else GUARANTEES[kind] + (" (on per-seed differences to the baseline)" if paired else "")
+        if paired and gate.sequential
+        else gate.guarantee + (" (on per-seed differences to the baseline)" if paired else "")
     )
     if run.baseline is not None:
         result.baseline_uri = redact_uri(baseline_uri or "")
@@ -176,12 +211,11 @@ def verdict(outcome: str | None, inconclusive: str) -> bool | None:
 def episode_check(task: Task) -> Any:
     """Whether a kept episode is one this task can produce: the seed of its index, one reward per
     agent the policy plays, steps within max_steps, a finite score inside the score range."""
-    from pytest_policyeval.envs.scores import scored_agents
     from pytest_policyeval.seeding import episode_seed
+    from pytest_policyeval.task import scored_agents
 
-    grid = _grid(task.map_path)
-    agents = scored_agents(task.settings.policy_agents_pct, grid.num_agents)
-    low, high = score_range(task)
+    agents = scored_agents(task.settings.policy_agents_pct, num_agents(task))
+    low, high = score_range(task) or (-math.inf, math.inf)
 
     def check(episode: Any) -> bool:
         if episode.index < 0 or episode.seed != episode_seed(task.seed, task.name, episode.index):

@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
-GATES = ("sequential", "mean", "ci")
 
 
 # -- option values, checked when parsed ---------------------------------------------------------
@@ -28,8 +27,12 @@ def _whole_number(text: str) -> int:
 
 
 def gate_kind(text: str) -> str:
-    if text not in GATES:
-        raise BadValue(f"must be one of {', '.join(GATES)}")
+    """A registered gate (`pytest_policyeval_gates`: built in, from a plugin or a conftest)."""
+    from pytest_policyeval import registry
+
+    known = sorted(registry.table("pytest_policyeval_gates"))
+    if text not in known:
+        raise BadValue(f"must be one of {', '.join(known)}")
     return text
 
 

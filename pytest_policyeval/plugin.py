@@ -19,7 +19,6 @@ import pytest
 
 from pytest_policyeval.keys import FILMS_KEY, RESULT_KEY, SESSION_KEY, session_of
 from pytest_policyeval.option_values import (
-    GATES,
     device_name,
     episode_count,
     existing_file,
@@ -33,6 +32,25 @@ from pytest_policyeval.option_values import (
 
 if TYPE_CHECKING:
     from pytest_policyeval.session import EvalSession
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Our hooks (hookspec.py) with the built-in behaviour as their implementations; conftest files
+    and plugins add theirs to the same manager, which every lookup (registry.py) goes through."""
+    from pytest_policyeval import registry
+
+    registry.add_to(pluginmanager)
+    _outer_managers.append(registry.use(pluginmanager))
+
+
+_outer_managers: list = []  # the managers of enclosing pytest runs (pytester), handed back at the end
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from pytest_policyeval import registry
+
+    if _outer_managers:
+        registry.use(_outer_managers.pop())
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -90,12 +108,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--eval-gate",
-        choices=GATES,
+        type=gate_kind,
         default=None,
+        metavar="GATE",
         dest="policyeval_gate",
         help="how thresholds gate: sequential (default: episodes in rounds until an anytime-valid test "
         "decides, with stated error rates), ci (fixed episodes, a one-sided bound) or mean (Metta's rule, "
-        "no error guarantee) (ini: policyeval_gate)",
+        "no error guarantee), or a gate a plugin registers (ini: policyeval_gate)",
     )
     group.addoption(
         "--baseline-uri",

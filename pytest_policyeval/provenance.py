@@ -43,7 +43,7 @@ def git_revision(path: Path) -> str | None:
 
 
 # The modules whose code decides what happens in an episode (not how it is judged or reported).
-EPISODE_CODE = ("runner.py", "seeding.py", "envs", "policies")
+EPISODE_CODE = ("runner.py", "seeding.py", "spec.py", "engines", "policies")
 
 
 @lru_cache(maxsize=1)

@@ -32,6 +32,7 @@ class TaskResult:
     policy: dict[str, Any] = field(default_factory=dict)
     policy_agents_pct: float = 1.0  # share of agents the policy played; the rest played the npc
     npc_policy_uri: str | None = None
+    engine: str = "mettagrid"  # the engine that played the task (engines/)
     replay_urls: list[str] = field(default_factory=list)  # saved replay files (--save-replays)
     error: str | None = None
     traceback: str | None = None  # where an unexpected error came from

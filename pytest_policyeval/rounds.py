@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from pytest_policyeval.episode_cache import CachedEpisode, EpisodeCache
-from pytest_policyeval.gates.decide import judge
+from pytest_policyeval.gates.decide import gate_for, judge
 from pytest_policyeval.gates.design import GateDesign, differences, paired
 from pytest_policyeval.gates.sequential import Decision
 
@@ -143,7 +143,7 @@ def gate_task(
     trace: bool = True,
 ) -> GateRun:
     gate = paired(design) if baseline is not None else design
-    fixed = gate.kind != "sequential" or gate.threshold is None
+    fixed = gate.threshold is None or not gate_for(gate.kind).sequential
     cap = first_round if fixed else max(first_round, design.max_episodes)
     episodes: list[Episode] = []
     base: list[Episode] | None = [] if baseline is not None else None

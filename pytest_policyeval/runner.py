@@ -2,7 +2,8 @@
 
 Each step gathers the observations of every live agent of every live episode, makes a single
 `Actor.act` call, writes the actions back and steps the engines. Episodes that end drop out of
-the batch; their rewards are final. Nothing here depends on the engine beyond `EpisodeBatch`.
+the batch; their rewards are final. Nothing here depends on the engine beyond its protocol
+(engines/base.py: `Engine.batch` and the `EpisodeBatch` it returns).
 
 Mixed episodes: with `policy_agents_pct` below 1 some agents play an "npc" policy (one more
 batched call per step). Only the policy's agents are scored. `policy_agents` decides which agents
@@ -18,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pytest_policyeval.collection.suite import Task
-from pytest_policyeval.envs.scores import scored_agents
+from pytest_policyeval.engines import engine_for
 from pytest_policyeval.policies.base import Policy
 from pytest_policyeval.seeding import episode_seed, slot_seeds
+from pytest_policyeval.task import Task, scored_agents
 
 
 class TaskTimeout(RuntimeError):
@@ -89,15 +90,15 @@ def run_task(
     `progress` is called after every step with (episodes finished, episodes, steps taken).
     `started` (a `clock` reading) is when the task began, for `max_time_s` over several rounds.
     """
-    from pytest_policyeval.envs.mettagrid_env import EpisodeBatch
-
     settings = task.settings
     indices = list(range(settings.num_episodes)) if indices is None else list(indices)
     seeds = [episode_seed(task.seed, task.name, i) for i in indices]
+    engine = engine_for(task)
+    engine.spec(task)  # the engine's first import and set-up do not count against max_time_s
     start = clock()
     started = start if started is None else started
     deadline = started + settings.max_time_s
-    batch = EpisodeBatch(task, seeds, record=[k for k, i in enumerate(indices) if i < record])
+    batch = engine.batch(task, seeds, record=[k for k, i in enumerate(indices) if i < record])
     try:
         agents = batch.spec.num_agents
         scored = np.concatenate(

@@ -23,10 +23,10 @@ import pytest
 from pytest_policyeval.redact import redact_data, redact_text, redact_uri
 
 if TYPE_CHECKING:
-    from pytest_policyeval.collection.suite import Task
     from pytest_policyeval.policies.base import Policy
     from pytest_policyeval.reporting.film import Film
     from pytest_policyeval.results import TaskResult
+    from pytest_policyeval.task import Task
     from pytest_policyeval.watchdog import HangWatch
 
 
@@ -185,6 +185,7 @@ class EvalSession:
             seed=task.seed,
             policy_agents_pct=settings.policy_agents_pct,
             npc_policy_uri=redact_uri(self.npc_uri(task) or "") or None,
+            engine=task.engine,
         )
 
     def progress_line(self, task: Task, label: str) -> Any:
@@ -359,22 +360,24 @@ class EvalSession:
     def _keep_replays(self, result: TaskResult, episodes: list[Any], recorded: int) -> list[Film]:
         """Save the recorded episodes as replay files and/or films for the HTML report."""
         from pytest_policyeval.atomic import write_bytes_atomic
-        from pytest_policyeval.envs.mettagrid_replay import encode_replay_file, film_from_replay
+        from pytest_policyeval.engines import engine_named
         from pytest_policyeval.reporting.replays import replay_path, replay_url
 
+        engine = engine_named(result.engine)
+        replay_file, film = getattr(engine, "replay_file", None), getattr(engine, "film", None)
         films = []
         for episode in episodes[:recorded]:
             if episode.replay is None:
                 continue
-            if self.options.replay_dir is not None:
+            if self.options.replay_dir is not None and replay_file is not None:
                 path = replay_path(
                     self.options.replay_dir, result.suite, result.policy_label, result.task, episode.index
                 )
-                write_bytes_atomic(path, encode_replay_file(episode.replay))
+                write_bytes_atomic(path, replay_file(episode.replay))
                 result.replay_urls.append(replay_url(path))
-            if self.options.report_replays:
+            if self.options.report_replays and film is not None:
                 title = f"episode {episode.index} (seed {episode.seed}): score {episode.score:.4g}"
-                films.append(film_from_replay(episode.replay, title, episode.policy_agents))
+                films.append(film(episode.replay, title, episode.policy_agents))
         return films
 
     # -- reporting (controller) -----------------------------------------------------------------

@@ -29,14 +29,15 @@ import yaml
 from torch import nn
 
 from pytest_policyeval.atomic import atomic_writer
-from pytest_policyeval.collection.suite import Task, load_suite
-from pytest_policyeval.envs.spec import EnvSpec
+from pytest_policyeval.collection.suite import load_suite
 from pytest_policyeval.policies.base import Actor
 from pytest_policyeval.policies.metta.network import Policy, Recurrent
 from pytest_policyeval.policies.metta.policy import MettaActor, MettaPolicy
 from pytest_policyeval.policies.metta.presets import DEFAULT_PRESET, PRESETS
 from pytest_policyeval.runner import run_task
 from pytest_policyeval.seeding import uniforms
+from pytest_policyeval.spec import EnvSpec
+from pytest_policyeval.task import Task
 
 # Small enough for a checkpoint well under 2 MB, large enough to learn both games.
 ARCHITECTURE = {

@@ -12,7 +12,7 @@ import scipy.stats  # noqa: F401
 import torch  # noqa: F401
 from helpers import MINI_SUITE, write_suite
 
-import pytest_policyeval.envs.mettagrid_env
+import pytest_policyeval.engines.mettagrid.simulation
 import pytest_policyeval.policies.torch_policy  # noqa: F401
 
 

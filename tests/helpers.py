@@ -83,7 +83,7 @@ def make_checkpoint(path: Path, task_map: str = EASY_MAP, *, seed: int = 0, **co
 
 def grid_env_spec(workdir: Path, task_map: str = EASY_MAP):
     from pytest_policyeval.collection.suite import load_suite
-    from pytest_policyeval.envs.mettagrid_env import task_env_spec
+    from pytest_policyeval.engines.mettagrid.simulation import task_env_spec
 
     suite = write_suite(workdir / "_spec", MINI_SUITE, maps={"easy": task_map, "hard": HARD_MAP})
     return task_env_spec(load_suite(suite).tasks[0])
@@ -142,8 +142,8 @@ def random_scheme(name: str, before_act: str, imports: str = "", on_actor: str =
 
     return (
         f"{imports}\n"
-        "from pytest_policyeval.policies.random_policy import RandomPolicy\n"
-        "from pytest_policyeval.policies.uri import register_scheme\n\n"
+        "import pytest\n"
+        "from pytest_policyeval.policies.random_policy import RandomPolicy\n\n"
         "class Wrapped(RandomPolicy):\n"
         "    def actor(self, env, device='cpu'):\n"
         "        inner = super().actor(env, device)\n"
@@ -154,7 +154,9 @@ def random_scheme(name: str, before_act: str, imports: str = "", on_actor: str =
         f"{textwrap.indent(before_act, ' ' * 16)}\n"
         "                return inner.act(observations, slots, step)\n\n"
         "        return Actor()\n\n"
-        f"register_scheme({name!r}, lambda uri, rest, options: Wrapped(uri))\n"
+        "@pytest.hookimpl\n"
+        "def pytest_policyeval_policy_schemes():\n"
+        f"    return {{{name!r}: lambda uri, rest, options: Wrapped(uri)}}\n"
     )
 
 

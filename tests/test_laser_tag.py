@@ -10,7 +10,7 @@ import pytest
 from helpers import write_suite
 
 from pytest_policyeval.collection.suite import SuiteError, load_suite
-from pytest_policyeval.envs.mettagrid_env import EpisodeBatch
+from pytest_policyeval.engines.mettagrid.simulation import EpisodeBatch
 from pytest_policyeval.policies import load_policy
 from pytest_policyeval.runner import policy_agents, run_task
 
@@ -121,10 +121,11 @@ def test_full_eval_includes_every_task_of_the_three_suites_once() -> None:
     assert len(full.tasks) == len(expected)
     for task in full.tasks:  # included as defined, seeds and settings alike
         assert task.suite == "full_eval"
-        assert (task.settings, task.seed, task.map_path) == (
+        assert (task.settings, task.seed, task.env, task.folder) == (
             expected[task.name].settings,
             expected[task.name].seed,
-            expected[task.name].map_path,
+            expected[task.name].env,
+            expected[task.name].folder,
         )
     assert {task.category for task in full.tasks} == {"navigation", "laser_tag"}
 

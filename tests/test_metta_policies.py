@@ -11,8 +11,7 @@ import torch
 from helpers import EASY_MAP, MINI_SUITE, grid_env_spec, write_suite
 
 from pytest_policyeval.collection.suite import load_suite
-from pytest_policyeval.envs.mettagrid_env import EpisodeBatch
-from pytest_policyeval.envs.spec import EnvSpec
+from pytest_policyeval.engines.mettagrid.simulation import EpisodeBatch
 from pytest_policyeval.policies import LoadOptions, PolicyLoadError, load_policy
 from pytest_policyeval.policies.metta.adapter import DERIVED, ActionMap, ObservationMap
 from pytest_policyeval.policies.metta.network import Policy, Recurrent
@@ -20,6 +19,7 @@ from pytest_policyeval.policies.metta.presets import DEFAULT_PRESET, PRESETS
 from pytest_policyeval.policies.metta.sparse_encoder import SparseEncoder
 from pytest_policyeval.policies.observations import used_tokens
 from pytest_policyeval.runner import run_task
+from pytest_policyeval.spec import TokenSpec
 
 JUNE = PRESETS[DEFAULT_PRESET]
 FEATURES = JUNE.feature_names(22, "test")
@@ -177,7 +177,7 @@ def test_files_that_are_not_metta_checkpoints_get_one_clear_error(
         load_policy(f"pytorch://{path}")
 
 
-def _spec(**changes) -> EnvSpec:
+def _spec(**changes) -> TokenSpec:
     base = {
         "feature_names": ("last_reward", "tag", "inv:heart", "agent:group"),
         "tag_names": ("type:agent", "type:altar", "type:wall", "team:red"),
@@ -189,7 +189,7 @@ def _spec(**changes) -> EnvSpec:
         "max_steps": 10,
         "resource_names": ("heart",),
     }
-    return EnvSpec(**{**base, **changes})
+    return TokenSpec(engine="mettagrid", **{**base, **changes})
 
 
 def _derived(**values: float) -> torch.Tensor:

@@ -17,12 +17,12 @@ import pytest
 import torch
 import upstream_metta as upstream
 
-from pytest_policyeval.envs.spec import EnvSpec
 from pytest_policyeval.policies import LoadOptions, PolicyLoadError, load_policy
 from pytest_policyeval.policies.metta.adapter import DERIVED, ObservationMap
 from pytest_policyeval.policies.metta.network import Policy, Recurrent
 from pytest_policyeval.policies.metta.presets import PRESETS
 from pytest_policyeval.policies.metta.sparse_encoder import SparseEncoder
+from pytest_policyeval.spec import TokenSpec
 
 REPO = Path(__file__).resolve().parents[1]
 JUNE = PRESETS["june-2025"]
@@ -35,9 +35,10 @@ SIZES = [
 ]
 
 
-def _identity_spec() -> EnvSpec:
+def _identity_spec() -> TokenSpec:
     """An engine whose feature ids are the preset's own, with an 11x11 view: tokens pass unchanged."""
-    return EnvSpec(
+    return TokenSpec(
+        engine="mettagrid",
         feature_names=tuple(FEATURES),
         tag_names=(),
         action_names=("noop", "move_north", "move_south", "move_west", "move_east"),

@@ -35,7 +35,7 @@ def test_command_line_wins_over_ini(pytester: pytest.Pytester, mini_suite: Path)
         (["--num-episodes", "0"], "--num-episodes: must be at least 1, got 0"),
         (["--eval-seed", "-4"], "--eval-seed: must be 0 or more, got -4"),
         (["--device", "tpu"], "--device: unknown device 'tpu'; use cpu, cuda, cuda:N or mps"),
-        (["--eval-gate", "median"], "--eval-gate: invalid choice"),
+        (["--eval-gate", "median"], "--eval-gate: must be one of ci, mean, sequential"),
     ],
 )
 def test_bad_option_values_are_usage_errors(

@@ -10,7 +10,7 @@ import pytest
 from helpers import task_details, write_suite
 
 from pytest_policyeval.collection.suite import load_suite
-from pytest_policyeval.envs.mettagrid_replay import (
+from pytest_policyeval.engines.mettagrid.replay import (
     ReplayFormatError,
     changes,
     film_from_replay,
@@ -164,7 +164,7 @@ def test_film_encoding_round_trips(tmp_path: Path) -> None:
     film = film_from_replay(episode.replay, "title")
     assert decode(film.encode()) == json.loads(json.dumps(film.to_json()))
     # The same replay read back from its file gives the same film (tuples in memory, lists on disk).
-    from pytest_policyeval.envs.mettagrid_replay import encode_replay_file
+    from pytest_policyeval.engines.mettagrid.replay import encode_replay_file
 
     on_disk = read_replay_file(encode_replay_file(episode.replay))
     assert film_from_replay(on_disk, "title").to_json() == film.to_json()

@@ -11,10 +11,10 @@ import pytest
 from helpers import write_suite
 
 from pytest_policyeval.collection.suite import load_suite
-from pytest_policyeval.envs.spec import EnvSpec
 from pytest_policyeval.policies.base import Actor, Policy
 from pytest_policyeval.policies.random_policy import RandomActor
 from pytest_policyeval.runner import TaskTimeout, run_task
+from pytest_policyeval.spec import EnvSpec
 
 SUITE = """
 name: r

@@ -150,6 +150,7 @@ def test_unknown_schemes_list_every_known_one() -> None:
 
 
 PLUGIN_SCHEME = """
+import pytest
 from pytest_policyeval.policies.random_policy import RandomPolicy
 
 def load(uri, rest, options):
@@ -157,6 +158,10 @@ def load(uri, rest, options):
     policy.name = "zoo-" + rest
     policy.info["zoo"] = rest
     return policy
+
+@pytest.hookimpl
+def pytest_policyeval_policy_schemes():
+    return {"zoo": "zoo_scheme:load"}
 """
 
 
@@ -168,7 +173,7 @@ def test_a_scheme_from_an_installed_package_entry_point(
     dist = site / "zoo_scheme-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: zoo-scheme\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[pytest_policyeval.schemes]\nzoo = zoo_scheme:load\n")
+    (dist / "entry_points.txt").write_text("[pytest_policyeval]\nzoo = zoo_scheme\n")
     write_suite(pytester.path, MINI_SUITE)
     monkeypatch.setenv("PYTHONPATH", str(site))
     result = pytester.runpytest_subprocess(
@@ -182,7 +187,8 @@ def test_a_scheme_from_an_installed_package_entry_point(
 # Registers zoo:// from a conftest and logs the process id of every load.
 COUNTING_CONFTEST = """
 import os
-from pytest_policyeval.policies.uri import register_scheme
+
+import pytest
 
 def load(uri, rest, options):
     from pytest_policyeval.policies.random_policy import RandomPolicy
@@ -191,7 +197,9 @@ def load(uri, rest, options):
         log.write(f"{os.getpid()}\\n")
     return RandomPolicy(uri)
 
-register_scheme("zoo", load)
+@pytest.hookimpl
+def pytest_policyeval_policy_schemes():
+    return {"zoo": load}
 """
 
 

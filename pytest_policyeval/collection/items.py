@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from pytest_policyeval.collection.suite import SuiteError, Task, load_suite
+from pytest_policyeval.collection.suite import SuiteError, load_suite
 from pytest_policyeval.keys import FILMS_KEY, RESULT_KEY, session_of
 from pytest_policyeval.policies.uri import policy_label
 from pytest_policyeval.results import TaskResult
+from pytest_policyeval.task import Task
 
 
 def unique_labels(uris: Sequence[str]) -> list[str]:
@@ -84,10 +85,10 @@ class TaskItem(pytest.Function):
 
     def cost(self) -> float:
         """A rough estimate of the work, for balancing shards: episodes x steps x agents."""
-        from pytest_policyeval.envs.gridmap import read_map
+        from pytest_policyeval.gating import num_agents
 
         settings = session_of(self.config).resolve(self.task).settings
-        return settings.num_episodes * settings.max_steps * read_map(self.task.map_path).num_agents
+        return settings.num_episodes * settings.max_steps * num_agents(self.task)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, self.name

@@ -1,18 +1,18 @@
 """Suite files: YAML that lists evaluation tasks, validated into `Suite` objects.
 
 A suite has a name, a seed, `defaults` that every task inherits, and `tasks`. Each task is
-`category/name`, an ASCII map, step and episode budgets and an optional score threshold.
+`category/name` with step and episode budgets, an optional score threshold and its gate
+(task.py), and what its engine plays: the engine (`engine:`, default mettagrid) owns and checks
+every other key (a map for mettagrid, an environment id for gymnasium).
 `include` lists other suite files whose tasks join this suite as they are (their own defaults and
 seed), so a combined suite such as `full_eval` never copies its parts; a task included twice
 with the same definition counts once.
-This module knows nothing about pytest or the engine; it only reads and checks files.
+This module knows nothing about pytest; engines are reached through the registry.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import math
-import os
 import re
 import reprlib
 from dataclasses import dataclass, replace
@@ -22,7 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from pytest_policyeval.envs.gridmap import MapError, read_map
+from pytest_policyeval.task import DEFAULT_ENGINE, Task, TaskSettings
 
 TASK_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
@@ -31,85 +31,12 @@ class SuiteError(Exception):
     """A suite file that cannot be used; the message names the file, the task and the key."""
 
 
-class TaskSettings(BaseModel):
-    """Fields a task may set itself or inherit from the suite's `defaults`."""
-
-    # NaN or infinite numbers cannot gate anything nor be written to the results (strict JSON).
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-    # Episodes of a fixed gate; a sequential gate's first round (and the fewest it runs).
-    num_episodes: int = Field(default=10, ge=1, le=100_000)
-    max_steps: int = Field(default=200, ge=1)
-    max_time_s: float = Field(default=600.0, gt=0)
-    threshold: float | None = None
-    higher_is_better: bool = True
-    # How the threshold is applied (gates/design.py). "sequential": episodes are added in rounds
-    # until an anytime-valid test passes or fails the task, with false pass <= alpha a margin
-    # below the threshold and false fail <= beta a margin above it. "ci": a fixed num_episodes, the
-    # one-sided (1 - alpha) bound must clear the threshold. "mean": Metta's rule, no guarantee.
-    gate: Literal["sequential", "mean", "ci"] = "sequential"
-    # Every per-episode score lies in [low, high]; the guarantees rest on it. Default: the game's
-    # own bound (envs/scores.py).
-    score_range: tuple[float, float] | None = None
-    margin: float | None = Field(default=None, gt=0)  # delta in score units; default below
-    margin_fraction: float = Field(default=0.1, gt=0, le=0.5)  # delta as a share of the range
-    alpha: float = Field(default=0.05, gt=0, lt=0.5)  # false pass, a margin below the threshold
-    beta: float = Field(default=0.01, gt=0, lt=0.5)  # false fail, a margin above the threshold
-    max_episodes: int = Field(default=1000, ge=1, le=100_000, strict=True)  # a sequential gate's cap
-    # What a sequential gate that reaches its cap undecided (the mean within the margin) reports.
-    inconclusive: Literal["fail", "pass", "skip"] = "fail"
-    # Gate on per-seed differences to this policy instead (it plays the same seeds); --baseline-uri wins.
-    baseline_uri: str | None = Field(default=None, min_length=1)
-    obs_window: int = Field(default=11, ge=3, le=15)
-    num_tokens: int = Field(default=200, ge=16, le=1000)
-    # What is played on the map: reach goals (navigation) or tag the other team (laser_tag).
-    game: Literal["navigation", "laser_tag"] = "navigation"
-    # navigation: how many goals end an episode; "all" = every goal on the map.
-    goals_to_finish: int | Literal["all"] = 1
-    # laser_tag: steps a tagged agent stays frozen (it can neither move nor tag, nor be tagged).
-    freeze_steps: int = Field(default=10, ge=1, le=1000)
-    # Share of a task's agents that the policy under test controls; the rest play `npc_policy_uri`.
-    # Only the policy's agents are scored. Whole teams go to the policy first, alternating by episode.
-    policy_agents_pct: float = Field(default=1.0, gt=0.0, le=1.0)
-    npc_policy_uri: str | None = None
-
-    @field_validator("obs_window")
-    @classmethod
-    def _odd_window(cls, value: int) -> int:
-        if value % 2 == 0:
-            raise ValueError("must be odd, so the agent sits at the centre of its view")
-        return value
-
-    @field_validator("score_range", mode="before")
-    @classmethod
-    def _numbers(cls, value: Any) -> Any:
-        if isinstance(value, list | tuple) and not all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in value
-        ):
-            raise ValueError("must be two numbers, [low, high]")
-        return value
-
-    @field_validator("score_range")
-    @classmethod
-    def _ordered_range(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
-        if value is not None and not value[0] < value[1]:
-            raise ValueError("must be [low, high] with low < high")
-        if value is not None and not math.isfinite(value[1] - value[0]):
-            raise ValueError("its width must be a finite number")
-        return value
-
-    @field_validator("goals_to_finish")
-    @classmethod
-    def _positive_goals(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError("must be at least 1 or 'all'")
-        return value
-
-
 class TaskModel(TaskSettings):
+    """A task entry's own keys; the rest belong to its engine (`engine`, default mettagrid)."""
+
     name: str
-    map: str
     description: str = ""
+    engine: str = Field(default=DEFAULT_ENGINE, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
 
     @field_validator("name")
     @classmethod
@@ -144,42 +71,6 @@ class SuiteModel(BaseModel):
     multiplicity: Literal["bonferroni", "none"] = "bonferroni"
     defaults: dict[str, Any] = Field(default_factory=dict)
     tasks: list[dict[str, Any]] = Field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Task:
-    """One evaluation task, with every default resolved."""
-
-    suite: str
-    name: str
-    map_path: Path
-    settings: TaskSettings
-    seed: int
-    description: str = ""
-    pytorch_config: Path | None = None
-    metta_preset: str | None = None
-    # Gated tasks in the suite this task was run as part of, and how the suite verdict divides
-    # its false-fail rate among them (the task's gate runs at beta / gated_tasks for "bonferroni").
-    gated_tasks: int = 1
-    suite_tasks: int = 1  # all of the suite's tasks: each is gated when a baseline is given
-    multiplicity: str = "bonferroni"
-
-    @property
-    def category(self) -> str:
-        return self.name.split("/", 1)[0]
-
-    @property
-    def short_name(self) -> str:
-        return self.name.split("/", 1)[1]
-
-    def with_overrides(self, *, num_episodes: int | None = None, seed: int | None = None) -> Task:
-        settings = self.settings
-        if num_episodes is not None:
-            settings = settings.model_copy(update={"num_episodes": num_episodes})
-        return replace(self, settings=settings, seed=self.seed if seed is None else seed)
-
-    def with_settings(self, **changes: Any) -> Task:
-        return replace(self, settings=self.settings.model_copy(update=changes))
 
 
 @dataclass(frozen=True)
@@ -239,26 +130,49 @@ def read_yaml(path: Path) -> Any:
         raise SuiteError(f"{path}: cannot read: {exc.strerror or type(exc).__name__}") from None
 
 
-MAP_ROOTS_VAR = "POLICYEVAL_MAP_ROOTS"  # more folders maps may come from (os.pathsep-separated)
+def _engine(path: Path, label: str, name: str) -> Any:
+    from pytest_policyeval.engines import engine_named
+    from pytest_policyeval.registry import RegistryError
 
-
-def _map_path(suite_path: Path, label: str, name: str) -> Path:
-    """A map file inside the suite's folder (or an allowed root); a refusal reads nothing."""
-    where = f"{suite_path}: {label}: key 'map'"
     try:
-        path = (suite_path.parent / name).resolve(strict=False)
-    except (OSError, RuntimeError) as exc:  # a symlink loop, say
-        raise SuiteError(f"{where}: {name[:120]}: cannot resolve the path ({exc})") from None
-    roots = [suite_path.parent.resolve()]
-    roots += [Path(root).resolve() for root in os.environ.get(MAP_ROOTS_VAR, "").split(os.pathsep) if root]
-    if not any(path.is_relative_to(root) for root in roots):
+        return engine_named(name)
+    except RegistryError as exc:
+        raise SuiteError(f"{path}: {label}: key 'engine': {exc}") from None
+
+
+def _check_defaults(path: Path, defaults: dict[str, Any]) -> None:
+    """Keys in `defaults` are checked with the first task that uses them; an unknown one now."""
+    try:
+        TaskSettings.model_validate({k: v for k, v in defaults.items() if k in TaskSettings.model_fields})
+    except ValidationError as exc:
         raise SuiteError(
-            f"{where}: {name[:120]} is outside the suite's folder {roots[0]} (allow more folders "
-            f"with ${MAP_ROOTS_VAR})"
-        )
-    if not path.is_file():
-        raise SuiteError(f"{where}: map file not found: {name[:120]} (looked at {path})")
-    return path
+            "\n".join(f"{path}: defaults: {_describe(e, tuple(e['loc']))}" for e in exc.errors())
+        ) from None
+    engine = _engine(path, "defaults", str(defaults.get("engine", DEFAULT_ENGINE)))
+    for key in defaults:
+        if key not in TaskModel.model_fields and key not in engine.settings_model.model_fields:
+            raise SuiteError(f"{path}: defaults: unknown key '{_where((key,))}'")
+
+
+def _check_task(path: Path, label: str, engine: Any, task: Task) -> None:
+    """The engine's own checks (files it names, ids it knows), then the gate's."""
+    from pytest_policyeval.engines.base import EngineError
+    from pytest_policyeval.gates.decide import gate_for
+    from pytest_policyeval.gating import ScoreRangeError, check_score_range
+    from pytest_policyeval.registry import RegistryError
+
+    try:
+        engine.check_task(task)
+    except EngineError as exc:
+        raise SuiteError(f"{path}: {label}: {exc}") from None
+    try:
+        gate_for(task.settings.gate)
+    except RegistryError as exc:
+        raise SuiteError(f"{path}: {label}: key 'gate': {exc}") from None
+    try:
+        check_score_range(task)
+    except ScoreRangeError as exc:
+        raise SuiteError(f"{path}: {label}: {exc}") from None
 
 
 def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
@@ -286,12 +200,7 @@ def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
                 f"known: {known_presets()}"
             )
 
-    try:
-        TaskSettings.model_validate(suite.defaults)
-    except ValidationError as exc:
-        raise SuiteError(
-            "\n".join(f"{path}: defaults: {_describe(e, tuple(e['loc']))}" for e in exc.errors())
-        ) from None
+    _check_defaults(path, suite.defaults)
 
     tasks: list[Task] = []
     seen: set[str] = set()
@@ -328,48 +237,35 @@ def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
         )
         if not isinstance(entry, dict):
             raise SuiteError(f"{path}: {label}: must be a mapping")
+        merged = {**suite.defaults, **entry}
         try:
-            model = TaskModel.model_validate({**suite.defaults, **entry})
+            model = TaskModel.model_validate({k: v for k, v in merged.items() if k in TaskModel.model_fields})
         except ValidationError as exc:
             raise _errors(path, label, exc) from None
         if model.name in seen:
             raise SuiteError(f"{path}: {label}: key 'name': duplicate task name '{model.name}'")
         seen.add(model.name)
-        map_path = _map_path(path, label, model.map)
+        engine = _engine(path, label, model.engine)
         try:
-            grid = read_map(map_path)
-        except MapError as exc:
-            raise SuiteError(f"{path}: {label}: key 'map': {model.map}: {exc}") from None
-        if model.game == "navigation" and grid.num_goals == 0:
-            raise SuiteError(f"{path}: {label}: key 'map': {model.map}: a navigation map needs a goal ('_')")
-        wanted = model.goals_to_finish
-        if model.game == "navigation" and isinstance(wanted, int) and wanted > grid.num_goals:
-            raise SuiteError(
-                f"{path}: {label}: key 'goals_to_finish': {wanted} but the map has {grid.num_goals} goal(s)"
+            env = engine.settings_model.model_validate(
+                {k: v for k, v in merged.items() if k not in TaskModel.model_fields}
             )
-        if model.game == "laser_tag" and grid.num_teams < 2:
-            raise SuiteError(
-                f"{path}: {label}: key 'map': {model.map}: laser_tag needs agents of two teams ('1' and '2')"
-            )
-        settings = TaskSettings.model_validate(model.model_dump(include=set(TaskSettings.model_fields)))
-        from pytest_policyeval.envs.scores import ScoreRangeError, check_score_range
-
-        try:
-            check_score_range(settings, grid)
-        except ScoreRangeError as exc:
-            raise SuiteError(f"{path}: {label}: {exc}") from None
-        tasks.append(
-            Task(
-                suite=suite.name,
-                name=model.name,
-                map_path=map_path,
-                settings=settings,
-                seed=suite.seed,
-                description=model.description,
-                pytorch_config=pytorch_config,
-                metta_preset=suite.metta_preset,
-            )
+        except ValidationError as exc:
+            raise _errors(path, label, exc) from None
+        task = Task(
+            suite=suite.name,
+            name=model.name,
+            settings=TaskSettings.model_validate(model.model_dump(include=set(TaskSettings.model_fields))),
+            seed=suite.seed,
+            engine=model.engine,
+            env=env,
+            folder=path.parent,
+            description=model.description,
+            pytorch_config=pytorch_config,
+            metta_preset=suite.metta_preset,
         )
+        _check_task(path, label, engine, task)
+        tasks.append(task)
     # Gated: a threshold or the suite's own baseline (with --baseline-uri every task is gated).
     gated = sum(1 for t in tasks if t.settings.threshold is not None or t.settings.baseline_uri)
     tasks = [

@@ -1,4 +1,7 @@
-"""One entry point for every gate kind: a design and per-episode scores in, a `Decision` out."""
+"""One entry point for every gate: a design and per-episode scores in, a `Decision` out.
+
+The built-in gates are here too: `sequential` (sequential.py), `ci` and `mean`.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +9,54 @@ import math
 
 import numpy as np
 
-from pytest_policyeval.gates.design import GateDesign
+from pytest_policyeval.gates.base import Gate
+from pytest_policyeval.gates.design import GUARANTEES, GateDesign
 from pytest_policyeval.gates.intervals import interval
 from pytest_policyeval.gates.sequential import Decision, decide
+
+
+def gate_for(kind: str) -> Gate:
+    """The gate registered under `kind` (`pytest_policyeval_gates`)."""
+    from pytest_policyeval import registry
+
+    found = registry.gate(kind)
+    return found() if isinstance(found, type) else found
 
 
 def judge(design: GateDesign, scores: list[float] | np.ndarray, trace: bool = False) -> Decision:
     """The gate's decision on these scores; a sequential gate may answer None (more episodes)."""
     if design.threshold is None:
         return _ungated(design, np.asarray(scores, dtype=np.float64))
-    if design.kind == "sequential":
+    return gate_for(design.kind).decide(design, np.asarray(scores, dtype=np.float64), trace)
+
+
+class SequentialGate:
+    """The anytime-valid betting test (sequential.py): the default."""
+
+    sequential, needs_range, guarantee = True, True, GUARANTEES["sequential"]
+
+    def decide(self, design: GateDesign, scores: np.ndarray, trace: bool = False) -> Decision:
         return decide(design, scores, trace=trace)
-    return _fixed(design, np.asarray(scores, dtype=np.float64))
 
 
-def _fixed(design: GateDesign, x: np.ndarray) -> Decision:
+class FixedGate:
+    """`mean` (Metta's rule) or `ci` (the one-sided bound) on a fixed number of episodes."""
+
+    sequential, needs_range = False, False
+
+    def __init__(self, kind: str):
+        self.kind, self.guarantee = kind, GUARANTEES[kind]
+
+    def decide(self, design: GateDesign, scores: np.ndarray, trace: bool = False) -> Decision:
+        return _fixed(design, scores, self.kind)
+
+
+def _fixed(design: GateDesign, x: np.ndarray, kind: str) -> Decision:
     """`mean`: the sample mean against the threshold. `ci`: the one-sided (1 - alpha) bound."""
-    level = 0.95 if design.kind == "mean" else 1 - 2 * design.alpha
+    level = 0.95 if kind == "mean" else 1 - 2 * design.alpha
     shown = interval(x, design.low, design.high, level)
     estimate = float(np.mean(x)) if x.size else math.nan
-    if design.kind == "mean":
+    if kind == "mean":
         value, rule = estimate, "the mean"
     else:
         value = shown.low if design.higher_is_better else shown.high

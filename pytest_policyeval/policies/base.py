@@ -7,11 +7,21 @@ from typing import Any
 
 import numpy as np
 
-from pytest_policyeval.envs.spec import EnvSpec
+from pytest_policyeval.spec import EnvSpec, TokenSpec
 
 
 class PolicyLoadError(Exception):
     """A policy URI that cannot be turned into a policy: the message says why and where."""
+
+
+def token_spec(env: EnvSpec, who: str) -> TokenSpec:
+    """`env` as mettagrid's token layout, for policies that read tokens; else why they cannot play it."""
+    if not isinstance(env, TokenSpec):
+        raise PolicyLoadError(
+            f"{who} reads mettagrid token observations, but this task's engine '{env.engine}' "
+            f"({env.env_id or 'its environment'}) observes {env.observation_space}"
+        )
+    return env
 
 
 class Actor(ABC):

@@ -12,7 +12,7 @@ import logging
 import numpy as np
 import torch
 
-from pytest_policyeval.envs.spec import EnvSpec
+from pytest_policyeval.spec import TokenSpec
 
 EMPTY_TOKEN = 0xFF  # a coordinate byte that marks an unused token slot
 GLOBAL_TOKEN = 0xFE  # a coordinate byte that marks a global (not spatial) token
@@ -41,7 +41,7 @@ class TokenEncoder(torch.nn.Module):
 
     def __init__(
         self,
-        env: EnvSpec,
+        env: TokenSpec,
         feature_names: list[str],
         tag_names: list[str],
         window: int,

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from pytest_policyeval.envs.spec import EnvSpec
-from pytest_policyeval.policies.base import Actor, Policy, PolicyLoadError
+from pytest_policyeval.policies.base import Actor, Policy, PolicyLoadError, token_spec
 from pytest_policyeval.policies.checkpoint import Checkpoint, file_digest, read_checkpoint
 from pytest_policyeval.policies.networks import build_network
 from pytest_policyeval.policies.observations import TokenEncoder, used_tokens
 from pytest_policyeval.policies.sampling import check_finite, gumbel_noise
+from pytest_policyeval.spec import EnvSpec
 
 
 def load_state_strict(module: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
@@ -144,7 +144,7 @@ class TorchPolicy(Policy):
         self.info = info or {}
 
     def actor(self, env: EnvSpec, device: str = "cpu") -> Actor:
-        return TorchActor(self, env, torch_device(device))
+        return TorchActor(self, token_spec(env, self.uri), torch_device(device))
 
 
 def policy_from_checkpoint(checkpoint: Checkpoint, uri: str, name: str, source: str) -> TorchPolicy:

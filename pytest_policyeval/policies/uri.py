@@ -1,17 +1,16 @@
 """Policy URIs to policies, through one registry of schemes.
 
     random://            uniform random actions (the baseline)
-    scripted://navigator a hand-written explorer (the competent reference for navigation)
-    scripted://tagger    a hand-written laser_tag player
+    scripted://NAME      mettagrid's hand-written players (registered by that engine)
     file://PATH, PATH    either kind of checkpoint below, told by its content
     pytorch://PATH       a Metta external checkpoint (a bare state dict; see policies/metta/)
     http(s)://, s3://    either kind of checkpoint, downloaded (see policies/sources/)
     wandb://...          a W&B artifact holding either kind of checkpoint
+    sb3://PATH.zip       a Stable-Baselines3 model (policies/sb3/)
 
 Loaders import torch lazily, so resolving `random://` or importing this module stays light.
-Other packages add schemes through the `pytest_policyeval.schemes` entry point group (a
-`Loader`), or a remote store through `pytest_policyeval.sources` (a `Source`); a conftest.py
-can call `register_scheme`.
+Schemes are registered through the `pytest_policyeval_policy_schemes` hook (policies/hooks.py for
+the built-in ones), remote stores through `pytest_policyeval_policy_sources`.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path, PurePosixPath
 
 from pytest_policyeval.policies.base import Policy, PolicyLoadError
@@ -40,24 +38,12 @@ class LoadOptions:
 Loader = Callable[[str, str, LoadOptions], Policy]  # (full uri, rest after "scheme://", options)
 
 
-def _load_random(uri: str, rest: str, options: LoadOptions) -> Policy:
+def load_random(uri: str, rest: str, options: LoadOptions) -> Policy:
     from pytest_policyeval.policies.random_policy import RandomPolicy
 
     if rest.strip("/"):
         raise PolicyLoadError(f"{uri}: random:// takes no path")
     return RandomPolicy(uri)
-
-
-SCRIPTED = ("navigator", "tagger")  # scripted.ACTORS, named here so the registry stays light
-
-
-def _load_scripted(uri: str, rest: str, options: LoadOptions) -> Policy:
-    name = rest.strip("/")
-    if name not in SCRIPTED:
-        raise PolicyLoadError(f"{uri}: unknown scripted policy '{name}'; known: {sorted(SCRIPTED)}")
-    from pytest_policyeval.policies.scripted import ScriptedPolicy
-
-    return ScriptedPolicy(uri, name)
 
 
 def _existing_file(uri: str, rest: str) -> Path:
@@ -69,7 +55,7 @@ def _existing_file(uri: str, rest: str) -> Path:
     return path
 
 
-def _load_file(uri: str, rest: str, options: LoadOptions) -> Policy:
+def load_file(uri: str, rest: str, options: LoadOptions) -> Policy:
     # A Metta user's `--policy-path x.pt` is a bare state dict: read the file, not the scheme.
     return load_local_checkpoint(uri, _existing_file(uri, rest), options)
 
@@ -82,7 +68,7 @@ def _metta(uri: str, path: Path, options: LoadOptions) -> Policy:
     )
 
 
-def _load_pytorch(uri: str, rest: str, options: LoadOptions) -> Policy:
+def load_pytorch(uri: str, rest: str, options: LoadOptions) -> Policy:
     return _metta(uri, _existing_file(uri, rest), options)
 
 
@@ -97,7 +83,8 @@ def load_local_checkpoint(uri: str, path: Path, options: LoadOptions) -> Policy:
     return _metta(uri, path, options)
 
 
-def _load_remote(uri: str, rest: str, options: LoadOptions) -> Policy:
+def load_remote(uri: str, rest: str, options: LoadOptions) -> Policy:
+    """Any scheme with a registered `Source`: download into the data cache, then read the file."""
     from pytest_policyeval.policies.sources import source_for
     from pytest_policyeval.policies.sources.cache import DataCache, default_data_dir, fetch_once
 
@@ -111,37 +98,28 @@ def _load_remote(uri: str, rest: str, options: LoadOptions) -> Policy:
     return policy
 
 
-SCHEMES: dict[str, Loader] = {
-    "random": _load_random,
-    "scripted": _load_scripted,
-    "file": _load_file,
-    "pytorch": _load_pytorch,
-}
-ENTRY_POINT_GROUP = "pytest_policyeval.schemes"
+BARE_SCHEMES = ("random",)  # names that stand for their URI without "://"
 # Schemes whose rest is a path: their label is the file's stem.
-PATH_SCHEMES = {"file", "pytorch"}
-
-
-def register_scheme(scheme: str, loader: Loader) -> None:
-    """Add a scheme for this process (from a conftest.py, say); xdist workers import it too."""
-    SCHEMES[scheme.lower()] = loader
+PATH_SCHEMES = {"file", "pytorch", "sb3"}
 
 
 def loader_for(scheme: str) -> Loader | None:
-    if scheme in SCHEMES:
-        return SCHEMES[scheme]
-    for entry in entry_points(group=ENTRY_POINT_GROUP, name=scheme):
-        return entry.load()
+    """The loader of a scheme: registered through `pytest_policyeval_policy_schemes`, else a
+    download through a registered source."""
+    from pytest_policyeval import registry
     from pytest_policyeval.policies.sources import source_schemes
 
-    return _load_remote if scheme in source_schemes() else None
+    schemes = registry.table("pytest_policyeval_policy_schemes")
+    if scheme in schemes:
+        return registry.lookup("pytest_policyeval_policy_schemes", scheme, "policy URI scheme")
+    return load_remote if scheme in source_schemes() else None
 
 
 def known_schemes() -> list[str]:
+    from pytest_policyeval import registry
     from pytest_policyeval.policies.sources import source_schemes
 
-    plugins = {entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)}
-    return sorted(set(SCHEMES) | plugins | source_schemes())
+    return sorted(set(registry.table("pytest_policyeval_policy_schemes")) | source_schemes())
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -149,7 +127,7 @@ def split_uri(uri: str) -> tuple[str, str]:
     if "://" in uri:
         scheme, rest = uri.split("://", 1)
         return scheme.lower(), rest
-    if uri in SCHEMES and uri != "file":
+    if uri in BARE_SCHEMES:
         return uri, ""
     return "file", uri
 

@@ -15,7 +15,7 @@ import dataclasses
 import shutil
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 from pytest_policyeval.atomic import write_bytes_atomic
 from pytest_policyeval.results import TaskResult
@@ -28,8 +28,18 @@ class SinkError(Exception):
     """Results that could not be published; the message names the destination and the cause."""
 
 
+class Sink(Protocol):
+    """A destination: constructed with its URI (and the --wandb run, if one is open)."""
+
+    def url(self, name: str) -> str: ...  # where `name` ends up, for the links in the results
+
+    def put(self, name: str, data: bytes | Path) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class LocalSink:
-    def __init__(self, uri: str):
+    def __init__(self, uri: str, run: Any = None):
         self.uri = uri
         self.root = Path(uri.removeprefix("file://")).expanduser().resolve()
 
@@ -49,7 +59,7 @@ class LocalSink:
 
 
 class S3Sink:
-    def __init__(self, uri: str):
+    def __init__(self, uri: str, run: Any = None):
         from pytest_policyeval.stores import s3 as store
 
         self.uri = uri
@@ -113,15 +123,17 @@ class WandbSink:
                     run.finish()
 
 
-def open_sink(uri: str, wandb_run: Any = None) -> LocalSink | S3Sink | WandbSink:
+def open_sink(uri: str, wandb_run: Any = None) -> Sink:
+    """The sink registered for the URI's scheme (`pytest_policyeval_sinks`; a bare path is file://)."""
+    from pytest_policyeval import registry
+
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else "file"
-    if scheme == "s3":
-        return S3Sink(uri)
-    if scheme == "wandb":
-        return WandbSink(uri, wandb_run)
-    if scheme == "file":
-        return LocalSink(uri)
-    raise SinkError(f"{uri}: results cannot be published to '{scheme}://'; use a path, s3:// or wandb://")
+    known = registry.table("pytest_policyeval_sinks")
+    if scheme not in known:
+        raise SinkError(
+            f"{uri}: results cannot be published to '{scheme}://'; known: {sorted(known)} or a path"
+        )
+    return registry.lookup("pytest_policyeval_sinks", scheme, "result destination")(uri, wandb_run)
 
 
 def split_destination(uri: str) -> tuple[str, str]:

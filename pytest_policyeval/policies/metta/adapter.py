@@ -10,7 +10,7 @@ engine feature of their own, or one whose meaning changed, and are derived here 
     last_action_arg         its argument
     last_reward             last step's reward as the preset's engine made it a byte
     inv:<N>                 (a number) the N-th resource of the task
-A feature the task expresses through another (`EnvSpec.equivalent_features`: laser_tag's
+A feature the task expresses through another (`TokenSpec.equivalent_features`: laser_tag's
 `agent:frozen` is its freeze length minus `inv:ready`) is read through that one.
 Derived values are global tokens on the agent's own cell, where Metta put them. Any other
 feature the engine does not emit reads as zero; the list is logged once per (policy, task layout).
@@ -39,10 +39,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from pytest_policyeval.envs.spec import EnvSpec
 from pytest_policyeval.policies.base import PolicyLoadError
 from pytest_policyeval.policies.metta.presets import OPPOSITE, ORIENTATIONS
 from pytest_policyeval.policies.observations import EMPTY_TOKEN, GLOBAL_TOKEN
+from pytest_policyeval.spec import TokenSpec
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def resolve_type_ids(tag_names: Sequence[str], type_ids: dict[str, int]) -> dict
     return ids
 
 
-def _env_features(env: EnvSpec) -> dict[str, int]:
+def _env_features(env: TokenSpec) -> dict[str, int]:
     """Feature id by name, with `inv:<N>` naming the task's N-th resource."""
     ids = {name: index for index, name in enumerate(env.feature_names) if name}
     for index, resource in enumerate(env.resource_names):
@@ -95,7 +95,7 @@ class ObservationMap(torch.nn.Module):
 
     def __init__(
         self,
-        env: EnvSpec,
+        env: TokenSpec,
         feature_names: Sequence[str],
         type_ids: dict[str, int],
         window: int,
@@ -220,7 +220,7 @@ ACTION_EFFECTS = {
 class ActionMap:
     """(action type, argument, orientation) -> (environment action, new orientation), as tables."""
 
-    def __init__(self, env: EnvSpec, action_types: Sequence[str], num_args: int, source: str):
+    def __init__(self, env: TokenSpec, action_types: Sequence[str], num_args: int, source: str):
         needed = ["noop", *(f"move_{direction}" for direction in ORIENTATIONS)]
         lacking = [name for name in needed if name not in env.action_names]
         if lacking:

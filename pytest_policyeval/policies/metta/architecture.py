@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ log = logging.getLogger(__name__)
 NAMING_KEYS = ("feature_names", "action_types", "type_ids", "preset")
 METTA_STRIDES = (3, 1)
 METTA_WINDOW = 11
-ENTRY_POINT_GROUP = "pytest_policyeval.metta_architectures"
+HOOK = "pytest_policyeval_metta_architectures"  # where other packages add `_target_` names
 # Keyword arguments of this package's `Policy` (upstream's are `cnn_channels` and `hidden_size`).
 POLICY_KEYS = (
     "obs_channels", "cnn_channels", "hidden_size", "window", "kernel_sizes", "strides",
@@ -280,20 +279,27 @@ def _target(node: Mapping[str, Any], source: str) -> str:
     return target
 
 
+def _registered() -> dict[str, Any]:
+    from pytest_policyeval import registry
+
+    return registry.table(HOOK)
+
+
 def known_architectures() -> list[str]:
-    return sorted(set(ARCHITECTURES) | {entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)})
+    return sorted(set(ARCHITECTURES) | set(_registered()))
 
 
 def builder_for(target: str, source: str) -> Builder:
     """The builder registered for `target`; nothing is imported for an unknown name."""
     if target in ARCHITECTURES:
         return ARCHITECTURES[target]
-    for entry in entry_points(group=ENTRY_POINT_GROUP, name=target):
-        return entry.load()
+    if target in _registered():
+        from pytest_policyeval import registry
+
+        return registry.lookup(HOOK, target, "architecture")
     raise PolicyLoadError(
         f"{source}: unknown architecture '_target_: {target[:120]}'; a config names one of "
-        f"{known_architectures()} (other packages add names through the "
-        f"'{ENTRY_POINT_GROUP}' entry point group)"
+        f"{known_architectures()} (other packages add names through the '{HOOK}' hook)"
     )
 
 
@@ -310,7 +316,7 @@ def _check_targets(node: Any, source: str, seen: set[int] | None = None) -> None
     if isinstance(node, dict):
         if "_target_" in node:
             target = _target(node, source)
-            if target not in ARCHITECTURES and not list(entry_points(group=ENTRY_POINT_GROUP, name=target)):
+            if target not in ARCHITECTURES and target not in _registered():
                 builder_for(target, source)  # raises, naming the known names
         values = node.values()
     else:

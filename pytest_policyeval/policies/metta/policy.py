@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pytest_policyeval.envs.spec import EnvSpec
-from pytest_policyeval.policies.base import Actor, Policy, PolicyLoadError
+from pytest_policyeval.policies.base import Actor, Policy, PolicyLoadError, token_spec
 from pytest_policyeval.policies.checkpoint import FORMAT, file_digest
 from pytest_policyeval.policies.metta.adapter import DERIVED, ActionMap, ObservationMap
 from pytest_policyeval.policies.metta.architecture import build_from_config, build_inferred, read_config
@@ -30,6 +29,7 @@ from pytest_policyeval.policies.observations import EMPTY_TOKEN, used_tokens
 from pytest_policyeval.policies.sampling import check_finite, gumbel_noise
 from pytest_policyeval.policies.torch_files import check_weights, load_torch_file, unwrap_state_dict
 from pytest_policyeval.policies.torch_policy import load_state_strict, network_on, torch_device
+from pytest_policyeval.spec import EnvSpec
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ class MettaPolicy(Policy):
         self.preset = preset or get_preset(None, uri)
 
     def actor(self, env: EnvSpec, device: str = "cpu") -> Actor:
-        return MettaActor(self, env, torch_device(device))
+        return MettaActor(self, token_spec(env, self.uri), torch_device(device))
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -25,11 +25,10 @@ through the `pytest_policyeval.metta_presets` entry point group (name -> a `Pres
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 
 from pytest_policyeval.policies.base import PolicyLoadError
 
-ENTRY_POINT_GROUP = "pytest_policyeval.metta_presets"
+HOOK = "pytest_policyeval_metta_presets"  # where other packages add presets
 
 # Orientations, the argument of `rotate` (Orientation enum in grid_object.hpp): Up, Down, Left, Right.
 ORIENTATIONS: tuple[str, ...] = ("north", "south", "west", "east")
@@ -147,17 +146,25 @@ PRESETS: dict[str, Preset] = {
 DEFAULT_PRESET = "june-2025"
 
 
+def _registered() -> dict[str, object]:
+    from pytest_policyeval import registry
+
+    return registry.table(HOOK)
+
+
 def known_presets() -> list[str]:
-    return sorted(set(PRESETS) | {entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)})
+    return sorted(set(PRESETS) | set(_registered()))
 
 
 def get_preset(name: str | None, source: str) -> Preset:
     name = name or DEFAULT_PRESET
     if name in PRESETS:
         return PRESETS[name]
-    for entry in entry_points(group=ENTRY_POINT_GROUP, name=name):
-        preset = entry.load()
+    if name in _registered():
+        from pytest_policyeval import registry
+
+        preset = registry.lookup(HOOK, name, "Metta preset")
         if isinstance(preset, Preset):
             return preset
-        raise PolicyLoadError(f"{source}: entry point '{name}' is a {type(preset).__name__}, not a Preset")
+        raise PolicyLoadError(f"{source}: preset '{name}' is a {type(preset).__name__}, not a Preset")
     raise PolicyLoadError(f"{source}: unknown Metta preset '{name[:80]}'; known: {known_presets()}")

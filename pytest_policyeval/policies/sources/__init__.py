@@ -4,16 +4,13 @@ A `Source` downloads into the `DataCache` (content-addressed, shared by runs and
 `fetch_once` makes sure a run with many xdist workers fetches each URI once. The loaded file is
 then read like any local checkpoint (see `policies/uri.py`).
 
-Built-in sources are named here as "module:attribute" so that nothing is imported until a URI of
-that scheme is used. Other packages add schemes through the `pytest_policyeval.sources` entry
-point group, whose entries are `Source` classes.
+Sources are registered through the `pytest_policyeval_policy_sources` hook (the built-in ones in
+policies/hooks.py, as "module:attribute" so nothing is imported until a URI of that scheme is used).
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import asdict, dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -54,27 +51,16 @@ class Source(Protocol):
     def fetch(self, uri: str, cache: Any, options: Any) -> Fetched: ...  # DataCache, LoadOptions
 
 
-BUILTIN_SOURCES = {
-    "http": "pytest_policyeval.policies.sources.http:HttpSource",
-    "https": "pytest_policyeval.policies.sources.http:HttpSource",
-    "s3": "pytest_policyeval.policies.sources.s3:S3Source",
-    "wandb": "pytest_policyeval.policies.sources.wandb:WandbSource",
-}
-ENTRY_POINT_GROUP = "pytest_policyeval.sources"
-
-
-def _import(reference: str) -> Any:
-    module, _, attribute = reference.partition(":")
-    return getattr(importlib.import_module(module), attribute)
-
-
 def source_schemes() -> set[str]:
-    return set(BUILTIN_SOURCES) | {entry.name for entry in entry_points(group=ENTRY_POINT_GROUP)}
+    from pytest_policyeval import registry
+
+    return set(registry.table("pytest_policyeval_policy_sources"))
 
 
 def source_for(scheme: str) -> Source | None:
-    if scheme in BUILTIN_SOURCES:
-        return _import(BUILTIN_SOURCES[scheme])()
-    for entry in entry_points(group=ENTRY_POINT_GROUP, name=scheme):
-        return entry.load()()
-    return None
+    """A fresh `Source` for the scheme, registered through `pytest_policyeval_policy_sources`."""
+    from pytest_policyeval import registry
+
+    if scheme not in source_schemes():
+        return None
+    return registry.lookup("pytest_policyeval_policy_sources", scheme, "policy source")()

@@ -1,4 +1,4 @@
-"""The mettagrid adapter: the only module that touches mettagrid's API.
+"""mettagrid itself: the only module that imports mettagrid.
 
 It turns a `Task` into a `MettaGridConfig` and runs many episodes of it side by side. Every
 simulation writes its observations into one slice of a shared array and reads its actions from
@@ -59,9 +59,16 @@ from mettagrid.simulator.interface import SimulatorEventHandler
 from mettagrid.simulator.replay_log_writer import EpisodeReplay
 from mettagrid.simulator.simulator import Buffers
 
-from pytest_policyeval.collection.suite import Task
-from pytest_policyeval.envs.gridmap import AGENT, GOAL, TEAM_CHARS, GridMap, read_map
-from pytest_policyeval.envs.spec import EnvSpec
+from pytest_policyeval.engines.mettagrid.gridmap import (
+    AGENT,
+    GOAL,
+    TEAM_CHARS,
+    GridMap,
+    task_grid,
+)
+from pytest_policyeval.engines.mettagrid.scores import goals_to_finish
+from pytest_policyeval.spec import TokenSpec
+from pytest_policyeval.task import Task
 
 # mettagrid configures the root logger on import; keep a test run's output quiet.
 logging.getLogger().setLevel(logging.WARNING)
@@ -77,13 +84,6 @@ TAG_STAT = "tags"
 TEAM_NAMES = ("red", "blue")
 
 
-def goals_to_finish(task: Task, grid: GridMap) -> int:
-    if task.settings.game != "navigation":
-        return 0
-    wanted = task.settings.goals_to_finish
-    return grid.num_goals if wanted == "all" else int(wanted)
-
-
 def _navigation(task: Task, grid: GridMap) -> dict:
     """Walls and goals that pay one heart each."""
     # A goal holds one heart; walking into it moves the heart to the agent (the reward),
@@ -96,7 +96,7 @@ def _navigation(task: Task, grid: GridMap) -> dict:
             mutations=[withdraw({REWARD_ITEM: 1}, remove_when_empty=True), logStat(GOAL_STAT)]
         ),
     )
-    end_after = goals_to_finish(task, grid)
+    end_after = goals_to_finish(task.env, grid)
     return {
         "resource_names": [REWARD_ITEM],
         "objects": {"wall": WallConfig(), GOAL_OBJECT: goal},
@@ -112,7 +112,7 @@ def _navigation(task: Task, grid: GridMap) -> dict:
 
 def _laser_tag(task: Task, grid: GridMap) -> dict:
     """Two teams; moving into an opponent tags it (contact: mettagrid 0.26's attack action is inert)."""
-    freeze = task.settings.freeze_steps
+    freeze = task.env.freeze_steps
     tag = Handler(
         filters=[isNot(sharedTagPrefix("team:")), targetHas({READY_ITEM: freeze})],
         mutations=[updateTarget({READY_ITEM: -freeze}), updateActor({TAGS_ITEM: 1}), logStat(TAG_STAT)],
@@ -146,9 +146,9 @@ GAMES = {"navigation": _navigation, "laser_tag": _laser_tag}
 
 def build_config(task: Task, grid: GridMap | None = None) -> MettaGridConfig:
     """The mettagrid config of a grid task: the map, the game's rules, observations."""
-    grid = grid or read_map(task.map_path)
-    settings = task.settings
-    rules = GAMES[settings.game](task, grid)
+    grid = grid or task_grid(task)
+    settings, env = task.settings, task.env
+    rules = GAMES[env.game](task, grid)
     template: AgentConfig = rules.pop("agent")
     # One agent config per agent, grouped by team; with two teams each carries a `team:` tag.
     agents = [
@@ -163,9 +163,9 @@ def build_config(task: Task, grid: GridMap | None = None) -> MettaGridConfig:
         num_agents=grid.num_agents,
         max_steps=settings.max_steps,
         obs=ObsConfig(
-            width=settings.obs_window,
-            height=settings.obs_window,
-            num_tokens=settings.num_tokens,
+            width=env.obs_window,
+            height=env.obs_window,
+            num_tokens=env.num_tokens,
             global_obs=GlobalObsConfig(local_position=True),
         ),
         map_builder=AsciiMapBuilder.Config(
@@ -180,8 +180,8 @@ def build_config(task: Task, grid: GridMap | None = None) -> MettaGridConfig:
 
 def equivalent_features(task: Task) -> tuple[tuple[str, str, float, float], ...]:
     """What this project's games mean in the terms of features other engines name directly."""
-    if task.settings.game == "laser_tag":
-        return (("agent:frozen", f"inv:{READY_ITEM}", -1.0, float(task.settings.freeze_steps)),)
+    if task.env.game == "laser_tag":
+        return (("agent:frozen", f"inv:{READY_ITEM}", -1.0, float(task.env.freeze_steps)),)
     return ()
 
 
@@ -189,13 +189,14 @@ def env_spec_of(
     config: MettaGridConfig,
     agent_teams: tuple[int, ...] = (),
     equivalents: tuple[tuple[str, str, float, float], ...] = (),
-) -> EnvSpec:
+) -> TokenSpec:
     interface = PolicyEnvInterface.from_mg_cfg(config)
     names = [""] * (max((f.id for f in interface.obs_features), default=-1) + 1)
     for feature in interface.obs_features:
         names[feature.id] = feature.name
     height, width = interface.egocentric_shape
-    return EnvSpec(
+    return TokenSpec(
+        engine="mettagrid",
         feature_names=tuple(names),
         tag_names=tuple(interface.tags),
         action_names=tuple(interface.action_names),
@@ -211,14 +212,14 @@ def env_spec_of(
 
 
 @lru_cache(maxsize=64)
-def _task_config(task: Task) -> tuple[MettaGridConfig, EnvSpec, int]:
-    grid = read_map(task.map_path)
+def _task_config(task: Task) -> tuple[MettaGridConfig, TokenSpec, int]:
+    grid = task_grid(task)
     config = build_config(task, grid)
     spec = env_spec_of(config, grid.agent_teams, equivalent_features(task))
-    return config, spec, goals_to_finish(task, grid)
+    return config, spec, goals_to_finish(task.env, grid)
 
 
-def task_env_spec(task: Task) -> EnvSpec:
+def task_env_spec(task: Task) -> TokenSpec:
     return _task_config(task)[1]
 
 

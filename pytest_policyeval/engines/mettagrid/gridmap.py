@@ -8,7 +8,12 @@ Lines must all have the same width. Agents are numbered in reading order (row by
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pytest_policyeval.task import Task
 
 WALL, EMPTY, AGENT, GOAL = "#", ".", "@", "_"
 TEAM_CHARS = {AGENT: 0, "1": 0, "2": 1}
@@ -99,3 +104,34 @@ def read_map(path: Path) -> GridMap:
     except UnicodeDecodeError as exc:
         raise MapError(f"not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})") from None
     return parse_map(text)
+
+
+MAP_ROOTS_VAR = "POLICYEVAL_MAP_ROOTS"  # more folders maps may come from (os.pathsep-separated)
+
+
+def resolve_map(folder: Path, name: str) -> Path:
+    """A map file inside the suite's folder (or an allowed root); a refusal reads nothing."""
+    import os
+
+    from pytest_policyeval.engines.base import EngineError
+
+    try:
+        path = (folder / name).resolve(strict=False)
+    except (OSError, RuntimeError) as exc:  # a symlink loop, say
+        raise EngineError(f"key 'map': {name[:120]}: cannot resolve the path ({exc})") from None
+    roots = [folder.resolve()]
+    roots += [Path(root).resolve() for root in os.environ.get(MAP_ROOTS_VAR, "").split(os.pathsep) if root]
+    if not any(path.is_relative_to(root) for root in roots):
+        raise EngineError(
+            f"key 'map': {name[:120]} is outside the suite's folder {roots[0]} (allow more folders "
+            f"with ${MAP_ROOTS_VAR})"
+        )
+    if not path.is_file():
+        raise EngineError(f"key 'map': map file not found: {name[:120]} (looked at {path})")
+    return path
+
+
+@lru_cache(maxsize=256)
+def task_grid(task: Task) -> GridMap:
+    """The task's map, read once per process (the engine checked it when the suite was read)."""
+    return read_map(resolve_map(task.folder, task.env.map))

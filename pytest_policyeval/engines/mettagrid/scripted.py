@@ -16,9 +16,9 @@ from collections import deque
 
 import numpy as np
 
-from pytest_policyeval.envs.spec import EnvSpec
-from pytest_policyeval.policies.base import Actor, Policy, PolicyLoadError
+from pytest_policyeval.policies.base import Actor, Policy, PolicyLoadError, token_spec
 from pytest_policyeval.seeding import uniforms
+from pytest_policyeval.spec import EnvSpec, TokenSpec
 
 MOVES = {"move_north": (-1, 0), "move_south": (1, 0), "move_west": (0, -1), "move_east": (0, 1)}
 WALL_TAG, GOAL_TAG = "type:wall", "type:altar"
@@ -33,7 +33,7 @@ class _Memory:
 
 
 class NavigatorActor(Actor):
-    def __init__(self, env: EnvSpec):
+    def __init__(self, env: TokenSpec):
         missing = [name for name in MOVES if name not in env.action_names]
         if missing:
             raise PolicyLoadError(f"scripted://navigator needs actions {missing}, the environment lacks them")
@@ -126,7 +126,7 @@ class NavigatorActor(Actor):
 
 
 class TaggerActor(NavigatorActor):
-    def __init__(self, env: EnvSpec):
+    def __init__(self, env: TokenSpec):
         super().__init__(env)
         self.group_id = env.feature_id("agent:group")
         self.ready_id = env.feature_id("inv:ready")
@@ -188,4 +188,12 @@ class ScriptedPolicy(Policy):
         self.info = {"kind": "scripted"}
 
     def actor(self, env: EnvSpec, device: str = "cpu") -> Actor:
-        return self._actor_class(env)
+        return self._actor_class(token_spec(env, self.uri))
+
+
+def load_scripted(uri: str, rest: str, options: object) -> Policy:
+    """The `scripted://` scheme's loader."""
+    name = rest.strip("/")
+    if name not in ACTORS:
+        raise PolicyLoadError(f"{uri}: unknown scripted policy '{name}'; known: {sorted(ACTORS)}")
+    return ScriptedPolicy(uri, name)

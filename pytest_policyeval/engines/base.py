@@ -1,0 +1,110 @@
+"""What the runner needs from any environment family: the engine protocol.
+
+An `Engine` owns a task's engine-specific keys (its `settings_model`), checks them against what
+they name (a map file, a registered environment id), describes the task to policies (`spec`) and
+plays many episodes of it side by side (`batch`). An `EpisodeBatch` steps its episodes in lockstep
+over shared arrays, so the runner makes one policy call per step for every live agent of every
+live episode, whatever the engine.
+
+Determinism is the engine's promise: episode `e` seeded with `seeds[e]` plays the same whatever
+else shares its batch, given the same actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from pytest_policyeval.spec import EnvSpec
+    from pytest_policyeval.task import Task
+
+
+class EngineError(ValueError):
+    """A task this engine cannot play as written: the message names the key and the cause."""
+
+
+@runtime_checkable
+class EpisodeBatch(Protocol):
+    """Episodes of one task stepping in lockstep. Agent `a` of episode `e` is row `e * agents + a`."""
+
+    spec: EnvSpec
+    observations: np.ndarray  # [episodes * agents, *observation shape], current observations
+    actions: np.ndarray  # [episodes * agents, *action shape], written by the runner before `step`
+    rewards: np.ndarray  # [episodes * agents], each row's reward from the last step
+
+    def step(self, episodes: Sequence[int]) -> list[int]:
+        """Advance these episodes one step with the actions written; return those that ended."""
+        ...
+
+    def episode_rewards(self, episode: int) -> np.ndarray:
+        """Each agent's total reward in the episode so far, [agents]."""
+        ...
+
+    def episode_steps(self, episode: int) -> int: ...
+
+    def replay(self, episode: int) -> dict[str, Any] | None:
+        """A finished, recorded episode's replay (a JSON-able dict in the engine's format), else None."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """An environment family. Implementations are cheap to construct: import the simulator lazily."""
+
+    name: str
+    settings_model: type[BaseModel]  # the task keys this engine owns (frozen, extra keys refused)
+
+    def check_task(self, task: Task) -> None:
+        """Raise EngineError if the task's settings name something unusable (a bad map, an unknown id)."""
+        ...
+
+    def spec(self, task: Task) -> EnvSpec: ...
+
+    def batch(self, task: Task, seeds: Sequence[int], record: Sequence[int] = ()) -> EpisodeBatch:
+        """Fresh episodes seeded with `seeds`; those at positions `record` record a replay."""
+        ...
+
+    def score_range(self, task: Task) -> tuple[float, float] | None:
+        """Bounds every per-episode score of the task obeys by the game's rules, or None if unknown."""
+        ...
+
+    def identity(self, task: Task) -> dict[str, Any]:
+        """What besides the settings makes an episode what it is (file digests, engine version)."""
+        ...
+
+
+class EngineBase:
+    """Defaults an engine may inherit: no extra checks, no known range, its package's version."""
+
+    name: str = ""
+    package: str = ""  # the distribution whose version is part of every episode's identity
+
+    def check_task(self, task: Task) -> None:
+        return None
+
+    def score_range(self, task: Task) -> tuple[float, float] | None:
+        return None
+
+    def identity(self, task: Task) -> dict[str, Any]:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return {"engine_version": version(self.package)} if self.package else {}
+        except PackageNotFoundError:
+            return {}
+
+
+def relative_file(task: Task, name: str, key: str) -> Path:
+    """A file a task names, under its suite's folder; an EngineError naming `key` otherwise."""
+    path = (task.folder / name).resolve()
+    if not path.is_file():
+        raise EngineError(f"key '{key}': file not found: {name[:120]} (looked at {path})")
+    return path

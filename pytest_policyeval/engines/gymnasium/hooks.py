@@ -1,0 +1,1 @@
+"""The gymnasium engine, registered as a hook implementation."""

@@ -1,0 +1,1 @@
+"""The pettingzoo engine, registered as a hook implementation."""

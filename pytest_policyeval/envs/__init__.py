@@ -1,1 +1,0 @@
-"""Environments: one adapter module per engine; everything else sees only `EnvSpec` and arrays."""

@@ -1,0 +1,26 @@
+"""The built-in policy schemes and remote sources, registered as hook implementations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+@pytest.hookimpl
+def pytest_policyeval_policy_schemes() -> dict[str, Any]:
+    return {
+        "random": "pytest_policyeval.policies.uri:load_random",
+        "file": "pytest_policyeval.policies.uri:load_file",
+        "pytorch": "pytest_policyeval.policies.uri:load_pytorch",
+    }
+
+
+@pytest.hookimpl
+def pytest_policyeval_policy_sources() -> dict[str, Any]:
+    return {
+        "http": "pytest_policyeval.policies.sources.http:HttpSource",
+        "https": "pytest_policyeval.policies.sources.http:HttpSource",
+        "s3": "pytest_policyeval.policies.sources.s3:S3Source",
+        "wandb": "pytest_policyeval.policies.sources.wandb:WandbSource",
+    }

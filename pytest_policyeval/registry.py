@@ -1,0 +1,89 @@
+"""Lookups over the hooks in `hookspec.py`: the one registry of engines, schemes, gates and sinks.
+
+Under pytest the plugin hands over its plugin manager (`use`), so conftest files and pytest
+plugins take part. Elsewhere (`policyeval merge`, benchmarks) a manager of the built-ins and the
+`pytest_policyeval` entry points is made on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import pluggy
+
+ENTRY_POINT_GROUP = "pytest_policyeval"
+# Modules whose hook implementations are the built-in behaviour (imported lazily: light modules).
+BUILTINS = (
+    "pytest_policyeval.engines.mettagrid.hooks",
+    "pytest_policyeval.engines.gymnasium.hooks",
+    "pytest_policyeval.engines.pettingzoo.hooks",
+    "pytest_policyeval.policies.hooks",
+    "pytest_policyeval.gates.hooks",
+    "pytest_policyeval.reporting.hooks",
+)
+
+_manager: pluggy.PluginManager | None = None
+
+
+class RegistryError(LookupError):
+    """A name nothing is registered under; the message lists what is."""
+
+
+def add_to(manager: pluggy.PluginManager) -> None:
+    """Give `manager` this package's hooks, its built-in implementations and the entry points."""
+    from pytest_policyeval import hookspec
+
+    manager.add_hookspecs(hookspec)
+    for name in BUILTINS:
+        if manager.get_plugin(name) is None:
+            manager.register(importlib.import_module(name), name=name)
+    manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+
+
+def use(manager: pluggy.PluginManager | None) -> pluggy.PluginManager | None:
+    """Look things up through `manager` from now on (None: a standalone one); returns the one
+    used before, for a nested pytest run (pytester) to hand back when it ends."""
+    global _manager
+    previous, _manager = _manager, manager
+    return previous
+
+
+def manager() -> pluggy.PluginManager:
+    global _manager
+    if _manager is None:
+        standalone = pluggy.PluginManager("pytest")
+        add_to(standalone)
+        _manager = standalone
+    return _manager
+
+
+def _resolve(value: Any) -> Any:
+    if isinstance(value, str) and ":" in value:
+        module, _, attribute = value.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+    return value
+
+
+def table(hook: str) -> dict[str, Any]:
+    """Everything registered through a registry hook, the last-registered plugin winning a name."""
+    merged: dict[str, Any] = {}
+    for part in reversed(getattr(manager().hook, hook)()):  # pluggy answers last-registered first
+        merged.update(part or {})
+    return merged
+
+
+def lookup(hook: str, name: str, what: str) -> Any:
+    """The thing registered as `name`, imported if it was named lazily."""
+    found = table(hook)
+    if name not in found:
+        raise RegistryError(f"unknown {what} '{name[:80]}'; known: {sorted(found)}")
+    return _resolve(found[name])
+
+
+def engine(name: str) -> Any:
+    return lookup("pytest_policyeval_engines", name, "engine")
+
+
+def gate(name: str) -> Any:
+    return lookup("pytest_policyeval_gates", name, "gate")

@@ -1,0 +1,116 @@
+"""A task as the evaluation sees it: the settings every engine shares, and its engine's own.
+
+Suite files (collection/suite.py) are read into `Task`s. The keys here decide how many episodes
+are played and how they are judged; what is played (a map, an environment id and its arguments) is
+the engine's, validated by the engine's own settings model and kept in `Task.env`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEFAULT_ENGINE = "mettagrid"
+
+
+class TaskSettings(BaseModel):
+    """Fields a task may set itself or inherit from the suite's `defaults`, whatever its engine."""
+
+    # NaN or infinite numbers cannot gate anything nor be written to the results (strict JSON).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    # Episodes of a fixed gate; a sequential gate's first round (and the fewest it runs).
+    num_episodes: int = Field(default=10, ge=1, le=100_000)
+    max_steps: int = Field(default=200, ge=1)
+    max_time_s: float = Field(default=600.0, gt=0)
+    threshold: float | None = None
+    higher_is_better: bool = True
+    # How the threshold is applied: a registered gate (gates/registry: "sequential", "mean", "ci"
+    # built in). "sequential": episodes are added in rounds until an anytime-valid test passes or
+    # fails the task, with false pass <= alpha a margin below the threshold and false fail <= beta
+    # a margin above it. "ci": a fixed num_episodes, the one-sided (1 - alpha) bound must clear
+    # the threshold. "mean": Metta's rule, no guarantee.
+    gate: str = Field(default="sequential", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    # Every per-episode score lies in [low, high]; the guarantees rest on it. Default: the
+    # engine's own bound for the task, where it knows one.
+    score_range: tuple[float, float] | None = None
+    margin: float | None = Field(default=None, gt=0)  # delta in score units; default below
+    margin_fraction: float = Field(default=0.1, gt=0, le=0.5)  # delta as a share of the range
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)  # false pass, a margin below the threshold
+    beta: float = Field(default=0.01, gt=0, lt=0.5)  # false fail, a margin above the threshold
+    max_episodes: int = Field(default=1000, ge=1, le=100_000, strict=True)  # a sequential gate's cap
+    # What a sequential gate that reaches its cap undecided (the mean within the margin) reports.
+    inconclusive: Literal["fail", "pass", "skip"] = "fail"
+    # Gate on per-seed differences to this policy instead (it plays the same seeds); --baseline-uri wins.
+    baseline_uri: str | None = Field(default=None, min_length=1)
+    # Share of a task's agents that the policy under test controls; the rest play `npc_policy_uri`.
+    # Only the policy's agents are scored. Whole teams go to the policy first, alternating by episode.
+    policy_agents_pct: float = Field(default=1.0, gt=0.0, le=1.0)
+    npc_policy_uri: str | None = None
+
+    @field_validator("score_range", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple) and not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value
+        ):
+            raise ValueError("must be two numbers, [low, high]")
+        return value
+
+    @field_validator("score_range")
+    @classmethod
+    def _ordered_range(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        if value is not None and not value[0] < value[1]:
+            raise ValueError("must be [low, high] with low < high")
+        if value is not None and not math.isfinite(value[1] - value[0]):
+            raise ValueError("its width must be a finite number")
+        return value
+
+
+@dataclass(frozen=True)
+class Task:
+    """One evaluation task, with every default resolved."""
+
+    suite: str
+    name: str
+    settings: TaskSettings
+    seed: int
+    engine: str = DEFAULT_ENGINE
+    # The engine's own settings (its `settings_model`, frozen and hashable): what is played.
+    env: Any = None
+    folder: Path = Path(".")  # the suite file's folder, which the engine's relative files are under
+    description: str = ""
+    pytorch_config: Path | None = None
+    metta_preset: str | None = None
+    # Gated tasks in the suite this task was run as part of, and how the suite verdict divides
+    # its false-fail rate among them (the task's gate runs at beta / gated_tasks for "bonferroni").
+    gated_tasks: int = 1
+    suite_tasks: int = 1  # all of the suite's tasks: each is gated when a baseline is given
+    multiplicity: str = "bonferroni"
+
+    @property
+    def category(self) -> str:
+        return self.name.split("/", 1)[0]
+
+    @property
+    def short_name(self) -> str:
+        return self.name.split("/", 1)[1]
+
+    def with_overrides(self, *, num_episodes: int | None = None, seed: int | None = None) -> Task:
+        settings = self.settings
+        if num_episodes is not None:
+            settings = settings.model_copy(update={"num_episodes": num_episodes})
+        return replace(self, settings=settings, seed=self.seed if seed is None else seed)
+
+    def with_settings(self, **changes: Any) -> Task:
+        return replace(self, settings=self.settings.model_copy(update=changes))
+
+
+def scored_agents(share: float, count: int) -> int:
+    """How many of an episode's `count` agents the policy plays (`policy_agents_pct`): the nearest
+    whole number to share * count (halves to even, as Python rounds), at least one."""
+    return min(count, max(1, round(share * count)))
