@@ -30,22 +30,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_policyeval.collection.lookup import SUFFIXES, SUITES_DIR_VAR, SuiteNotFound, find_suite
+from pytest_policyeval.collection.lookup import (
+    SUFFIXES,
+    SUITES_DIR_VAR,
+    SuiteNotFound,
+    find_suite,
+    suite_args,
+)
 
 __all__ = ["SUITES_DIR_VAR", "SuiteNotFound", "find_suite", "main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 RESULTS_DIR = Path("eval_results")
-
-
-def suite_args(name: str) -> list[str]:
-    """A suite below the working directory is named by its relative path, as pytest names its tests;
-    any other (shipped with the package, in $POLICYEVAL_SUITES_DIR) by --eval-suite, which finds it
-    the same way, so the printed command works as it is."""
-    path, cwd = find_suite(name).resolve(), Path.cwd().resolve()
-    if path.is_relative_to(cwd):
-        return [path.relative_to(cwd).as_posix()]
-    return ["--eval-suite", name]
 
 
 def _file_part(text: str) -> str:
@@ -58,7 +54,7 @@ def default_results_path(policy_uris: Sequence[str], suites: Sequence[str]) -> P
     POLICY is the policy's label (a checkpoint's file stem) and SUITE the suite's name; several of
     either are joined with '+' in the order given, so each combination keeps its own folder.
     """
-    from pytest_policyeval.policies.uri import policy_label
+    from pytest_policyeval.policies.naming import policy_label
 
     labels = dict.fromkeys(policy_label(uri) for uri in policy_uris)
     names = dict.fromkeys(Path(s).stem if Path(s).suffix in SUFFIXES else Path(s).name for s in suites)
@@ -107,7 +103,7 @@ def pytest_args(args: argparse.Namespace) -> list[str]:
 def _run(args: argparse.Namespace) -> int:
     import pytest
 
-    from pytest_policyeval.service import SessionOutcome
+    from pytest_policyeval.service import RunOutcome
 
     try:
         command = pytest_args(args)
@@ -115,20 +111,20 @@ def _run(args: argparse.Namespace) -> int:
         print(f"policyeval: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print("pytest " + shlex.join(command), flush=True)
-    outcome = SessionOutcome()
+    outcome = RunOutcome()
     code = int(pytest.main(command, plugins=[outcome]))
-    _print_locations(outcome.session)
+    _print_locations(outcome.controller)
     return code
 
 
-def _print_locations(session: Any) -> None:
+def _print_locations(controller: Any) -> None:
     """Where this run's files went, as the last lines (pytest's own output is long)."""
-    if session is None:
+    if controller is None:
         return
-    for path in session.written:
+    for path in controller.written:
         print(f"policyeval: results written to {path}")
-    if any(result.replay_urls for result in session.results):
-        print(f"policyeval: replays written under {session.options.replay_dir}")
+    if any(result.replay_urls for result in controller.results):
+        print(f"policyeval: replays written under {controller.options.replay_dir}")
 
 
 def _merge(args: argparse.Namespace) -> int:

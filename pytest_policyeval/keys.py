@@ -1,22 +1,26 @@
-"""The stash keys the plugin's parts share, in one module that imports none of them.
+"""The stash keys the plugin's parts share, in one module below all of them.
 
-The session lives in `config.stash`; each task item carries its result and its recorded episodes
-in `item.stash` from the test function to the report hooks (terminal, xdist, HTML).
+The per-process evaluation and (on the controller) the controller live in `config.stash`; each
+task item carries its result and its recorded episodes in `item.stash` from the test function to
+the report hooks (terminal, xdist, HTML).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pytest
 
-if TYPE_CHECKING:
-    from pytest_policyeval.session import EvalSession
+from pytest_policyeval.controller import Controller
+from pytest_policyeval.evaluation import Evaluation
 
-SESSION_KEY = pytest.StashKey["EvalSession"]()
+EVALUATION_KEY = pytest.StashKey[Evaluation]()
+CONTROLLER_KEY = pytest.StashKey[Controller]()  # only on the controller
 RESULT_KEY = pytest.StashKey[dict]()  # an item's TaskResult, as a dict
 FILMS_KEY = pytest.StashKey[list]()  # an item's recorded episodes for the HTML report (Films)
 
 
-def session_of(config: pytest.Config) -> EvalSession:
-    return config.stash[SESSION_KEY]
+def evaluation_of(config: pytest.Config) -> Evaluation:
+    return config.stash[EVALUATION_KEY]
+
+
+def controller_of(config: pytest.Config) -> Controller | None:
+    return config.stash.get(CONTROLLER_KEY, None)

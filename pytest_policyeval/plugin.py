@@ -4,34 +4,22 @@ This module is imported by every pytest run in a repository where the package is
 it imports nothing heavy: suites, policies, torch and the engine are imported inside hooks, when
 a suite is actually collected or run.
 
-Flow: options (`--eval-suite NAME` adds that suite's file to the paths to collect) -> `EvalSession`
-in `config.stash` -> suite YAML files collected as `SuiteFile`s
--> each item evaluates one task for one policy -> its result rides on the test report (so it
-reaches the xdist controller) -> the controller writes the summary and result files.
+Flow: options (options.py; `--eval-suite NAME` adds that suite's file to the paths to collect)
+-> an `Evaluation` per process in `config.stash` (evaluation.py) -> suite YAML files collected
+as `SuiteFile`s (collection/) -> each item evaluates one task for one policy -> its result rides
+on the test report (so it reaches the xdist controller) -> the `Controller` (controller.py, on
+the controller only) writes the summary and result files and publishes them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-from pytest_policyeval.keys import FILMS_KEY, RESULT_KEY, SESSION_KEY, session_of
-from pytest_policyeval.option_values import (
-    device_name,
-    episode_count,
-    existing_file,
-    gate_kind,
-    metta_preset,
-    non_negative_int,
-    output_file,
-    positive_int,
-    replay_dir,
-)
-
-if TYPE_CHECKING:
-    from pytest_policyeval.session import EvalSession
+from pytest_policyeval.evaluation import Evaluation
+from pytest_policyeval.keys import CONTROLLER_KEY, EVALUATION_KEY, FILMS_KEY, RESULT_KEY, evaluation_of
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -54,280 +42,15 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("policyeval", "policy evaluation (pytest-policyeval)")
-    group.addoption(
-        "--policy-uri",
-        action="append",
-        default=[],
-        dest="policyeval_policy_uris",
-        metavar="URI",
-        help="policy to evaluate (repeatable): random://, scripted://NAME, file://PATH or a path (either "
-        "checkpoint format, told by its content), pytorch://PATH (a Metta state dict), http(s)://URL",
-    )
-    group.addoption(
-        "--eval-suite",
-        action="append",
-        default=[],
-        dest="policyeval_suites",
-        metavar="NAME|PATH",
-        help="run a suite by name (repeatable): ./suites/NAME.yaml, $POLICYEVAL_SUITES_DIR, else a suite "
-        "shipped with the package (navigation, navigation_single, laser_tag, full_eval); replaces the "
-        "default paths (testpaths, the current folder), adds to paths given (ini: policyeval_suites)",
-    )
-    group.addoption(
-        "--data-dir",
-        default=None,
-        dest="policyeval_data_dir",
-        metavar="DIR",
-        help="cache of downloaded policies, reused by later and offline runs (default: "
-        "$POLICYEVAL_DATA_DIR, else the user cache dir; ini: policyeval_data_dir)",
-    )
-    group.addoption(
-        "--num-episodes",
-        type=episode_count,
-        default=None,
-        dest="policyeval_num_episodes",
-        metavar="N",
-        help="episodes per task, overriding the suite (ini: policyeval_num_episodes)",
-    )
-    group.addoption(
-        "--eval-seed",
-        type=non_negative_int,
-        default=None,
-        dest="policyeval_seed",
-        metavar="SEED",
-        help="base seed of every episode, overriding the suite (ini: policyeval_seed)",
-    )
-    group.addoption(
-        "--device",
-        type=device_name,
-        default=None,
-        dest="policyeval_device",
-        metavar="DEVICE",
-        help="torch device for policies: cpu (default), cuda, cuda:N (ini: policyeval_device)",
-    )
-    group.addoption(
-        "--eval-gate",
-        type=gate_kind,
-        default=None,
-        metavar="GATE",
-        dest="policyeval_gate",
-        help="how thresholds gate: sequential (default: episodes in rounds until an anytime-valid test "
-        "decides, with stated error rates), ci (fixed episodes, a one-sided bound) or mean (Metta's rule, "
-        "no error guarantee), or a gate a plugin registers (ini: policyeval_gate)",
-    )
-    group.addoption(
-        "--baseline-uri",
-        default=None,
-        dest="policyeval_baseline_uri",
-        metavar="URI",
-        help="gate each task on per-seed differences to this policy, which plays the same seeds: "
-        "pass when not worse than it by more than the margin (ini: policyeval_baseline_uri)",
-    )
-    group.addoption(
-        "--no-eval-cache",
-        action="store_true",
-        default=False,
-        dest="policyeval_no_cache",
-        help="play every episode again instead of reusing per-episode results kept in the data dir",
-    )
-    group.addoption(
-        "--eval-json",
-        type=output_file,
-        default=None,
-        dest="policyeval_json",
-        metavar="PATH",
-        help="write results in the evaluator service's JSON shape",
-    )
-    group.addoption(
-        "--eval-yaml",
-        type=output_file,
-        default=None,
-        dest="policyeval_yaml",
-        metavar="PATH",
-        help="write Metta's evaluation_results.yaml",
-    )
-    group.addoption(
-        "--npc-policy-uri",
-        default=None,
-        dest="policyeval_npc_policy_uri",
-        metavar="URI",
-        help="policy for the agents that the policy under test does not play (tasks with "
-        "policy_agents_pct < 1), overriding the suite's npc_policy_uri (ini: policyeval_npc_policy_uri)",
-    )
-    group.addoption(
-        "--pytorch-config",
-        type=existing_file,
-        default=None,
-        dest="policyeval_pytorch_config",
-        metavar="PATH",
-        help="architecture of pytorch:// checkpoints: Metta's YAML with a known _target_ (default: inferred "
-        "from the checkpoint; ini: policyeval_pytorch_config)",
-    )
-    group.addoption(
-        "--metta-preset",
-        type=metta_preset,
-        default=None,
-        dest="policyeval_metta_preset",
-        metavar="NAME",
-        help="the Metta engine version a pytorch:// checkpoint was trained on: june-2025 (default) or "
-        "july-2025; overrides a suite's metta_preset (ini: policyeval_metta_preset)",
-    )
-    group.addoption(
-        "--save-replays",
-        nargs="?",
-        const=Path("replays"),
-        type=replay_dir,
-        default=None,
-        dest="policyeval_replay_dir",
-        metavar="DIR",
-        help="write mettagrid replay files (.json.z) of the recorded episodes under DIR "
-        "(default: replays); their paths go into the results as replay_url",
-    )
-    group.addoption(
-        "--replay-episodes",
-        type=non_negative_int,
-        default=None,
-        dest="policyeval_replay_episodes",
-        metavar="N",
-        help="episodes recorded per task for replay files and the HTML report (default 1; 0: none; "
-        "ini: policyeval_replay_episodes)",
-    )
-    group.addoption(
-        "--eval-output-uri",
-        default=None,
-        dest="policyeval_output_uri",
-        metavar="URI",
-        help="publish results.json, evaluation_results.yaml and saved replays to a folder, "
-        "s3://BUCKET/PREFIX "
-        "or wandb://ENTITY/PROJECT[/NAME] (an artifact); a URI ending in .json names the JSON itself",
-    )
-    group.addoption(
-        "--eval-progress",
-        action="store_true",
-        default=False,
-        dest="policyeval_progress",
-        help="show a live line per task while its episodes run (serial runs; xdist workers have no terminal)",
-    )
-    group.addoption(
-        "--wandb",
-        action="store_true",
-        default=False,
-        dest="policyeval_wandb",
-        help="log scores, a task table and replay animations to one W&B run (WANDB_MODE=offline works)",
-    )
-    group.addoption(
-        "--wandb-run-name",
-        default=None,
-        dest="policyeval_wandb_run_name",
-        metavar="NAME",
-        help="name of the --wandb run (default: W&B's)",
-    )
-    group.addoption(
-        "--shard-id",
-        type=non_negative_int,
-        default=None,
-        dest="policyeval_shard_id",
-        metavar="I",
-        help="run only shard I of --num-shards (0-based); every shard computes the same split",
-    )
-    group.addoption(
-        "--num-shards",
-        type=positive_int,
-        default=None,
-        dest="policyeval_num_shards",
-        metavar="N",
-        help="split the suites' tasks into N shards (for several machines; merge with `policyeval merge`)",
-    )
-    parser.addini("policyeval_policy_uris", type="linelist", default=[], help="policies to evaluate")
-    parser.addini("policyeval_suites", type="linelist", default=[], help="suites to run, by name or path")
-    parser.addini("policyeval_npc_policy_uri", default="", help="policy for the agents not under test")
-    parser.addini(
-        "policyeval_pytorch_config", default="", help="architecture config of pytorch:// checkpoints"
-    )
-    parser.addini("policyeval_metta_preset", default="", help="Metta engine version of Metta checkpoints")
-    parser.addini("policyeval_data_dir", default="", help="cache of downloaded policies")
-    parser.addini("policyeval_output_uri", default="", help="where results are published")
-    parser.addini(
-        "policyeval_wandb_entity", default="", help="W&B entity of wandb://run/NAME (or WANDB_ENTITY)"
-    )
-    parser.addini(
-        "policyeval_wandb_project", default="", help="W&B project of wandb://run/NAME (or WANDB_PROJECT)"
-    )
-    parser.addini("policyeval_num_episodes", default="", help="episodes per task")
-    parser.addini("policyeval_seed", default="", help="base seed of every episode")
-    parser.addini("policyeval_device", default="", help="torch device: cpu, cuda, cuda:N")
-    parser.addini("policyeval_gate", default="", help="sequential, mean or ci")
-    parser.addini("policyeval_baseline_uri", default="", help="gate on per-seed differences to this policy")
-    parser.addini("policyeval_replay_episodes", default="", help="episodes recorded per task")
-    parser.addini(
-        "policyeval_suite_patterns",
-        type="linelist",
-        default=[],
-        help="glob patterns (relative to rootdir) of suite files, besides YAML files in a 'suites' folder",
-    )
+    from pytest_policyeval.options import add_options
 
-
-def _ini(config: pytest.Config, name: str, parse: Any) -> Any:
-    raw = str(config.getini(name) or "").strip()
-    if not raw:
-        return None
-    try:
-        return parse(raw)
-    except ValueError as exc:
-        raise pytest.UsageError(f"ini option {name} = {raw!r}: {exc}") from None
-
-
-def _options(config: pytest.Config) -> Any:
-    from pytest_policyeval.session import EvalOptions
-
-    def pick(name: str, parse: Any) -> Any:
-        # Each option's dest is also its ini key: the command line wins, then the ini file.
-        value = config.getoption(name)
-        return value if value is not None else _ini(config, name, parse)
-
-    uris = tuple(config.getoption("policyeval_policy_uris") or config.getini("policyeval_policy_uris"))
-    ini_dir = config.inipath.parent if config.inipath else config.rootpath  # ini paths are relative to it
-    replay_episodes = pick("policyeval_replay_episodes", non_negative_int)
-    shard_id, num_shards = config.getoption("policyeval_shard_id"), config.getoption("policyeval_num_shards")
-    if (shard_id is None) != (num_shards is None):
-        raise pytest.UsageError("--shard-id and --num-shards go together")
-    if num_shards is not None and shard_id >= num_shards:
-        raise pytest.UsageError(
-            f"--shard-id {shard_id} is not below --num-shards {num_shards} (ids are 0-based)"
-        )
-    json_path = config.getoption("policyeval_json")
-    yaml_path = config.getoption("policyeval_yaml")
-    return EvalOptions(
-        policy_uris=uris,
-        num_episodes=pick("policyeval_num_episodes", episode_count),
-        seed=pick("policyeval_seed", non_negative_int),
-        device=pick("policyeval_device", device_name) or "cpu",
-        gate=pick("policyeval_gate", gate_kind),
-        json_path=Path(json_path) if json_path else None,
-        yaml_path=Path(yaml_path) if yaml_path else None,
-        npc_policy_uri=pick("policyeval_npc_policy_uri", str),
-        baseline_uri=pick("policyeval_baseline_uri", str),
-        eval_cache=not config.getoption("policyeval_no_cache"),
-        pytorch_config=config.getoption("policyeval_pytorch_config")
-        or _ini(config, "policyeval_pytorch_config", lambda text: existing_file(str(ini_dir / text))),
-        metta_preset=pick("policyeval_metta_preset", metta_preset),
-        replay_dir=config.getoption("policyeval_replay_dir"),
-        replay_episodes=1 if replay_episodes is None else replay_episodes,
-        report_replays=_writes_html_report(config) or config.getoption("policyeval_wandb"),
-        shard=(shard_id, num_shards) if num_shards is not None else None,
-        wandb_entity=_ini(config, "policyeval_wandb_entity", str),
-        wandb_project=_ini(config, "policyeval_wandb_project", str),
-        output_uri=pick("policyeval_output_uri", str),
-        wandb=config.getoption("policyeval_wandb"),
-        progress=config.getoption("policyeval_progress"),
-        wandb_run_name=config.getoption("policyeval_wandb_run_name"),
-        data_dir=pick("policyeval_data_dir", lambda text: (ini_dir / Path(text).expanduser()).resolve()),
-    )
+    add_options(parser)
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from pytest_policyeval.session import EvalSession
+    from pytest_policyeval.collection.items import COLLECTING_KEY, Collecting
+    from pytest_policyeval.options import options_from, writes_html_report
+    from pytest_policyeval.worker import ProcessTuning
 
     # mettagrid depends on importnb, whose pytest plugin collects every file named on the command
     # line as a notebook, suite YAML included, and fails on it. Nobody evaluating policies asked for it.
@@ -336,24 +59,58 @@ def pytest_configure(config: pytest.Config) -> None:
 
     base = Path(config.invocation_params.dir)
     _add_named_suites(config, base)
-    session = EvalSession(
-        _options(config),
-        is_controller=not hasattr(config, "workerinput"),
-        # Files named on the command line are suites wherever they live.
-        explicit_paths=frozenset((base / arg.split("::", 1)[0]).resolve() for arg in config.args),
-        rootpath=config.rootpath,
-        worker_count=int(getattr(config, "workerinput", {}).get("workercount", 1)),
-        worker_index=int(getattr(config, "workerinput", {}).get("workerid", "gw0").removeprefix("gw") or 0),
-        shared_tmp=lambda: _shared_tmp(config),
-        config=config,
+    options = options_from(config)
+    worker = getattr(config, "workerinput", None)
+    shared_tmp = lambda: _shared_tmp(config)  # noqa: E731 (pytest's temp dir exists only later)
+    tuning = ProcessTuning(
+        is_worker=worker is not None,
+        worker_count=int((worker or {}).get("workercount", 1)),
+        worker_index=int((worker or {}).get("workerid", "gw0").removeprefix("gw") or 0),
+        shared_tmp=shared_tmp,
     )
-    config.stash[SESSION_KEY] = session
-    # The session's own hooks (gathering results, writing files, the summary) run as a plugin.
-    config.pluginmanager.register(session, "policyeval-session")
-    if _writes_html_report(config):
-        from pytest_policyeval.reporting.html import HtmlReport
+    config.stash[EVALUATION_KEY] = Evaluation(
+        options, tuning, shared_tmp, progress=_progress_line(config) if worker is None else None
+    )
+    # Files named on the command line are suites wherever they live.
+    config.stash[COLLECTING_KEY] = Collecting(
+        explicit_paths=frozenset((base / arg.split("::", 1)[0]).resolve() for arg in config.args),
+    )
+    html = writes_html_report(config)
+    if html:
+        from pytest_policyeval.html_plugin import HtmlExtras
 
-        config.pluginmanager.register(HtmlReport(session), "policyeval-html")
+        config.pluginmanager.register(HtmlExtras(), "policyeval-html-extras")
+    if worker is not None:
+        return
+    from pytest_policyeval.controller import Controller
+
+    # Gathering results, writing files, publishing and the summary: the controller's hooks.
+    controller = Controller(options, config.rootpath, hang_verdict=_hang_verdict(tuning))
+    config.stash[CONTROLLER_KEY] = controller
+    config.pluginmanager.register(controller, "policyeval-controller")
+    if html:
+        from pytest_policyeval.html_plugin import HtmlReport
+
+        config.pluginmanager.register(HtmlReport(controller, options, config.rootpath), "policyeval-html")
+
+
+def _progress_line(config: pytest.Config) -> Any:
+    """--eval-progress: a live line per task on this terminal (serial runs)."""
+    if not config.getoption("policyeval_progress"):
+        return None
+    from pytest_policyeval.reporting.progress import ProgressLine
+
+    return lambda title, max_steps: ProgressLine(config, title, max_steps)
+
+
+def _hang_verdict(tuning: Any) -> Any:
+    """Why a worker's task ended its process, read from the watch its workers share (watchdog.py)."""
+
+    def verdict(nodeid: str) -> Any:
+        watch = tuning.hang_watch()
+        return watch.verdict(nodeid) if watch is not None else None
+
+    return verdict
 
 
 def _named_suites(config: pytest.Config, base: Path) -> list[Path]:
@@ -388,42 +145,39 @@ def _shared_tmp(config: pytest.Config) -> Path:
     return basetemp.parent if hasattr(config, "workerinput") else basetemp
 
 
-def _writes_html_report(config: pytest.Config) -> bool:
-    """pytest-html is optional: its hooks are registered only when it is installed and asked for."""
-    return config.pluginmanager.hasplugin("html") and bool(config.getoption("htmlpath", None))
-
-
 # -- collection ---------------------------------------------------------------------------------
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path.suffix not in (".yaml", ".yml"):
         return None
-    from pytest_policyeval.collection.items import SuiteFile, is_suite_path, suite_nodeid
+    from pytest_policyeval.collection.items import COLLECTING_KEY, SuiteFile, is_suite_path, suite_nodeid
 
     config = parent.config
-    session = session_of(config)
+    collecting = config.stash[COLLECTING_KEY]
     patterns = config.getini("policyeval_suite_patterns")
-    if not is_suite_path(file_path, session.explicit_paths, patterns, config.rootpath):
+    if not is_suite_path(file_path, collecting.explicit_paths, patterns, config.rootpath):
         return None
     suite_file = SuiteFile.from_parent(
         parent, path=file_path, nodeid=suite_nodeid(file_path, config.rootpath)
     )
-    suite_file.suite_index = session.suite_index(file_path)
+    suite_file.suite_index = collecting.suite_index(file_path)
     return suite_file
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
-    eval_session = session_of(config)
-    unplayable = eval_session.suites_without_policy
+    from pytest_policyeval.collection.items import COLLECTING_KEY
+
+    unplayable = config.stash[COLLECTING_KEY].suites_without_policy
     if unplayable:
         # Raised here, not in collect(), so pytest reports a usage error (exit 4), not a crash.
         raise pytest.UsageError(
             f"{unplayable[0]} is a policy evaluation suite; say which policy to evaluate with "
             "--policy-uri URI (e.g. --policy-uri random:// or --policy-uri file://policy.pt)"
         )
-    if eval_session.options.shard is not None:
-        _keep_shard(config, items, *eval_session.options.shard)
+    shard = evaluation_of(config).options.shard
+    if shard is not None:
+        _keep_shard(config, items, *shard)
     if hasattr(config, "workerinput"):
         _longest_first(items)
 
@@ -462,13 +216,13 @@ def _keep_shard(config: pytest.Config, items: list, shard_id: int, num_shards: i
 
 
 @pytest.fixture(scope="session")
-def policyeval(pytestconfig: pytest.Config) -> EvalSession:
-    """The evaluation session: options, the per-process policy cache, `evaluate(task, uri)`."""
-    return session_of(pytestconfig)
+def policyeval(pytestconfig: pytest.Config) -> Evaluation:
+    """This process's evaluation: options, the policy cache, `evaluate(task, uri, ...)`."""
+    return evaluation_of(pytestconfig)
 
 
 @pytest.fixture
-def eval_policy(policyeval: EvalSession, eval_policy_uri: str) -> Any:
+def eval_policy(policyeval: Evaluation, eval_policy_uri: str) -> Any:
     """The loaded policy for each --policy-uri (tests asking for it run once per policy)."""
     return policyeval.policy(eval_policy_uri)
 
@@ -477,7 +231,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "eval_policy_uri" in metafunc.fixturenames:
         from pytest_policyeval.collection.items import unique_labels
 
-        uris = list(session_of(metafunc.config).options.policy_uris)
+        uris = list(evaluation_of(metafunc.config).options.policy_uris)
         metafunc.parametrize("eval_policy_uri", uris, ids=unique_labels(uris))
 
 
@@ -487,12 +241,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
+    if call.when == "setup":
+        from pytest_policyeval.collection.items import TaskItem
+
+        if isinstance(item, TaskItem):
+            # What the task is, from collection: the controller's error result if its worker dies.
+            report.policyeval_planned = item.planned_result().to_dict()
     if call.when == "call":
         data = item.stash.get(RESULT_KEY, None)
         if data is not None:
             # A plain attribute of JSON types: xdist serialises it to the controller.
             report.policyeval = data
             films = item.stash.get(FILMS_KEY, None)
-            if films and session_of(item.config).options.wandb:
+            if films and evaluation_of(item.config).options.wandb:
                 report.policyeval_films = [film.encode() for film in films]  # for W&B's animations
     return report

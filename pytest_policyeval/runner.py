@@ -29,9 +29,10 @@ class TaskTimeout(RuntimeError):
     """A task ran past its `max_time_s`."""
 
 
-def policy_agents(teams: Sequence[int], share: float, episode: int) -> np.ndarray:
-    """Boolean mask over an episode's agents: True where the policy under test plays."""
-    count = len(teams)
+def policy_agents(teams: Sequence[int], share: float, episode: int, count: int | None = None) -> np.ndarray:
+    """Boolean mask over an episode's `count` agents (default: one per team entry): True where the
+    policy under test plays. Agents without a team entry are of team 0."""
+    count = len(teams) if count is None else count
     wanted = scored_agents(share, count)
     team_ids = sorted(set(teams)) or [0]
     start = episode % len(team_ids)
@@ -39,7 +40,7 @@ def policy_agents(teams: Sequence[int], share: float, episode: int) -> np.ndarra
         agent
         for team in team_ids[start:] + team_ids[:start]
         for agent in range(count)
-        if (teams[agent] if teams else 0) == team
+        if (teams[agent] if agent < len(teams) else 0) == team
     ]
     mask = np.zeros(count, dtype=bool)
     mask[order[:wanted]] = True
@@ -102,7 +103,7 @@ def run_task(
     try:
         agents = batch.spec.num_agents
         scored = np.concatenate(
-            [policy_agents(batch.spec.agent_teams, settings.policy_agents_pct, i) for i in indices]
+            [policy_agents(batch.spec.agent_teams, settings.policy_agents_pct, i, agents) for i in indices]
         )
         actors = [(policy.actor(batch.spec, device), scored)]
         if not scored.all():

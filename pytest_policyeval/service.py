@@ -59,17 +59,17 @@ class ServiceError(Exception):
     pass
 
 
-class SessionOutcome:
-    """A plugin for an in-process pytest run: keeps the evaluation session to inspect after."""
+class RunOutcome:
+    """A plugin for an in-process pytest run: keeps the run's controller to inspect after."""
 
     def __init__(self) -> None:
-        self.session: Any = None
+        self.controller: Any = None
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        from pytest_policyeval.keys import SESSION_KEY
+        from pytest_policyeval.keys import controller_of
 
-        self.session = session.config.stash.get(SESSION_KEY, None)
+        self.controller = controller_of(session.config)
 
 
 def _needs_wandb_key(env: dict[str, str]) -> bool:
@@ -97,7 +97,7 @@ def _check_variables(env: dict[str, str]) -> None:
 
 
 def pytest_command(env: dict[str, str], json_path: Path) -> list[str]:
-    from pytest_policyeval.cli import SuiteNotFound, suite_args
+    from pytest_policyeval.collection.lookup import SuiteNotFound, suite_args
 
     _check_variables(env)
 
@@ -123,7 +123,7 @@ def pytest_command(env: dict[str, str], json_path: Path) -> list[str]:
 
 def _run_pytest(command: list[str]) -> tuple[int, Any]:
     """pytest.main with everything it prints (Python or native) sent to stderr."""
-    outcome = SessionOutcome()
+    outcome = RunOutcome()
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)
@@ -135,7 +135,7 @@ def _run_pytest(command: list[str]) -> tuple[int, Any]:
         sys.stdout = real_stdout
         os.dup2(saved, 1)
         os.close(saved)
-    return int(code), outcome.session
+    return int(code), outcome.controller
 
 
 def evaluate(env: dict[str, str]) -> dict[str, Any]:
@@ -145,7 +145,7 @@ def evaluate(env: dict[str, str]) -> dict[str, Any]:
         raise ServiceError("WANDB_API_KEY is not set; it is required for wandb:// URIs")
     with tempfile.TemporaryDirectory() as folder:
         json_path = Path(folder) / "results.json"
-        code, session = _run_pytest(pytest_command(env, json_path))
+        code, controller = _run_pytest(pytest_command(env, json_path))
         if not json_path.is_file():
             raise ServiceError(f"the evaluation produced no results (pytest exit status {code}); see stderr")
         document = json.loads(json_path.read_text())
@@ -157,8 +157,9 @@ def evaluate(env: dict[str, str]) -> dict[str, Any]:
     errors = [t["error"] for t in tasks if t.get("error")]
     if tasks and len(errors) == len(tasks):
         raise ServiceError(errors[0])  # nothing was evaluated: a policy that does not load, say
-    if session is not None and session.publish_error:
-        raise ServiceError(f"results not published: {session.publish_error}")
+    publishing = controller.publishing if controller is not None else None
+    if publishing is not None and publishing.errors:
+        raise ServiceError(f"results not published: {publishing.errors[0]}")
     return document
 
 

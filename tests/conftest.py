@@ -12,7 +12,11 @@ import scipy.stats  # noqa: F401
 import torch  # noqa: F401
 from helpers import MINI_SUITE, write_suite
 
+# The modules whose globals tests patch too (sources.cache): one first imported inside an
+# in-process run is dropped after it, and could be patched in one copy and used in another.
 import pytest_policyeval.engines.mettagrid.simulation
+import pytest_policyeval.policies.sources.cache
+import pytest_policyeval.policies.sources.http
 import pytest_policyeval.policies.torch_policy  # noqa: F401
 
 

@@ -1,4 +1,4 @@
-"""A recorded W&B artifact store standing in for `wandb.Api()` behind `stores.wandb.API_FACTORY`.
+"""A recorded W&B artifact store standing in for `wandb.Api()` behind `storage.wandb.API_FACTORY`.
 
     ROOT/ENTITY/PROJECT/NAME/manifest.json   {"type", "versions": {"v0": digest}, "aliases": {...}}
     ROOT/ENTITY/PROJECT/NAME/v0/<files>
@@ -83,7 +83,7 @@ class RecordedApi:
 CONFTEST = """
 import os
 import recorded_wandb
-from pytest_policyeval.stores import wandb as store
+from pytest_policyeval.storage import wandb as store
 
 store.API_FACTORY = lambda: recorded_wandb.RecordedApi(os.environ["RECORDED_WANDB"])
 """

@@ -93,7 +93,8 @@ def test_an_unknown_suite_is_a_usage_error_listing_the_known_names(pytester: pyt
     result.stderr.fnmatch_lines(
         [
             "policyeval: error: no simulation suite 'nav_missing': not a file, and not a suite name; "
-            "known names: full_eval, laser_tag, mini, navigation, navigation_single (looked in */suites, *)"
+            "known names: cartpole, full_eval, gymnasium_classic, laser_tag, mini, navigation, "
+            "navigation_single, pettingzoo_mpe (looked in */suites, *)"
         ]
     )
     assert "eval_results" not in result.stdout.str()

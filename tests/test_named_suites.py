@@ -13,7 +13,15 @@ from helpers import MINI_SUITE, task_details, write_suite
 from pytest_policyeval.collection.lookup import SUITES_DIR_VAR, find_suite, packaged_suites_dir
 
 REPO = Path(__file__).resolve().parents[1]
-SHIPPED = ["full_eval", "laser_tag", "navigation", "navigation_single"]
+SHIPPED = [
+    "cartpole",
+    "full_eval",
+    "gymnasium_classic",
+    "laser_tag",
+    "navigation",
+    "navigation_single",
+    "pettingzoo_mpe",
+]
 # Kills the xdist worker (no cleanup, no report) as soon as it starts a task.
 KILLER = """
 import os, signal
@@ -148,6 +156,7 @@ def test_an_unknown_name_is_one_usage_error_listing_the_known_names(
     result.stderr.fnmatch_lines(
         [
             "ERROR: no simulation suite 'lazer_tag': not a file, and not a suite name; "
-            "known names: full_eval, laser_tag, navigation, navigation_single (looked in *)"
+            "known names: cartpole, full_eval, gymnasium_classic, laser_tag, navigation, navigation_single, "
+            "pettingzoo_mpe (looked in *)"
         ]
     )

@@ -243,3 +243,21 @@ def test_a_download_has_a_total_deadline_and_a_size_cap(
         if (tmp_path / "data" / "blobs").exists()
         else True
     )
+
+
+def test_a_stable_baselines3_zip_downloads_and_is_read_by_its_content(
+    http_server: FileServer, tmp_path: Path
+) -> None:
+    from pytest_policyeval.policies import LoadOptions, load_policy
+
+    model = Path(__file__).resolve().parents[1] / "examples/policies/cartpole_ppo.zip"
+    http_server.files["/models/cartpole_ppo.zip"] = model.read_bytes()
+    policy = load_policy(f"{http_server.url}/models/cartpole_ppo.zip", LoadOptions(data_dir=tmp_path / "d"))
+    facts = policy.describe()
+    assert facts["kind"] == "sb3" and facts["algorithm"] == "PPO"
+    assert (
+        facts["source"]["digest"]
+        == facts["digest"]
+        == "sha256:" + hashlib.sha256(model.read_bytes()).hexdigest()
+    )
+    assert policy_label(f"{http_server.url}/models/cartpole_ppo.zip") == "cartpole_ppo"

@@ -1,7 +1,7 @@
 """wandb:// policies: URI forms, versions and aliases, the digest-keyed cache and every failure.
 
 W&B's server cannot be reached from the tests, so artifacts come from a recorded directory behind
-the resolver's one seam (`stores.wandb.API_FACTORY`); the missing-credentials case runs the real
+the resolver's one seam (`storage.wandb.API_FACTORY`); the missing-credentials case runs the real
 client.
 """
 
@@ -15,7 +15,7 @@ from helpers import MINI_SUITE, make_checkpoint, task_details, write_suite
 from recorded_wandb import CONFTEST, RecordedApi, record_artifact
 
 from pytest_policyeval.policies import LoadOptions, PolicyLoadError, load_policy
-from pytest_policyeval.stores import wandb as store
+from pytest_policyeval.storage import wandb as store
 
 TESTS = Path(__file__).parent
 
@@ -100,7 +100,10 @@ def test_an_outage_uses_the_cached_copy_or_says_there_is_none(
         ("wandb://team/proj/model/ghost:v0", r"^wandb://team/proj/model/ghost:v0: no such artifact \("),
         ("wandb://team/proj/model/nav:v7", r"^wandb://team/proj/model/nav:v7: no such artifact \("),
         ("wandb://team/proj/model/data:v0", r"team/proj/data:v0 is a 'dataset' artifact, not 'model'"),
-        ("wandb://team/proj/model/two:v0", r"expected one checkpoint file \(\.pt\) in the artifact, found"),
+        (
+            "wandb://team/proj/model/two:v0",
+            r"expected one checkpoint file \(\.pt or an SB3 \.zip\) in the artifact",
+        ),
     ],
 )
 def test_failures_are_one_message(artifacts: Path, tmp_path: Path, uri: str, message: str) -> None:

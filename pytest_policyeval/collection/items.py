@@ -6,15 +6,15 @@ xdist and user fixtures all behave as for Python tests.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from pytest_policyeval.collection.suite import SuiteError, load_suite
-from pytest_policyeval.keys import FILMS_KEY, RESULT_KEY, session_of
-from pytest_policyeval.policies.uri import policy_label
+from pytest_policyeval.keys import FILMS_KEY, RESULT_KEY, evaluation_of
+from pytest_policyeval.policies.naming import policy_label
 from pytest_policyeval.results import TaskResult
 from pytest_policyeval.task import Task
 
@@ -30,13 +30,20 @@ def unique_labels(uris: Sequence[str]) -> list[str]:
     return labels
 
 
-def parse_node_id(nodeid: str) -> tuple[str, str, str] | None:
-    """`suites/x.yaml::category/task[label]` -> (suite path, task name, policy label)."""
-    path, _, name = nodeid.partition("::")
-    match = re.fullmatch(r"(.+)\[(.+)\]", name)
-    if match is None or Path(path).suffix not in (".yaml", ".yml"):
-        return None
-    return path, match.group(1), match.group(2)
+@dataclass(eq=False)
+class Collecting:
+    """What collection keeps per process: which files are suites, and their order."""
+
+    explicit_paths: frozenset[Path] = frozenset()  # named on the command line: suites wherever they are
+    suites_without_policy: list[Path] = field(default_factory=list)
+    _suites: dict[Path, int] = field(default_factory=dict)
+
+    def suite_index(self, path: Path) -> int:
+        """A stable number per suite file, in collection order (identical on every xdist worker)."""
+        return self._suites.setdefault(Path(path).resolve(), len(self._suites))
+
+
+COLLECTING_KEY = pytest.StashKey[Collecting]()
 
 
 def gate_properties(result: TaskResult) -> list[tuple[str, object]]:
@@ -77,6 +84,14 @@ class TaskItem(pytest.Function):
     """One task for one policy. Reports name the suite file and the task, not this module."""
 
     task: Task  # as written in the suite (command-line overrides are applied when it runs)
+    uri: str
+    label: str
+    order: tuple[int, int, int]  # (suite, task, policy) in collection order
+
+    def planned_result(self) -> TaskResult:
+        """The task's result before it runs: what it is and how it will be gated."""
+        evaluation = evaluation_of(self.config)
+        return evaluation.new_result(evaluation.resolve(self.task), self.uri, self.label, self.order)
 
     @property
     def task_id(self) -> str:
@@ -87,7 +102,7 @@ class TaskItem(pytest.Function):
         """A rough estimate of the work, for balancing shards: episodes x steps x agents."""
         from pytest_policyeval.gating import num_agents
 
-        settings = session_of(self.config).resolve(self.task).settings
+        settings = evaluation_of(self.config).resolve(self.task).settings
         return settings.num_episodes * settings.max_steps * num_agents(self.task)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
@@ -100,10 +115,9 @@ class SuiteFile(pytest.File):
     suite_index: int = 0
 
     def collect(self) -> Iterator[pytest.Item]:
-        session = session_of(self.config)
-        uris = session.options.policy_uris
+        uris = evaluation_of(self.config).options.policy_uris
         if not uris:
-            session.suites_without_policy.append(self.path)
+            self.config.stash[COLLECTING_KEY].suites_without_policy.append(self.path)
             return
         suite = load_suite(self.path)
         labels = unique_labels(uris)
@@ -115,7 +129,7 @@ class SuiteFile(pytest.File):
                     name=f"{task.name}[{label}]",
                     callobj=make_task_test(task, uri, label, order),
                 )
-                item.task = task
+                item.task, item.uri, item.label, item.order = task, uri, label, order
                 yield item
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style=None) -> str:

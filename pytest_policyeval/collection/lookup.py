@@ -71,3 +71,13 @@ def find_suite(name: str, cwd: Path | None = None) -> Path:
         f"no simulation suite '{name}': not a file, and not a suite name; known names: {known} "
         f"(looked in {looked})"
     )
+
+
+def suite_args(name: str) -> list[str]:
+    """A suite below the working directory is named by its relative path, as pytest names its tests;
+    any other (shipped with the package, in $POLICYEVAL_SUITES_DIR) by --eval-suite, which finds it
+    the same way, so the printed command works as it is."""
+    path, cwd = find_suite(name).resolve(), Path.cwd().resolve()
+    if path.is_relative_to(cwd):
+        return [path.relative_to(cwd).as_posix()]
+    return ["--eval-suite", name]

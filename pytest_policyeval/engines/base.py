@@ -8,12 +8,15 @@ live episode, whatever the engine.
 
 Determinism is the engine's promise: episode `e` seeded with `seeds[e]` plays the same whatever
 else shares its batch, given the same actions.
+
+Optional, where an engine records replays: `replay_file(replay) -> bytes` (what --save-replays
+writes) and `film(replay, title, policy_agents) -> reporting.film.Film` (what the HTML report's
+player draws); and `num_agents(task)` where it is cheaper than building the spec.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -100,11 +103,3 @@ class EngineBase:
             return {"engine_version": version(self.package)} if self.package else {}
         except PackageNotFoundError:
             return {}
-
-
-def relative_file(task: Task, name: str, key: str) -> Path:
-    """A file a task names, under its suite's folder; an EngineError naming `key` otherwise."""
-    path = (task.folder / name).resolve()
-    if not path.is_file():
-        raise EngineError(f"key '{key}': file not found: {name[:120]} (looked at {path})")
-    return path

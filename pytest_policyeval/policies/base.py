@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -58,3 +60,15 @@ class Policy(ABC):
 
     def describe(self) -> dict[str, Any]:
         return {"uri": self.uri, "name": self.name, **self.info}
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What a loader may need besides the URI."""
+
+    pytorch_config: Path | None = None  # architecture config for pytorch:// checkpoints
+    metta_preset: str | None = None  # what a Metta checkpoint's channels and actions mean (presets.py)
+    data_dir: Path | None = None  # the download cache for remote policies (default: user cache)
+    run_dir: Path | None = None  # shared by a run's processes, so each remote URI is fetched once
+    wandb_entity: str | None = None  # for wandb://run/NAME (default: $WANDB_ENTITY)
+    wandb_project: str | None = None  # for wandb://run/NAME (default: $WANDB_PROJECT)

@@ -13,6 +13,7 @@ def pytest_policyeval_policy_schemes() -> dict[str, Any]:
         "random": "pytest_policyeval.policies.uri:load_random",
         "file": "pytest_policyeval.policies.uri:load_file",
         "pytorch": "pytest_policyeval.policies.uri:load_pytorch",
+        "sb3": "pytest_policyeval.policies.sb3.loader:load_sb3",
     }
 
 

@@ -15,25 +15,11 @@ the built-in ones), remote stores through `pytest_policyeval_policy_sources`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from pytest_policyeval.policies.base import Policy, PolicyLoadError
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """What a loader may need besides the URI."""
-
-    pytorch_config: Path | None = None  # architecture config for pytorch:// checkpoints
-    metta_preset: str | None = None  # what a Metta checkpoint's channels and actions mean (presets.py)
-    data_dir: Path | None = None  # the download cache for remote policies (default: user cache)
-    run_dir: Path | None = None  # shared by a run's processes, so each remote URI is fetched once
-    wandb_entity: str | None = None  # for wandb://run/NAME (default: $WANDB_ENTITY)
-    wandb_project: str | None = None  # for wandb://run/NAME (default: $WANDB_PROJECT)
-
+from pytest_policyeval.policies.base import LoadOptions, Policy, PolicyLoadError
+from pytest_policyeval.policies.naming import policy_label, split_uri
 
 Loader = Callable[[str, str, LoadOptions], Policy]  # (full uri, rest after "scheme://", options)
 
@@ -73,9 +59,15 @@ def load_pytorch(uri: str, rest: str, options: LoadOptions) -> Policy:
 
 
 def load_local_checkpoint(uri: str, path: Path, options: LoadOptions) -> Policy:
-    """A local or downloaded file of either format: the project's checkpoint, else a Metta state dict."""
+    """A local or downloaded file, told by its content: a Stable-Baselines3 zip, the project's
+    checkpoint, else a Metta state dict."""
     from pytest_policyeval.policies.checkpoint import is_policyeval_checkpoint
+    from pytest_policyeval.policies.sb3.archive import is_sb3_archive
 
+    if is_sb3_archive(path):  # reads the zip's directory only
+        from pytest_policyeval.policies.sb3.loader import load_sb3_file
+
+        return load_sb3_file(uri, path, name=policy_label(uri))
     if is_policyeval_checkpoint(path):
         from pytest_policyeval.policies.torch_policy import load_file_policy
 
@@ -91,16 +83,16 @@ def load_remote(uri: str, rest: str, options: LoadOptions) -> Policy:
     scheme = split_uri(uri)[0]
     source = source_for(scheme)
     assert source is not None, scheme  # only schemes with a source are routed here
+    from pytest_policyeval.storage import StorageError
+
     cache = DataCache(options.data_dir or default_data_dir())
-    fetched = fetch_once(uri, source, cache, options)
+    try:
+        fetched = fetch_once(uri, source, cache, options)
+    except StorageError as exc:  # the store's own refusal (a malformed URI, no client library)
+        raise PolicyLoadError(str(exc)) from None
     policy = load_local_checkpoint(uri, fetched.path, options)
     policy.info["source"] = fetched.describe()
     return policy
-
-
-BARE_SCHEMES = ("random",)  # names that stand for their URI without "://"
-# Schemes whose rest is a path: their label is the file's stem.
-PATH_SCHEMES = {"file", "pytorch", "sb3"}
 
 
 def loader_for(scheme: str) -> Loader | None:
@@ -122,42 +114,9 @@ def known_schemes() -> list[str]:
     return sorted(set(registry.table("pytest_policyeval_policy_schemes")) | source_schemes())
 
 
-def split_uri(uri: str) -> tuple[str, str]:
-    """('file', 'a/b.pt') for 'file://a/b.pt' or a bare 'a/b.pt'; ('random', '') for 'random'."""
-    if "://" in uri:
-        scheme, rest = uri.split("://", 1)
-        return scheme.lower(), rest
-    if uri in BARE_SCHEMES:
-        return uri, ""
-    return "file", uri
-
-
 def load_policy(uri: str, options: LoadOptions | None = None) -> Policy:
     scheme, rest = split_uri(uri)
     loader = loader_for(scheme)
     if loader is None:
         raise PolicyLoadError(f"{uri}: unknown policy URI scheme '{scheme}://'; known: {known_schemes()}")
     return loader(uri, rest, options or LoadOptions())
-
-
-def policy_label(uri: str) -> str:
-    """A short, readable name for test ids: the file stem, or the name for built-ins.
-
-    random:// -> random, scripted://navigator -> navigator, file://ckpts/nav.pt -> nav,
-    https://host/models/nav.pt?x=1 -> nav, wandb://team/proj/model/nav:v3 -> nav:v3.
-    """
-    scheme, rest = split_uri(uri)
-    if scheme in ("random", "scripted"):
-        return rest.strip("/") or scheme
-    if scheme not in PATH_SCHEMES:  # a remote or plugin scheme: the last segment of its path
-        rest = rest.split("?", 1)[0].split("#", 1)[0]
-    stem = PurePosixPath(rest.rstrip("/")).name
-    for suffix in (".pt", ".pth", ".ckpt"):
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
-    # The label becomes part of test ids, which reports and terminals show as they are: keep it
-    # to characters that mean nothing in HTML or a shell.
-    return UNSAFE_LABEL.sub("_", stem)[:64] or scheme
-
-
-UNSAFE_LABEL = re.compile(r"[^A-Za-z0-9_.:+=-]")

@@ -62,6 +62,7 @@ def _task_detail(result: TaskResult) -> dict[str, Any]:
         "seed": result.seed,
         "policy_agents_pct": result.policy_agents_pct,
         "npc_policy_uri": result.npc_policy_uri,
+        "engine": result.engine,
         "seeds": result.seeds,
         "episode_scores": result.episode_scores,
         "episode_rewards": result.episode_rewards,
@@ -171,12 +172,19 @@ def evaluator_json(results: Sequence[TaskResult], run: dict[str, Any]) -> dict[s
                 ],
             }
         )
-    return {
+    document = {
         "simulation_suite": ",".join(suite_names(results)),
         **run,
         "passed": run_passed(run, all(r.claims_pass for r in results)),
         "policies": policies,
     }
+    from pytest_policyeval import registry
+
+    # Plugins add their own keys; the ones above are the evaluator's and stay as they are.
+    builtin = {key: document[key] for key in document}
+    registry.manager().hook.pytest_policyeval_results_document(document=document, results=list(results))
+    document.update(builtin)
+    return document
 
 
 def _metta_layout(uri: str, results: Sequence[TaskResult], run: dict[str, Any]) -> dict[str, Any]:

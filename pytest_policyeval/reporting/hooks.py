@@ -1,4 +1,4 @@
-"""The built-in result sinks, registered as hook implementations."""
+"""The built-in result sinks and publishers, registered as hook implementations."""
 
 from __future__ import annotations
 
@@ -14,3 +14,31 @@ def pytest_policyeval_sinks() -> dict[str, Any]:
         "s3": "pytest_policyeval.reporting.sinks:S3Sink",
         "wandb": "pytest_policyeval.reporting.sinks:WandbSink",
     }
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_policyeval_publish(document: dict[str, Any], results: list[Any], publishing: Any) -> None:
+    """--wandb: one W&B run with the metrics, the table and the films; then --eval-output-uri:
+    replays, YAML and JSON uploaded (a wandb:// destination's artifact joins the same run)."""
+    from pytest_policyeval.reporting.publishing import PublishError
+    from pytest_policyeval.reporting.sinks import SinkError, publish
+
+    if publishing.wandb:
+        from pytest_policyeval.reporting.wandb_log import log_results, open_run
+
+        try:
+            run = open_run(
+                publishing.wandb_run_name, publishing.wandb_entity, publishing.wandb_project, publishing.run
+            )
+            publishing.wandb_run = run
+            publishing.wandb_url = getattr(run, "url", None) or getattr(run, "dir", None)
+            log_results(run, results, publishing.films)
+        except Exception as exc:  # the W&B client's own errors
+            raise PublishError(f"W&B logging failed: {type(exc).__name__}: {exc}") from None
+    if publishing.output_uri:
+        try:
+            publishing.published += publish(
+                publishing.output_uri, results, publishing.run, publishing.replay_dir, publishing.wandb_run
+            )
+        except SinkError as exc:
+            raise PublishError(str(exc)) from None

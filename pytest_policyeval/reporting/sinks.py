@@ -60,7 +60,7 @@ class LocalSink:
 
 class S3Sink:
     def __init__(self, uri: str, run: Any = None):
-        from pytest_policyeval.stores import s3 as store
+        from pytest_policyeval.storage import s3 as store
 
         self.uri = uri
         self.bucket, self.prefix = store.split_s3_uri(uri, need_key=False)

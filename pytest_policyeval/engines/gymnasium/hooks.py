@@ -1,1 +1,12 @@
-"""The gymnasium engine, registered as a hook implementation."""
+"""The gymnasium engine, registered as a hook implementation (named lazily: gymnasium loads on use)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+@pytest.hookimpl
+def pytest_policyeval_engines() -> dict[str, Any]:
+    return {"gymnasium": "pytest_policyeval.engines.gymnasium.engine:GymnasiumEngine"}

@@ -1,4 +1,4 @@
-"""s3://bucket/key policies through boto3 (see stores/s3.py for endpoints and credentials).
+"""s3://bucket/key policies through boto3 (see storage/s3.py for endpoints and credentials).
 
 The object's ETag is compared with the cached copy's before anything is downloaded; the
 download is checked against the object's length. Unreachable S3 with a cached copy: offline use.
@@ -11,7 +11,7 @@ from typing import Any
 
 from pytest_policyeval.policies.sources import Fetched, FetchError
 from pytest_policyeval.policies.sources.cache import DataCache, blob_digest, bounded, check_announced
-from pytest_policyeval.stores import s3 as store
+from pytest_policyeval.storage import s3 as store
 
 CHUNK = 1 << 20
 

@@ -14,9 +14,9 @@ from typing import Any
 
 from pytest_policyeval.policies.sources import Fetched, FetchError
 from pytest_policyeval.policies.sources.cache import DataCache, blob_digest, bounded, chunks
-from pytest_policyeval.stores import wandb as store
+from pytest_policyeval.storage import wandb as store
 
-SUFFIXES = (".pt", ".pth", ".ckpt")
+SUFFIXES = (".pt", ".pth", ".ckpt", ".zip")  # .zip: a Stable-Baselines3 model
 
 
 def _checkpoint_file(uri: str, folder: Path) -> Path:
@@ -24,7 +24,7 @@ def _checkpoint_file(uri: str, folder: Path) -> Path:
     candidates = [path for path in files if path.suffix in SUFFIXES] or files
     if len(candidates) != 1:
         names = [str(path.relative_to(folder)) for path in files]
-        raise FetchError(f"{uri}: expected one checkpoint file (.pt) in the artifact, found {names}")
+        raise FetchError(f"{uri}: expected one checkpoint file (.pt or an SB3 .zip) in the artifact: {names}")
     return candidates[0]
 
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from pytest_policyeval.policies.base import PolicyLoadError
+from pytest_policyeval.storage import StorageError
 
 
-class S3Error(PolicyLoadError):
+class S3Error(StorageError):
     """An S3 URI that cannot be read or written; the message names the URI and the cause."""
 
 

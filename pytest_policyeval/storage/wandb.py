@@ -17,12 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_policyeval.policies.base import PolicyLoadError
+from pytest_policyeval.storage import StorageError
 
 VERSION = re.compile(r"^(?:v\d+|[\w.-]+)$")
 
 
-class WandbError(PolicyLoadError):
+class WandbError(StorageError):
     """A W&B URI that cannot be used; the message names the URI and the cause."""
 
 

@@ -1,0 +1,240 @@
+"""The controller: the one process that gathers every task's result and writes the run's files.
+
+In a serial run it is the only process; under xdist it is the controller, which evaluates
+nothing itself. It is registered as a plugin only there. Each task item's result rides on its
+test report (plugin.py); a task whose worker died or whose setup failed has no result, so its
+planned result (what it is and how it will be gated, sent with its setup report) becomes an
+error result: nothing is re-read from the suites.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_policyeval.evaluation import EvalOptions
+from pytest_policyeval.redact import redact_text
+from pytest_policyeval.results import TaskResult
+
+
+@dataclass(eq=False)
+class Controller:
+    options: EvalOptions
+    rootpath: Path = Path()
+    hang_verdict: Any = None  # watchdog.HangWatch.verdict of this run, when workers can hang
+    results: list[TaskResult] = field(default_factory=list)
+    films: dict[str, list[Any]] = field(default_factory=dict)  # "LABEL/TASK" -> film JSON, for W&B
+    written: list[Path] = field(default_factory=list)
+    write_errors: list[str] = field(default_factory=list)  # results files that could not be written
+    publishing: Any = None  # reporting.publishing.Publishing, once published
+    # Node ids of the task items this run collected (None: not known yet) and whether pytest was
+    # interrupted: what the results files say about their completeness.
+    expected_tasks: set[str] | None = None
+    interrupted: bool = False
+    _reported: set[str] = field(default_factory=set)  # node ids whose result was gathered
+    _planned: dict[str, dict[str, Any]] = field(default_factory=dict)  # node id -> planned result
+
+    # -- gathering -------------------------------------------------------------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        planned = getattr(report, "policyeval_planned", None)
+        if planned is not None:
+            self._planned[report.nodeid] = planned
+        data = getattr(report, "policyeval", None)
+        if data is not None:
+            result = TaskResult.from_dict(data)
+            self.results.append(result)
+            self._reported.add(report.nodeid)
+            films = getattr(report, "policyeval_films", None)
+            if films:
+                from pytest_policyeval.reporting.film import decode
+
+                self.films[f"{result.policy_label}/{result.task}"] = [decode(film) for film in films]
+        elif report.failed and report.nodeid not in self._reported:
+            # The task failed without a result: its xdist worker died (when "???"), or its setup
+            # failed. It still belongs in the files, as an error, next to every other task.
+            lost = self.lost_result(report)
+            if lost is not None:
+                self.results.append(lost)
+                self._reported.add(report.nodeid)
+
+    def lost_result(self, report: pytest.TestReport) -> TaskResult | None:
+        """An error result for a task item that produced none."""
+        planned = self._planned.get(report.nodeid)
+        if planned is not None:
+            result = TaskResult.from_dict(planned)
+        else:  # it died before its setup was reported: only its node id is known
+            parsed = parse_node_id(report.nodeid)
+            if parsed is None:
+                return None
+            result = unplanned_result(*parsed, len(self.results))
+        text = report.longreprtext.strip().splitlines()
+        cause = text[-1] if text else "no details"
+        hung = self.hang_verdict(report.nodeid) if self.hang_verdict else None
+        if hung is not None:
+            result.error, result.traceback = hung
+        elif report.when == "???":
+            result.error = f"the test process died while running this task ({cause})"
+        else:
+            result.error = f"no result ({report.when} failed: {cause})"
+        result.passed = None
+        return result
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        from pytest_policyeval.completeness import is_task_id
+
+        # Under xdist the controller collects nothing itself; its workers report their ids below.
+        if session.items:
+            self.expected_tasks = {item.nodeid for item in session.items if is_task_id(item.nodeid)}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        from pytest_policyeval.completeness import is_task_id
+
+        self.expected_tasks = (self.expected_tasks or set()) | {
+            nodeid for nodeid in ids if is_task_id(nodeid)
+        }
+
+    # -- files and publishing --------------------------------------------------------------------
+
+    def run_status(self) -> dict[str, Any]:
+        from pytest_policyeval.completeness import status
+
+        return status(self.expected_tasks, self._reported, self.interrupted)
+
+    def run_info(self) -> dict[str, Any]:
+        from pytest_policyeval.provenance import git_revision, package_versions
+
+        return {
+            **self.run_status(),
+            "device": self.options.device,
+            "seed_override": self.options.seed,
+            "num_episodes_override": self.options.num_episodes,
+            "git_sha": git_revision(self.rootpath),
+            "versions": package_versions(),
+            "shard": {"id": self.options.shard[0], "count": self.options.shard[1]}
+            if self.options.shard
+            else None,
+        }
+
+    def write_files(self) -> None:
+        from pytest_policyeval.atomic import write_text_atomic
+        from pytest_policyeval.reporting.documents import (
+            dump_json,
+            dump_yaml,
+            evaluation_yaml,
+            evaluator_json,
+        )
+
+        run = self.run_info()
+        outputs = [
+            (self.options.json_path, lambda: dump_json(evaluator_json(self.results, run))),
+            (self.options.yaml_path, lambda: dump_yaml(evaluation_yaml(self.results, run))),
+        ]
+        for path, render in outputs:
+            if path is None:
+                continue
+            # One output that cannot be written (a full disk, a folder gone) loses only itself.
+            try:
+                self.written.append(write_text_atomic(path, render()))
+            except (OSError, ValueError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                self.write_errors.append(f"{path}: {reason}")
+
+    def publish(self, hook: Any) -> None:
+        """The `pytest_policyeval_publish` hook (W&B and the output URI built in, plugins' own)."""
+        from pytest_policyeval.reporting.documents import evaluator_json
+        from pytest_policyeval.reporting.publishing import PublishError, Publishing
+
+        results, run = sorted(self.results, key=lambda r: r.order), self.run_info()
+        options = self.options
+        self.publishing = publishing = Publishing(
+            run=run,
+            films=self.films,
+            replay_dir=options.replay_dir,
+            output_uri=options.output_uri,
+            wandb=options.wandb,
+            wandb_run_name=options.wandb_run_name,
+            wandb_entity=options.wandb_entity,
+            wandb_project=options.wandb_project,
+        )
+        argv = sys.argv
+        # W&B records the command line with the run: not the passwords of the URIs on it.
+        sys.argv = [redact_text(arg, list(options.policy_uris)) for arg in argv]
+        try:
+            hook.pytest_policyeval_publish(
+                document=evaluator_json(results, run), results=results, publishing=publishing
+            )
+        except PublishError as exc:
+            publishing.errors.append(str(exc))
+        finally:
+            publishing.close()
+            sys.argv = argv
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not (self.results or self.expected_tasks):
+            return
+        self.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        self.write_files()
+        if self.write_errors and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self.publish(session.config.hook)
+        if self.publishing.errors and session.exitstatus == 0:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        if not (self.results or self.expected_tasks):
+            return
+        from pytest_policyeval.completeness import describe
+        from pytest_policyeval.reporting.terminal import summary_lines
+
+        terminalreporter.write_sep("=", "policy evaluation")
+        for line in summary_lines(self.results, self.run_status()):
+            terminalreporter.write_line(line)
+        incomplete = describe(self.run_status())
+        if incomplete:
+            terminalreporter.write_line(incomplete, red=True)
+        for path in self.written:
+            terminalreporter.write_line(f"results written to {path}")
+        for error in self.write_errors:
+            terminalreporter.write_line(f"results NOT written to {error}", red=True)
+        replays = sum(len(r.replay_urls) for r in self.results)
+        if replays:
+            terminalreporter.write_line(f"{replays} replays written under {self.options.replay_dir}")
+        publishing = self.publishing
+        if publishing is not None and publishing.wandb_url:
+            terminalreporter.write_line(f"W&B run: {publishing.wandb_url}")
+        if publishing is not None and publishing.published:
+            terminalreporter.write_line(f"results published to {publishing.published[0]}")
+        for error in publishing.errors if publishing is not None else []:
+            terminalreporter.write_line(f"results NOT published: {error}", red=True)
+
+
+def parse_node_id(nodeid: str) -> tuple[str, str, str] | None:
+    """`suites/x.yaml::category/task[label]` -> (suite path, task name, policy label)."""
+    path, _, name = nodeid.partition("::")
+    match = re.fullmatch(r"(.+)\[(.+)\]", name)
+    if match is None or Path(path).suffix not in (".yaml", ".yml"):
+        return None
+    return path, match.group(1), match.group(2)
+
+
+def unplanned_result(path: str, task: str, label: str, position: int) -> TaskResult:
+    """What can be said of a task known only by its node id (it died before its setup ended)."""
+    return TaskResult(
+        suite=Path(path).stem,
+        task=task,
+        policy_uri=label,
+        policy_label=label,
+        order=(999, position, 0),
+        threshold=None,
+        higher_is_better=True,
+        gate="-",
+        num_episodes=0,
+        seed=0,
+    )

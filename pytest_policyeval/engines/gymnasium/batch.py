@@ -1,0 +1,106 @@
+"""Episodes of one gymnasium task in lockstep: one environment per episode, stepped in a Python loop.
+
+Each episode has its own environment, reset with its own seed, so its course depends on its seed
+and its actions alone, never on what else shares the batch. Returns are summed in float64 the way
+`total += float(reward)` does over a plain reset/step loop (Stable-Baselines3's Monitor sums the
+same float(reward)s).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from pytest_policyeval.engines.gymnasium.envs import make_env, task_spec
+from pytest_policyeval.task import Task
+
+
+class GymnasiumBatch:
+    """Episode `e` is row `e` of `observations`, `actions` and `rewards` (one agent per episode)."""
+
+    def __init__(self, task: Task, seeds: Sequence[int], record: Sequence[int] = ()) -> None:
+        self.spec = task_spec(task)
+        self._task_name = task.name
+        self._max_steps = task.settings.max_steps
+        observation_space, action_space = self.spec.observation_space, self.spec.action_space
+        count = len(seeds)
+        self.observations = np.zeros((count, *observation_space.shape), dtype=observation_space.dtype)
+        self.actions = np.zeros((count, *action_space.shape), dtype=action_space.dtype)
+        self.rewards = np.zeros(count, dtype=np.float64)
+        self._returns = [0.0] * count
+        self._steps = [0] * count
+        self._bounds = _action_bounds(action_space)
+        self._envs: list[Any] = []
+        try:
+            for episode, seed in enumerate(seeds):
+                env = make_env(task.env)
+                self._envs.append(env)
+                observation, _ = env.reset(seed=int(seed))
+                self.observations[episode] = observation
+        except BaseException:
+            self.close()
+            raise
+
+    def _action(self, episode: int) -> Any:
+        """The episode's action as the env takes it: a scalar for Discrete, else an array of its own."""
+        action = self.actions[episode]
+        if self._bounds is not None:
+            low, high, discrete = self._bounds
+            if discrete:
+                if np.any(action < low) or np.any(action > high):
+                    raise ValueError(
+                        f"task {self._task_name}: the policy's action {action.tolist()} is outside "
+                        f"the action space {self.spec.action_space}"
+                    )
+            else:
+                if not np.all(np.isfinite(action)):
+                    raise ValueError(
+                        f"task {self._task_name}: the policy's action {action.tolist()} is not finite"
+                    )
+                # As Stable-Baselines3's predict does; the engine's score bounds assume it
+                # (MountainCarContinuous charges for the action as given).
+                action = np.clip(action, low, high)
+        return action.copy() if action.ndim else action[()]
+
+    def step(self, episodes: Sequence[int]) -> list[int]:
+        ended = []
+        for episode in episodes:
+            observation, reward, terminated, truncated, _ = self._envs[episode].step(self._action(episode))
+            self.observations[episode] = observation
+            self.rewards[episode] = reward
+            self._returns[episode] += float(reward)
+            self._steps[episode] += 1
+            # truncated: the env's own TimeLimit; max_steps: the task's, when it is shorter.
+            if terminated or truncated or self._steps[episode] >= self._max_steps:
+                ended.append(episode)
+        return ended
+
+    def episode_rewards(self, episode: int) -> np.ndarray:
+        return np.array([self._returns[episode]], dtype=np.float64)
+
+    def episode_steps(self, episode: int) -> int:
+        return self._steps[episode]
+
+    def replay(self, episode: int) -> dict[str, Any] | None:
+        return None  # gymnasium has no replay format of its own
+
+    def close(self) -> None:
+        for env in self._envs:
+            env.close()
+        self._envs.clear()
+
+
+def _action_bounds(space: Any) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """(low, high, discrete) that every action must lie in (discrete) or is clipped to (Box)."""
+    if isinstance(space, spaces.Discrete):
+        return np.asarray(space.start), np.asarray(space.start + space.n - 1), True
+    if isinstance(space, spaces.MultiDiscrete):
+        return np.asarray(space.start), np.asarray(space.start + space.nvec - 1), True
+    if isinstance(space, spaces.MultiBinary):
+        return np.zeros(space.shape, dtype=np.int8), np.ones(space.shape, dtype=np.int8), True
+    if isinstance(space, spaces.Box):
+        return np.asarray(space.low), np.asarray(space.high), False
+    return None

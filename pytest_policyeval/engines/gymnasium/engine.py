@@ -1,0 +1,73 @@
+"""The gymnasium `Engine`: single-agent environments from gymnasium's registry, by id.
+
+Importing this module does not import gymnasium (the plugin's import stays light); its methods
+do, through envs.py and batch.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import suppress
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from pytest_policyeval.engines.base import EngineBase, EngineError, EpisodeBatch
+from pytest_policyeval.engines.gymnasium.settings import GymnasiumSettings
+from pytest_policyeval.spec import EnvSpec
+from pytest_policyeval.task import Task
+
+
+def _gymnasium() -> None:
+    try:
+        import gymnasium  # noqa: F401
+    except ImportError:
+        raise EngineError("key 'engine': this engine needs gymnasium (pip install gymnasium)") from None
+
+
+# Simulators some of gymnasium's own environments run on: their version is part of an episode too.
+SIMULATORS = {"gymnasium.envs.box2d.": "box2d", "gymnasium.envs.mujoco.": "mujoco"}
+
+
+class GymnasiumEngine(EngineBase):
+    name = "gymnasium"
+    package = "gymnasium"
+    settings_model = GymnasiumSettings
+
+    def check_task(self, task: Task) -> None:
+        _gymnasium()
+        from pytest_policyeval.engines.gymnasium.envs import env_facts
+
+        env_facts(task.env)  # makes the environment once: an unknown id or bad arguments fail here
+
+    def spec(self, task: Task) -> EnvSpec:
+        from pytest_policyeval.engines.gymnasium.envs import task_spec
+
+        return task_spec(task)
+
+    def batch(self, task: Task, seeds: Sequence[int], record: Sequence[int] = ()) -> EpisodeBatch:
+        from pytest_policyeval.engines.gymnasium.batch import GymnasiumBatch
+
+        return GymnasiumBatch(task, seeds, record=record)
+
+    def num_agents(self, task: Task) -> int:
+        return 1
+
+    def score_range(self, task: Task) -> tuple[float, float] | None:
+        _gymnasium()
+        from pytest_policyeval.engines.gymnasium.envs import env_facts, episode_limit
+        from pytest_policyeval.engines.gymnasium.scores import rules_score_range
+
+        facts = env_facts(task.env)
+        if facts.extra_wrappers:  # a registration's own wrappers may reshape rewards
+            return None
+        return rules_score_range(facts.entry_point, dict(facts.kwargs), episode_limit(task))
+
+    def identity(self, task: Task) -> dict[str, Any]:
+        from pytest_policyeval.engines.gymnasium.envs import env_facts
+
+        identity = {**super().identity(task), "entry_point": env_facts(task.env).entry_point}
+        for prefix, package in SIMULATORS.items():
+            if identity["entry_point"].startswith(prefix):
+                with suppress(PackageNotFoundError):
+                    identity["simulator_version"] = f"{package} {version(package)}"
+        return identity
