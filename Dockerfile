@@ -19,7 +19,7 @@ FROM base AS production
 COPY pyproject.toml README.md ./
 COPY pytest_policyeval ./pytest_policyeval
 COPY suites ./suites
-RUN pip install ".[s3,wandb]" && useradd --create-home --uid 1000 policyeval \
+RUN pip install ".[s3,wandb,gymnasium,pettingzoo]" && useradd --create-home --uid 1000 policyeval \
     && mkdir -p /data && chown policyeval /data
 USER policyeval
 VOLUME ["/data"]

@@ -39,16 +39,6 @@ from pytest_policyeval.task import Task, TaskSettings  # noqa: E402
 MODEL = REPO / "examples/policies/cartpole_ppo.zip"
 
 
-class FirstResetSeed(gym.Wrapper):
-    def __init__(self, env: gym.Env, seed: int):
-        super().__init__(env)
-        self._seed: int | None = seed
-
-    def reset(self, **kwargs):
-        seed, self._seed = self._seed, None
-        return self.env.reset(seed=seed) if seed is not None else self.env.reset(**kwargs)
-
-
 class SeedSequence(gym.Wrapper):
     """One env playing a list of seeds in turn: episode k starts with seeds[k]."""
 
@@ -77,7 +67,7 @@ def sb3_sequential(model: PPO, seeds: list[int]) -> tuple[float, list[float]]:
 
 
 def sb3_vectorised(model: PPO, seeds: list[int]) -> tuple[float, list[float]]:
-    venv = DummyVecEnv([lambda s=s: FirstResetSeed(gym.make("CartPole-v1"), s) for s in seeds])
+    venv = DummyVecEnv([lambda s=s: SeedSequence(gym.make("CartPole-v1"), [s]) for s in seeds])
     started = time.perf_counter()
     rewards, _ = evaluate_policy(
         model, venv, n_eval_episodes=len(seeds), deterministic=True, return_episode_rewards=True, warn=False

@@ -166,15 +166,23 @@ class Controller:
         argv = sys.argv
         # W&B records the command line with the run: not the passwords of the URIs on it.
         sys.argv = [redact_text(arg, list(options.policy_uris)) for arg in argv]
+        arguments = {"document": evaluator_json(results, run), "results": results, "publishing": publishing}
         try:
-            hook.pytest_policyeval_publish(
-                document=evaluator_json(results, run), results=results, publishing=publishing
-            )
-        except PublishError as exc:
-            publishing.errors.append(str(exc))
+            # Each publisher on its own: one that fails (a plugin's bug, an unreachable store) is
+            # reported and the others still publish. Called in pluggy's order (tryfirst first).
+            for impl in reversed(hook.pytest_policyeval_publish.get_hookimpls()):
+                try:
+                    impl.function(*(arguments[name] for name in impl.argnames))
+                except PublishError as exc:
+                    publishing.errors.append(str(exc))
+                except Exception as exc:
+                    publishing.errors.append(f"{impl.plugin_name}: {type(exc).__name__}: {exc}")
         finally:
-            publishing.close()
             sys.argv = argv
+            try:
+                publishing.close()
+            except Exception as exc:  # the W&B client's own error when it finishes the run
+                publishing.errors.append(f"W&B run not finished: {type(exc).__name__}: {exc}")
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not (self.results or self.expected_tasks):

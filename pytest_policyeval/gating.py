@@ -1,6 +1,6 @@
 """Between a task and its gate: the task's gate design, its episodes' cache key, its result.
 
-The per-process evaluation (session.py) calls these; the statistics live in gates/, the rounds
+The per-process evaluation (evaluation.py) calls these; the statistics live in gates/, the rounds
 in rounds.py.
 """
 
@@ -112,7 +112,12 @@ def policy_identity(policy: Policy | None) -> dict[str, Any] | None:
     or for built-in policies (no file) their URI. Where it was fetched from does not count."""
     if policy is None:
         return None
+    from pytest_policyeval.provenance import outside_code_digest
+
     identity: dict[str, Any] = {"class": f"{type(policy).__module__}.{type(policy).__qualname__}"}
+    source = outside_code_digest(policy)  # a plugin's or conftest's policy: its code counts
+    if source is not None:
+        identity["source_sha256"] = source
     info = {k: v for k, v in policy.info.items() if k not in ("path", "source")}
     if "digest" not in info:
         identity["uri"] = policy.uri
@@ -120,6 +125,19 @@ def policy_identity(policy: Policy | None) -> dict[str, Any] | None:
     config = info.get("config")
     if isinstance(config, str) and Path(config).is_file():  # what the file says, not its name
         identity["config_sha256"] = hashlib.sha256(Path(config).read_bytes()).hexdigest()
+    return identity
+
+
+def engine_identity(task: Task) -> dict[str, Any]:
+    """What the engine says makes an episode what it is, and which engine (by class and, for one
+    from outside the package, its source)."""
+    from pytest_policyeval.provenance import outside_code_digest
+
+    engine = engine_for(task)
+    identity = {"class": f"{type(engine).__module__}.{type(engine).__qualname__}", **engine.identity(task)}
+    source = outside_code_digest(engine)
+    if source is not None:
+        identity["source_sha256"] = source
     return identity
 
 
@@ -137,7 +155,7 @@ def episodes_key(task: Task, policy: Policy, npc: Policy | None, device: str) ->
         "settings": settings,
         "engine": task.engine,
         "env": task.env.model_dump(mode="json") if task.env is not None else None,
-        "engine_identity": engine_for(task).identity(task),
+        "engine_identity": engine_identity(task),
         "metta_preset": task.metta_preset,
         "policy": policy_identity(policy),
         "npc": policy_identity(npc),

@@ -3,8 +3,9 @@
 Everything registrable goes through one mechanism, pluggy: implement these hooks in a
 `conftest.py`, in a pytest plugin, or in a module named by a `pytest_policyeval` entry point
 (which also reaches the `policyeval` command outside pytest). The built-in behaviour is written as
-implementations of the same hooks (registry.BUILTINS), so a new engine, policy scheme, gate or
-sink is added exactly as the shipped ones are, without editing the package.
+implementations of the same hooks (the `*/hooks.py` modules, named in pyproject.toml under that
+group), so a new engine, policy scheme, gate or sink is added exactly as the shipped ones are,
+without editing the package.
 
 The registry hooks return `{name: thing}`; a thing may be given as "module:attribute" so that
 nothing is imported until it is used. A name defined twice is taken from the plugin registered

@@ -1,4 +1,4 @@
-"""The stash keys the plugin's parts share, in one module below all of them.
+"""The stash keys the plugin's parts share: the evaluation, the controller, an item's result.
 
 The per-process evaluation and (on the controller) the controller live in `config.stash`; each
 task item carries its result and its recorded episodes in `item.stash` from the test function to

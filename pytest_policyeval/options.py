@@ -81,7 +81,6 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--eval-gate",
-        type=gate_kind,
         default=None,
         metavar="GATE",
         dest="policyeval_gate",
@@ -276,7 +275,7 @@ def options_from(config: pytest.Config) -> EvalOptions:
         num_episodes=pick("policyeval_num_episodes", episode_count),
         seed=pick("policyeval_seed", non_negative_int),
         device=pick("policyeval_device", device_name) or "cpu",
-        gate=pick("policyeval_gate", gate_kind),
+        gate=_gate(config),
         json_path=Path(json_path) if json_path else None,
         yaml_path=Path(yaml_path) if yaml_path else None,
         npc_policy_uri=pick("policyeval_npc_policy_uri", str),
@@ -302,3 +301,15 @@ def options_from(config: pytest.Config) -> EvalOptions:
 def writes_html_report(config: pytest.Config) -> bool:
     """pytest-html is optional: its hooks are registered only when it is installed and asked for."""
     return config.pluginmanager.hasplugin("html") and bool(config.getoption("htmlpath", None))
+
+
+def _gate(config: pytest.Config) -> str | None:
+    """--eval-gate (or the ini's), checked once the run's plugins and conftests have registered
+    their gates (at parse time only the built-in ones are known)."""
+    given = config.getoption("policyeval_gate")
+    if given is None:
+        return _ini(config, "policyeval_gate", gate_kind)
+    try:
+        return gate_kind(given)
+    except ValueError as exc:
+        raise pytest.UsageError(f"argument --eval-gate: {exc}") from None

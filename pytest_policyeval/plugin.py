@@ -28,17 +28,6 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from pytest_policyeval import registry
 
     registry.add_to(pluginmanager)
-    _outer_managers.append(registry.use(pluginmanager))
-
-
-_outer_managers: list = []  # the managers of enclosing pytest runs (pytester), handed back at the end
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    from pytest_policyeval import registry
-
-    if _outer_managers:
-        registry.use(_outer_managers.pop())
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,6 +37,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    from pytest_policyeval import registry
     from pytest_policyeval.collection.items import COLLECTING_KEY, Collecting
     from pytest_policyeval.options import options_from, writes_html_report
     from pytest_policyeval.worker import ProcessTuning
@@ -57,6 +47,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.has_plugin("importnb"):
         config.pluginmanager.set_blocked("importnb")
 
+    # Lookups go through this run's manager (conftests included) until it ends; an enclosing run
+    # (pytester) gets its own back then, even if this one fails to configure further.
+    previous = registry.use(config.pluginmanager)
+    config.add_cleanup(lambda: registry.use(previous))
     base = Path(config.invocation_params.dir)
     _add_named_suites(config, base)
     options = options_from(config)

@@ -60,3 +60,22 @@ def code_digest() -> str:
         for file in files:
             digest.update(str(file.relative_to(root)).encode() + b"\0" + file.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def outside_code_digest(obj: object) -> str | None:
+    """A digest of the source file defining `obj`'s class when that class is not this package's
+    (a plugin's or a conftest's engine or policy): its code decides episodes too, and
+    `code_digest` does not see it. None for this package's own classes or where no file is found."""
+    import hashlib
+    import inspect
+
+    cls = obj if isinstance(obj, type) else type(obj)
+    if cls.__module__.split(".", 1)[0] == __name__.split(".", 1)[0]:
+        return None
+    try:
+        path = inspect.getsourcefile(cls)
+    except TypeError:  # a built-in or C class
+        return None
+    if path is None or not Path(path).is_file():
+        return None
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]

@@ -1,8 +1,8 @@
 """Lookups over the hooks in `hookspec.py`: the one registry of engines, schemes, gates and sinks.
 
 Under pytest the plugin hands over its plugin manager (`use`), so conftest files and pytest
-plugins take part. Elsewhere (`policyeval merge`, benchmarks) a manager of the built-ins and the
-`pytest_policyeval` entry points is made on first use.
+plugins take part. Elsewhere (`policyeval merge`, benchmarks) a manager of the `pytest_policyeval`
+entry points (the built-in implementations are among them) is made on first use.
 """
 
 from __future__ import annotations
@@ -12,16 +12,9 @@ from typing import Any
 
 import pluggy
 
+# Modules with hook implementations, the built-in ones included (pyproject.toml names them), so
+# every engine, scheme, gate and sink is registered the same way.
 ENTRY_POINT_GROUP = "pytest_policyeval"
-# Modules whose hook implementations are the built-in behaviour (imported lazily: light modules).
-BUILTINS = (
-    "pytest_policyeval.engines.mettagrid.hooks",
-    "pytest_policyeval.engines.gymnasium.hooks",
-    "pytest_policyeval.engines.pettingzoo.hooks",
-    "pytest_policyeval.policies.hooks",
-    "pytest_policyeval.gates.hooks",
-    "pytest_policyeval.reporting.hooks",
-)
 
 _manager: pluggy.PluginManager | None = None
 
@@ -35,9 +28,6 @@ def add_to(manager: pluggy.PluginManager) -> None:
     from pytest_policyeval import hookspec
 
     manager.add_hookspecs(hookspec)
-    for name in BUILTINS:
-        if manager.get_plugin(name) is None:
-            manager.register(importlib.import_module(name), name=name)
     manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
 
 

@@ -42,8 +42,9 @@ def policy_agents(teams: Sequence[int], share: float, episode: int, count: int |
         for agent in range(count)
         if (teams[agent] if agent < len(teams) else 0) == team
     ]
+    chosen = order[:wanted]
     mask = np.zeros(count, dtype=bool)
-    mask[order[:wanted]] = True
+    mask[chosen] = True
     return mask
 
 

@@ -29,7 +29,7 @@ class TaskSettings(BaseModel):
     max_time_s: float = Field(default=600.0, gt=0)
     threshold: float | None = None
     higher_is_better: bool = True
-    # How the threshold is applied: a registered gate (gates/registry: "sequential", "mean", "ci"
+    # How the threshold is applied: a registered gate (gates/base.py; "sequential", "mean", "ci"
     # built in). "sequential": episodes are added in rounds until an anytime-valid test passes or
     # fails the task, with false pass <= alpha a margin below the threshold and false fail <= beta
     # a margin above it. "ci": a fixed num_episodes, the one-sided (1 - alpha) bound must clear

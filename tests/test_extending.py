@@ -13,6 +13,7 @@ import statistics
 from pathlib import Path
 
 import pytest
+from helpers import MINI_SUITE, write_suite
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples/extending"
@@ -90,3 +91,82 @@ def test_an_unknown_engine_gate_or_sink_names_what_is_known(pytester: pytest.Pyt
         "results NOT published: ftp://host/x: results cannot be published to 'ftp://'; "
         "known: ['file', 'ledger', 's3', 'wandb']"
     ) in result.stdout.str()
+
+
+def test_an_enclosing_run_keeps_its_registry_whatever_a_nested_run_does(
+    pytester: pytest.Pytester, request: pytest.FixtureRequest
+) -> None:
+    from pytest_policyeval import registry
+
+    outer = request.config.pluginmanager
+    assert registry.manager() is outer
+    for args in (["--version"], ["--no-such-option"], ["-p", "no:importnb", "--co"]):
+        pytester.runpytest_inprocess(*args)
+        assert registry.manager() is outer, args
+
+
+PUBLISHERS = """
+import pytest
+
+
+@pytest.hookimpl
+def pytest_policyeval_publish(document, results, publishing):
+    raise RuntimeError("the plugin's own bug")
+
+
+class Ledger:
+    @pytest.hookimpl(trylast=True)
+    def pytest_policyeval_publish(self, document, publishing):
+        with open("published.txt", "w") as out:
+            out.write(str(len(document["policies"])))
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(Ledger(), "ledger")
+
+
+@pytest.hookimpl
+def pytest_policyeval_results_document(document, results):
+    document["passed"] = True  # a plugin cannot change what the evaluator says
+    document["policies"][0]["checkpoints"][0]["metrics"]["num_failed"] = 0
+    results[0].passed = True
+    document["extra"] = "kept"
+"""
+
+
+def test_a_failing_publisher_is_reported_and_the_others_still_publish(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(PUBLISHERS)
+    write_suite(
+        pytester.path, MINI_SUITE.replace("threshold: 0.9", "threshold: 0.9\n    higher_is_better: false")
+    )
+    args = ("-p", "no:importnb", "--policy-uri", "scripted://navigator", "--eval-json", "r.json")
+    result = pytester.runpytest_subprocess(*args)
+    result.stdout.fnmatch_lines(
+        ["*policy evaluation*", "*results NOT published: *RuntimeError: the plugin's own bug"]
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert (pytester.path / "published.txt").read_text() == "1"  # the other publisher ran
+    document = json.loads((pytester.path / "r.json").read_text())
+    assert document["extra"] == "kept"
+    assert document["passed"] is False  # the navigator reaches the goal: it fails "lower is better"
+    assert document["policies"][0]["checkpoints"][0]["metrics"]["num_failed"] > 0
+
+
+def test_a_change_to_a_conftest_engine_plays_its_episodes_again(pytester: pytest.Pytester) -> None:
+    shutil.copy(EXAMPLE / "conftest.py", pytester.path / "conftest.py")
+    shutil.copytree(EXAMPLE / "suites", pytester.path / "suites")
+
+    def cached() -> list[bool]:
+        args = ("-p", "no:importnb", "--policy-uri", "oracle://", "--eval-json", "r.json")
+        pytester.runpytest_subprocess(*args)
+        document = json.loads((pytester.path / "r.json").read_text())
+        details = document["policies"][0]["checkpoints"][0]["metrics"]["tasks"].values()
+        return [flag for detail in details for flag in detail["episode_cached"]]
+
+    assert not any(cached())
+    assert all(cached())  # unchanged: every episode from the cache
+    conftest = pytester.path / "conftest.py"
+    conftest.write_text(
+        conftest.read_text().replace("self.rewards[e] = float(", "self.rewards[e] = 0.0 * float(")
+    )
+    assert not any(cached())  # the engine's code changed: nothing kept counts

@@ -8,6 +8,7 @@ top to bottom, as the README's "How the code is laid out" describes them.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_policyeval"
@@ -40,14 +41,42 @@ def rank(module: str) -> int:
     raise AssertionError(f"{module} belongs to no layer: add it to LAYERS (and the README)")
 
 
-def imports(path: Path) -> set[str]:
+MODULE_TEXT = re.compile(r"^pytest_policyeval((?:\.\w+)+)(?::\w+)?$")
+
+
+def docstrings(tree: ast.AST) -> set[int]:
+    """ids of the docstring nodes (they name modules in prose, which is no dependency)."""
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) and node.body:
+            first = node.body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def imports(path: Path, text: str | None = None) -> set[str]:
+    """Modules `path` depends on: imports (absolute or relative), and "pytest_policyeval.x[:name]"
+    strings, which a registry or `importlib` turns into imports."""
+    module = module_name(path).split(".")
+    package = module if path.name == "__init__.py" else module[:-1]
+    tree = ast.parse(path.read_text() if text is None else text)
+    prose = docstrings(tree)
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
         names: list[str] = []
-        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+        if isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the package, `level - 1` packages up
+                base = ".".join([*package[: len(package) - (node.level - 1)], *([base] if base else [])])
+                base = f"pytest_policyeval.{base}" if base else "pytest_policyeval"
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
         elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in prose:
+            match = MODULE_TEXT.match(node.value)
+            if match:
+                names = ["pytest_policyeval" + match.group(1)]
         for name in names:
             if name.startswith("pytest_policyeval."):
                 found.add(name.removeprefix("pytest_policyeval."))
@@ -109,3 +138,11 @@ def test_the_checks_see_a_violation() -> None:
     edges = graph()
     assert "runner" in edges["evaluation"] and "engines" in edges["runner"]
     assert rank("plugin") < rank("runner") < rank("spec")
+    # A registry's "module:attribute" text counts as the import it becomes.
+    assert "engines.mettagrid.engine" in edges["engines.mettagrid.hooks"]
+
+
+def test_relative_imports_and_module_strings_are_edges() -> None:
+    text = "from ...evaluation import Evaluation\nREF = 'pytest_policyeval.controller:Controller'\n"
+    found = imports(PACKAGE / "engines" / "mettagrid" / "engine.py", text)
+    assert {"evaluation", "controller"} <= found

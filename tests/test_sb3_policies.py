@@ -696,3 +696,43 @@ def test_actions_on_cuda_match_cpu(saved: Callable[[str], Saved], name: str) -> 
             assert (on_cuda == on_cpu).mean() > 0.99  # a near-tie may fall the other way on the GPU
         else:
             np.testing.assert_allclose(on_cuda, on_cpu, rtol=1e-4, atol=1e-4)
+
+
+def _with_data(tmp_path: Path, name: str, change: Callable[[Any], str]) -> Path:
+    """A copy of the shipped CartPole model whose `data` entry `change` rewrote."""
+    source = zipfile.ZipFile(Path(__file__).resolve().parents[1] / "examples/policies/cartpole_ppo.zip")
+    target = tmp_path / name
+    with zipfile.ZipFile(target, "w") as out:
+        for info in source.infolist():
+            raw = source.read(info.filename)
+            out.writestr(info, change(json.loads(raw)) if info.filename == "data" else raw)
+    return target
+
+
+def test_a_lying_input_size_is_refused_before_the_network_is_built(tmp_path: Path) -> None:
+    def huge(data: dict) -> str:
+        data["observation_space"]["_shape"] = [4_000_000]
+        data["observation_space"]["shape"] = [4_000_000]
+        # numpy abbreviates a long array's text: the bounds cannot contradict the claimed size.
+        data["observation_space"]["low"] = "[-1. -1. -1. ... -1. -1. -1.]"
+        data["observation_space"]["high"] = "[1. 1. 1. ... 1. 1. 1.]"
+        return json.dumps(data)
+
+    path = _with_data(tmp_path, "huge.zip", huge)
+    script = (
+        "import resource\n"
+        "from pytest_policyeval.policies import PolicyLoadError, load_policy\n"
+        f"try:\n    load_policy('sb3://{path}')\nexcept PolicyLoadError as exc:\n    print(exc)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120).stdout
+    message, peak_mb = out.strip().splitlines()
+    assert "expects (64, 4000000)" in message
+    # The 4M-wide first layer (about 1 GB per copy) was never allocated: only torch itself.
+    assert int(peak_mb) < 700
+
+
+def test_a_data_entry_of_many_small_objects_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    path = _with_data(tmp_path, "objects.zip", lambda data: "[" + ",".join(["{}"] * 150_000) + "]")
+    with pytest.raises(PolicyLoadError, match=r"holds 150001 objects and lists, more than a model's"):
+        load_policy(f"sb3://{path}")

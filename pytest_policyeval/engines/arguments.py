@@ -23,12 +23,12 @@ Scalar = bool | int | float | str | None
 Value = Scalar | tuple[Scalar, ...]
 
 
-def scalar(name: str, value: Any, lists: bool = False) -> Scalar:
+def scalar(name: str, value: Any, lists: bool = False, max_int: int = MAX_INT) -> Scalar:
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
-        if abs(value) > MAX_INT:
-            raise ValueError(f"'{name}': integers must lie within +-2**53")
+        if abs(value) > max_int:
+            raise ValueError(f"'{name}': integers must lie within +-{max_int:g}")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -45,10 +45,11 @@ def scalar(name: str, value: Any, lists: bool = False) -> Scalar:
 
 
 def keyword_arguments(
-    value: Any, refused: Mapping[str, str], lists: bool = True
+    value: Any, refused: Mapping[str, str], lists: bool = True, max_int: int = MAX_INT
 ) -> tuple[tuple[str, Value], ...]:
     """Checked, sorted (name, value) pairs from a mapping (or the dumped pairs). `refused` names the
-    arguments an engine sets itself, with why; `lists` allows lists of scalars as values."""
+    arguments an engine sets itself, with why; `lists` allows lists of scalars as values; `max_int`
+    bounds integers (an engine whose arguments size the world keeps it small)."""
     if value is None:
         return ()
     if isinstance(value, Mapping):
@@ -73,7 +74,7 @@ def keyword_arguments(
         if lists and isinstance(item, list | tuple):
             if len(item) > MAX_LIST:
                 raise ValueError(f"'{name}': lists are at most {MAX_LIST} items")
-            pairs.append((name, tuple(scalar(name, element, lists) for element in item)))
+            pairs.append((name, tuple(scalar(name, element, lists, max_int) for element in item)))
         else:
-            pairs.append((name, scalar(name, item, lists)))
+            pairs.append((name, scalar(name, item, lists, max_int)))
     return tuple(sorted(pairs))

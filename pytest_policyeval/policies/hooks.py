@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 
-@pytest.hookimpl
+@pytest.hookimpl(trylast=True)  # a plugin's own may replace a built-in
 def pytest_policyeval_policy_schemes() -> dict[str, Any]:
     return {
         "random": "pytest_policyeval.policies.uri:load_random",
@@ -17,7 +17,7 @@ def pytest_policyeval_policy_schemes() -> dict[str, Any]:
     }
 
 
-@pytest.hookimpl
+@pytest.hookimpl(trylast=True)  # a plugin's own may replace a built-in
 def pytest_policyeval_policy_sources() -> dict[str, Any]:
     return {
         "http": "pytest_policyeval.policies.sources.http:HttpSource",

@@ -56,6 +56,9 @@ class RandomPolicy(Policy):
         if kind == "Discrete":
             start = int(space.start)
             return RandomActor(start + int(space.n), start)
+        if kind == "MultiBinary":
+            shape = tuple(np.atleast_1d(space.n).tolist())
+            return RandomActor(np.full(shape, 2), np.zeros(shape, dtype=np.int64), True, shape)
         if kind == "MultiDiscrete":
             nvec = np.asarray(space.nvec, dtype=np.int64)
             start = np.asarray(getattr(space, "start", np.zeros_like(nvec)), dtype=np.int64)

@@ -12,6 +12,7 @@ with per-task detail under `metrics.tasks` (each task's replay files: `replay_ur
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections.abc import Sequence
@@ -180,11 +181,13 @@ def evaluator_json(results: Sequence[TaskResult], run: dict[str, Any]) -> dict[s
     }
     from pytest_policyeval import registry
 
-    # Plugins add their own keys; the ones above are the evaluator's and stay as they are.
-    builtin = {key: document[key] for key in document}
-    registry.manager().hook.pytest_policyeval_results_document(document=document, results=list(results))
-    document.update(builtin)
-    return document
+    # Plugins add keys of their own; they see copies, so the evaluator's keys and the results stay
+    # as they are whatever a plugin does.
+    shown = copy.deepcopy(document)
+    registry.manager().hook.pytest_policyeval_results_document(
+        document=shown, results=copy.deepcopy(list(results))
+    )
+    return {**document, **{key: value for key, value in shown.items() if key not in document}}
 
 
 def _metta_layout(uri: str, results: Sequence[TaskResult], run: dict[str, Any]) -> dict[str, Any]:

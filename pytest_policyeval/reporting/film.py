@@ -1,6 +1,6 @@
 """A recorded episode reduced to what the report's replay player draws, and its compact encoding.
 
-Engine adapters turn their replay format into a `Film` (see `envs/mettagrid_replay.py`); the player
+Engine adapters turn their replay format into a `Film` (see `engines/mettagrid/replay.py`); the player
 (`assets/replay_player.js`) decodes `Film.encode()`: zlib-compressed JSON in base64, which the
 browser inflates with its built-in `DecompressionStream`, so the report needs no library and no
 network. Timelines hold changes only, `[step, ...values]`, as the engine's replay does.

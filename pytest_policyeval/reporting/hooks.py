@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 
-@pytest.hookimpl
+@pytest.hookimpl(trylast=True)  # a plugin's own may replace a built-in
 def pytest_policyeval_sinks() -> dict[str, Any]:
     return {
         "file": "pytest_policyeval.reporting.sinks:LocalSink",

@@ -65,7 +65,20 @@ class GymnasiumEngine(EngineBase):
     def identity(self, task: Task) -> dict[str, Any]:
         from pytest_policyeval.engines.gymnasium.envs import env_facts
 
-        identity = {**super().identity(task), "entry_point": env_facts(task.env).entry_point}
+        facts = env_facts(task.env)
+        # The registration decides episodes as much as the suite: its arguments, time limit and
+        # wrappers, and the package its entry point comes from (a third party's environment).
+        identity = {
+            **super().identity(task),
+            "entry_point": facts.entry_point,
+            "kwargs": [list(pair) for pair in facts.kwargs],
+            "time_limit": facts.time_limit,
+            "extra_wrappers": facts.extra_wrappers,
+        }
+        top = facts.entry_point.split(":", 1)[0].split(".", 1)[0]
+        if top and top != "gymnasium":
+            with suppress(PackageNotFoundError):
+                identity["entry_point_version"] = f"{top} {version(top)}"
         for prefix, package in SIMULATORS.items():
             if identity["entry_point"].startswith(prefix):
                 with suppress(PackageNotFoundError):

@@ -7,6 +7,6 @@ from typing import Any
 import pytest
 
 
-@pytest.hookimpl
+@pytest.hookimpl(trylast=True)  # a plugin's own may replace a built-in
 def pytest_policyeval_engines() -> dict[str, Any]:
     return {"gymnasium": "pytest_policyeval.engines.gymnasium.engine:GymnasiumEngine"}

@@ -16,6 +16,9 @@ from pytest_policyeval.engines.arguments import Value, keyword_arguments
 
 # gymnasium's id grammar ([namespace/]name[-vN]) without its ":" (the module-import form).
 ENV_ID = re.compile(r"^[A-Za-z0-9_./-]{1,120}$")
+# Registered ids whose environment is another one named in their arguments ("env_id", which old
+# gym resolves by importing "module:Env"): refused whatever their arguments.
+COMPATIBILITY_IDS = ("GymV21Environment", "GymV22Environment", "GymV26Environment")
 # gymnasium.make's own parameters, not the environment's: rendering is never part of an
 # evaluation, and the episode length is the task's max_steps capped by the env's own time limit.
 REFUSED_KWARGS = {
@@ -42,6 +45,11 @@ class GymnasiumSettings(BaseModel):
             raise ValueError(
                 "ids of the form 'module:Env' import a module; a suite may only name environments "
                 "already registered with gymnasium"
+            )
+        if value.startswith(COMPATIBILITY_IDS):
+            raise ValueError(
+                f"'{value}' wraps another environment named by its arguments (shimmy's gym compatibility), "
+                "which may import a module: name the environment itself"
             )
         if not ENV_ID.match(value):
             raise ValueError("must be a gymnasium id such as 'CartPole-v1' (letters, digits, _ . - /)")

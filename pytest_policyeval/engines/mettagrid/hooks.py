@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 
 
-@pytest.hookimpl
+@pytest.hookimpl(trylast=True)  # a plugin's own may replace a built-in
 def pytest_policyeval_engines() -> dict[str, Any]:
     return {"mettagrid": "pytest_policyeval.engines.mettagrid.engine:MettagridEngine"}
 
 
-@pytest.hookimpl
+@pytest.hookimpl(trylast=True)  # a plugin's own may replace a built-in
 def pytest_policyeval_policy_schemes() -> dict[str, Any]:
     return {"scripted": "pytest_policyeval.engines.mettagrid.scripted:load_scripted"}

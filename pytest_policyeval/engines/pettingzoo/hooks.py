@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 
-@pytest.hookimpl
+@pytest.hookimpl(trylast=True)  # a plugin's own may replace a built-in
 def pytest_policyeval_engines() -> dict[str, Any]:
     return {"pettingzoo": "pytest_policyeval.engines.pettingzoo.engine:PettingZooEngine"}
 
 
-@pytest.hookimpl
+@pytest.hookimpl(trylast=True)  # a plugin's own may replace a built-in
 def pytest_policyeval_policy_schemes() -> dict[str, Any]:
     return {"scripted-mpe": "pytest_policyeval.engines.pettingzoo.scripted:load_scripted_mpe"}

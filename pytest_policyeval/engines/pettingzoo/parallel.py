@@ -278,11 +278,15 @@ class ParallelBatch:
         self._index = {agent: i for i, agent in enumerate(found.agents)}
         self._sizes = self.spec.observation_sizes
         self._envs: list[Any] = []
-        for episode, seed in enumerate(seeds):
-            env = found.make()
-            self._envs.append(env)
-            observations, _ = env.reset(seed=int(seed))
-            self._write(episode, observations)
+        try:
+            for episode, seed in enumerate(seeds):
+                env = found.make()
+                self._envs.append(env)
+                observations, _ = env.reset(seed=int(seed))
+                self._write(episode, observations)
+        except BaseException:  # the environments already made are closed, not leaked
+            self.close()
+            raise
 
     def _write(self, episode: int, observations: dict[Any, Any]) -> None:
         base = episode * self.spec.num_agents
@@ -296,6 +300,11 @@ class ParallelBatch:
     def _action(self, row: int, agent: Any) -> Any:
         value = self.actions[row]
         if self._layout.discrete_actions is None:
+            space = self.spec.action_space
+            if not np.all(np.isfinite(value)):
+                raise ValueError(f"action {value.tolist()} for agent '{agent}' (row {row}) is not finite")
+            if type(space).__name__ == "Box":  # as SB3's predict and the gymnasium engine do
+                return np.clip(value, space.low, space.high).astype(space.dtype)
             return np.array(value, copy=True)
         start, n = self._layout.discrete_actions
         action = int(value)

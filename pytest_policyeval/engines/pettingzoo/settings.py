@@ -29,6 +29,7 @@ ENV_PATTERN = re.compile(
     + r")\.(?P<module>[a-z][a-z0-9_]{0,63}_v[0-9]{1,3})$"
 )
 TEAM_PREFIX = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MAX_INT = 1000
 # Keys the engine sets itself, or that would make an evaluation draw windows.
 RESERVED_KWARGS = {
     "render_mode": "rendering is not part of an evaluation",
@@ -64,7 +65,8 @@ class PettingZooSettings(BaseModel):
     @field_validator("env_kwargs", mode="before")
     @classmethod
     def _scalar_pairs(cls, value: Any) -> Any:
-        return keyword_arguments(value, RESERVED_KWARGS, lists=False)
+        # Integer arguments size the world (agents, landmarks, pistons): a suite cannot ask for millions.
+        return keyword_arguments(value, RESERVED_KWARGS, lists=False, max_int=MAX_INT)
 
     @field_validator("teams")
     @classmethod

@@ -13,8 +13,8 @@ A config is what Metta users wrote (`configs/user/*.yaml`, under `pytorch:` or b
 
 or the nested form, with `policy: {_target_: metta.agent.external.example.Policy, ...}`.
 `_target_` is a name from a closed vocabulary, never a dotted path to import: the names in
-`ARCHITECTURES`, and those that installed packages register under the entry point group
-`pytest_policyeval.metta_architectures` (name = the `_target_`, value = a `build(config, state,
+`ARCHITECTURES`, and those a plugin or conftest registers through the
+`pytest_policyeval_metta_architectures` hook (name = the `_target_`, value = a `build(config, state,
 source)` returning a `Recurrent`). Anything else is refused before anything is imported or called.
 Sizes a config leaves out are read from the checkpoint, as Metta read the heads from the env.
 Naming keys (`feature_names`, `action_types`, `type_ids`, `preset`) are read off the top level.

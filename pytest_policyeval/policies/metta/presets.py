@@ -18,8 +18,8 @@ source at the commit it names:
 The default is june-2025: the commit whose example.py is the external format (its max_vec has
 22 entries in june's feature order, and its 9-way action-type head is june's 9 action types).
 Choose another with `preset:` in a --pytorch-config, or --metta-preset NAME; a config's
-`feature_names`, `action_types` and `type_ids` override single parts. Packages add presets
-through the `pytest_policyeval.metta_presets` entry point group (name -> a `Preset`).
+`feature_names`, `action_types` and `type_ids` override single parts. Plugins add presets
+through the `pytest_policyeval_metta_presets` hook (name -> a `Preset`).
 """
 
 from __future__ import annotations

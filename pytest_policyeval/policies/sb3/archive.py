@@ -38,7 +38,10 @@ from pytest_policyeval.policies.torch_files import (
 DATA, POLICY, VERSION = "data", "policy.pth", "_stable_baselines3_version"
 # `data` holds hyperparameters, spaces and a few cloudpickled buffers (the last observations):
 # kilobytes, or a few MB for image observations from many environments.
-MAX_DATA_BYTES = 64 << 20
+# SB3's `data` is tens of kilobytes; JSON expands in memory (a byte of '{}' is a dict), so both its
+# size and its number of containers are bounded before it is parsed.
+MAX_DATA_BYTES = 1 << 20
+MAX_CONTAINERS = 100_000
 # policy.pth's own zip adds headers and alignment padding to the tensors and the pickle.
 ZIP_OVERHEAD = 1 << 20
 VERSION_TEXT = re.compile(r"[0-9A-Za-z.+-]{1,32}")
@@ -124,8 +127,14 @@ def read_archive(path: str | Path) -> Archive:
             f"{path}: not a readable zip archive ({str(exc)[:200] or type(exc).__name__})"
         ) from None
     try:
+        containers = raw.count(b"{") + raw.count(b"[")
+        if containers > MAX_CONTAINERS:
+            raise PolicyLoadError(
+                f"{path}: its 'data' entry holds {containers} objects and lists, more than a model's "
+                f"(at most {MAX_CONTAINERS})"
+            )
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # ValueError: JSON, huge numbers
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
         raise PolicyLoadError(f"{path}: its 'data' entry is not JSON ({reason})") from None
     if not isinstance(data, dict):

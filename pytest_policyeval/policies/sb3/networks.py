@@ -17,7 +17,7 @@ from torch import nn
 
 from pytest_policyeval.policies.base import PolicyLoadError
 from pytest_policyeval.policies.sb3.metadata import ACTOR_CRITIC, DQN, SAC, ModelFacts
-from pytest_policyeval.policies.torch_policy import load_state_strict
+from pytest_policyeval.policies.torch_policy import check_shapes, load_state_strict
 
 # SAC's Actor clamps its log std to these (sac/policies.py LOG_STD_MIN, LOG_STD_MAX).
 LOG_STD_MIN, LOG_STD_MAX = -20.0, 2.0
@@ -160,12 +160,16 @@ def build_network(facts: ModelFacts, state: dict[str, torch.Tensor], source: str
         raise PolicyLoadError(
             f"{source}: its data {said} net_arch {facts.net_arch} but policy.pth holds layers {held}"
         )
-    network: nn.Module
-    if facts.family == ACTOR_CRITIC:
-        network = ActorCriticNet(facts)
-    elif facts.family == DQN:
-        network = QNet(facts)
-    else:
-        network = SACNet(facts, _critics(facts, state, source))
+    with torch.device("meta"):  # checked against the file's shapes before any weight is allocated
+        check_shapes(_network(facts, state, source), state, source)
+    network = _network(facts, state, source)
     load_state_strict(network, state, source)
     return network.eval()
+
+
+def _network(facts: ModelFacts, state: dict[str, torch.Tensor], source: str) -> nn.Module:
+    if facts.family == ACTOR_CRITIC:
+        return ActorCriticNet(facts)
+    if facts.family == DQN:
+        return QNet(facts)
+    return SACNet(facts, _critics(facts, state, source))
