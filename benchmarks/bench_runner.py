@@ -1,6 +1,6 @@
 """Runner benchmark: the same task and policy evaluated three ways, in agent-steps per second.
 
-  (a) this project's batched runner (`run_task`): all episodes in lockstep, one policy call a step;
+  (a) this project's batched runner (`play_episodes`): all episodes in lockstep, one policy call a step;
   (b) mettagrid's own `run_multi_episode_rollout`: episodes one after another, one call per agent;
   (c) the engine stepping alone with precomputed actions (no policy), over the same episodes;
   plus (d) the batched policy calls alone, on observations of the same shape.
@@ -37,7 +37,7 @@ from pytest_policyeval.engines.mettagrid.simulation import EpisodeBatch, build_c
 from pytest_policyeval.policies import load_policy  # noqa: E402
 from pytest_policyeval.policies.checkpoint import Checkpoint, save_checkpoint  # noqa: E402
 from pytest_policyeval.policies.networks import build_network  # noqa: E402
-from pytest_policyeval.runner import run_task  # noqa: E402
+from pytest_policyeval.runner import play_episodes  # noqa: E402
 from pytest_policyeval.seeding import episode_seed, slot_seeds  # noqa: E402
 from pytest_policyeval.task import Task  # noqa: E402
 
@@ -106,8 +106,8 @@ class BaselinePolicy(MultiAgentPolicy):
 
 def bench_runner(task: Task, uri: str) -> tuple[float, int, float]:
     policy = load_policy(uri)
-    run_task(task.with_overrides(num_episodes=2), policy)  # warm up torch and the engine
-    rollout = run_task(task, policy)
+    play_episodes(task.with_overrides(num_episodes=2), policy)  # warm up torch and the engine
+    rollout = play_episodes(task, policy)
     return rollout.wall_time_s, rollout.agent_steps, rollout.policy_time_s
 
 

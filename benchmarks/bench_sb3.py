@@ -1,6 +1,6 @@
 """SB3 benchmark: one Stable-Baselines3 model evaluated on the same episodes three ways.
 
-  (a) this project's batched runner (`run_task` over the gymnasium engine, the model read by the
+  (a) this project's batched runner (`play_episodes` over the gymnasium engine, the model read by the
       sb3:// loader): every episode in lockstep, one forward pass a step for all of them;
   (b) SB3's `evaluate_policy` as its docs show it: one env, episodes one after another;
   (c) `evaluate_policy` on a DummyVecEnv with one env per episode (SB3's own batching).
@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from pytest_policyeval.engines.gymnasium.settings import GymnasiumSettings  # noqa: E402
 from pytest_policyeval.policies import load_policy  # noqa: E402
-from pytest_policyeval.runner import run_task  # noqa: E402
+from pytest_policyeval.runner import play_episodes  # noqa: E402
 from pytest_policyeval.seeding import episode_seed  # noqa: E402
 from pytest_policyeval.task import Task, TaskSettings  # noqa: E402
 
@@ -53,7 +53,7 @@ class SeedSequence(gym.Wrapper):
 def ours(task: Task, episodes: int) -> tuple[float, list[float]]:
     policy = load_policy(f"sb3://{MODEL}")
     started = time.perf_counter()
-    rollout = run_task(task, policy, indices=list(range(episodes)))
+    rollout = play_episodes(task, policy, indices=list(range(episodes)))
     return time.perf_counter() - started, [e.score for e in rollout.episodes]
 
 

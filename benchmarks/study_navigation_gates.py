@@ -33,12 +33,12 @@ from pytest_policyeval.episode_cache import EpisodeCache  # noqa: E402
 from pytest_policyeval.gating import episodes_key, gate_design, verdict  # noqa: E402
 from pytest_policyeval.policies import LoadOptions, load_policy  # noqa: E402
 from pytest_policyeval.rounds import Episodes, gate_task  # noqa: E402
-from pytest_policyeval.runner import run_task  # noqa: E402
+from pytest_policyeval.runner import play_episodes  # noqa: E402
 
 
 def player(task, policy):
     def play(indices):
-        rollout = run_task(task, policy, indices=indices)
+        rollout = play_episodes(task, policy, indices=indices)
         return rollout.episodes, rollout.wall_time_s, rollout.agent_steps
 
     return play

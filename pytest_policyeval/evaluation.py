@@ -237,12 +237,12 @@ class Evaluation:
         `clock` holds when the task's first round began (set by the first call): max_time_s
         counts the task's rounds together, not the set-up before them.
         """
-        from pytest_policyeval.runner import run_task
+        from pytest_policyeval.runner import play_episodes
 
         def play(indices: list[int]) -> tuple[list[Any], float, int]:
             progress = self.progress_line(task, label)
             try:
-                rollout = run_task(
+                rollout = play_episodes(
                     task,
                     policy,
                     self.options.device,

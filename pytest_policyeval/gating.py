@@ -17,7 +17,7 @@ from pytest_policyeval.gates.design import GUARANTEES, GateDesign, default_margi
 if TYPE_CHECKING:
     from pytest_policyeval.policies.base import Policy
     from pytest_policyeval.results import TaskResult
-    from pytest_policyeval.rounds import GateRun
+    from pytest_policyeval.rounds import GatePlay
     from pytest_policyeval.task import Task
 
 # Settings that only decide how episodes are judged, never what happens in one.
@@ -167,7 +167,7 @@ def episodes_key(task: Task, policy: Policy, npc: Policy | None, device: str) ->
     return cache_key(meta), meta
 
 
-def fill_result(result: TaskResult, task: Task, run: GateRun, baseline_uri: str | None) -> None:
+def fill_result(result: TaskResult, task: Task, run: GatePlay, baseline_uri: str | None) -> None:
     """Write a played-out gate into the task's result."""
     from dataclasses import asdict
 

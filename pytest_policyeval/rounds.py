@@ -113,7 +113,7 @@ class Episodes:
 
 
 @dataclass
-class GateRun:
+class GatePlay:
     decision: Decision
     design: GateDesign  # the design the decision was made with (the paired one with a baseline)
     episodes: list[Episode]  # the candidate's episodes the decision rests on
@@ -141,7 +141,7 @@ def gate_task(
     first_round: int,
     baseline: Episodes | None = None,
     trace: bool = True,
-) -> GateRun:
+) -> GatePlay:
     gate = paired(design) if baseline is not None else design
     fixed = gate.threshold is None or not gate_for(gate.kind).sequential
     cap = first_round if fixed else max(first_round, design.max_episodes)
@@ -159,7 +159,7 @@ def gate_task(
     used = decision.episodes
     if trace and not fixed:
         decision = judge(gate, scores_for(design, episodes[:used], base[:used] if base else None), trace=True)
-    return GateRun(
+    return GatePlay(
         decision,
         gate,
         episodes[:used],

@@ -72,7 +72,7 @@ class Rollout:
     started: float = 0.0  # the `clock` reading the task's time budget counted from
 
 
-def run_task(
+def play_episodes(
     task: Task,
     policy: Policy,
     device: str = "cpu",

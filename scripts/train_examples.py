@@ -1,7 +1,7 @@
 """Train the example policies in `examples/policies/` (Metta's external format, `pytorch://`).
 
 Imitation with DAgger on the batched runner: the learner (a small Metta `Recurrent`) plays whole
-episodes through `run_task`; an expert that sees only the current view (`ViewExpert`: walk to a
+episodes through `play_episodes`; an expert that sees only the current view (`ViewExpert`: walk to a
 visible altar or untagged opponent, else follow a wall) says what it would have done at every
 step, in Metta's action heads (turn, then move forward). Early iterations let the expert drive; later
 ones let the learner drive, so it learns to recover from its own mistakes. Each iteration trains
@@ -34,7 +34,7 @@ from pytest_policyeval.policies.base import Actor
 from pytest_policyeval.policies.metta.network import Policy, Recurrent
 from pytest_policyeval.policies.metta.policy import MettaActor, MettaPolicy
 from pytest_policyeval.policies.metta.presets import DEFAULT_PRESET, PRESETS
-from pytest_policyeval.runner import run_task
+from pytest_policyeval.runner import play_episodes
 from pytest_policyeval.seeding import uniforms
 from pytest_policyeval.spec import EnvSpec
 from pytest_policyeval.task import Task
@@ -405,7 +405,7 @@ def main() -> None:
             learner = Learner(network, beta)
             scores = []
             for task in tasks:
-                rollout = run_task(task, learner)
+                rollout = play_episodes(task, learner)
                 scores.append(np.mean([np.mean(e.rewards) for e in rollout.episodes]))
             if iteration == 0:  # the normaliser: each feature's largest value seen
                 seen = torch.stack(

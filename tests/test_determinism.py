@@ -11,7 +11,7 @@ from helpers import EASY_MAP, MINI_SUITE, make_checkpoint, write_suite
 from pytest_policyeval.collection.suite import load_suite
 from pytest_policyeval.policies import load_policy
 from pytest_policyeval.policies.checkpoint import read_checkpoint, save_checkpoint
-from pytest_policyeval.runner import run_task
+from pytest_policyeval.runner import play_episodes
 
 COIN = "#########\n#_..@...#\n#########"
 SUITE = """
@@ -39,8 +39,8 @@ def test_episode_results_do_not_depend_on_batch_size(tmp_path: Path, task, uri: 
         checkpoint.state_dict["actor.bias"] *= 0.0
         uri = str(save_checkpoint(checkpoint, path))
     policy = load_policy(uri)
-    six = run_task(task, policy).episodes
-    three = run_task(task.with_overrides(num_episodes=3), policy).episodes
+    six = play_episodes(task, policy).episodes
+    three = play_episodes(task.with_overrides(num_episodes=3), policy).episodes
     assert [(e.seed, e.rewards, e.steps) for e in three] == [(e.seed, e.rewards, e.steps) for e in six[:3]]
     # The premise: episodes differ from each other, so equality above is not trivial.
     assert len({(e.steps, tuple(e.rewards)) for e in six}) > 1
@@ -48,12 +48,12 @@ def test_episode_results_do_not_depend_on_batch_size(tmp_path: Path, task, uri: 
 
 def test_seed_changes_results_and_task_name_changes_seeds(task) -> None:
     policy = load_policy("random://")
-    base = run_task(task, policy).episodes
-    other_seed = run_task(task.with_overrides(seed=6), policy).episodes
+    base = play_episodes(task, policy).episodes
+    other_seed = play_episodes(task.with_overrides(seed=6), policy).episodes
     assert [e.seed for e in base] != [e.seed for e in other_seed]
     from dataclasses import replace
 
-    renamed = run_task(replace(task, name="nav/other"), policy).episodes
+    renamed = play_episodes(replace(task, name="nav/other"), policy).episodes
     assert [e.seed for e in renamed] != [e.seed for e in base]
 
 

@@ -21,7 +21,7 @@ from pytest_policyeval.engines.gymnasium.engine import GymnasiumEngine
 from pytest_policyeval.engines.gymnasium.settings import GymnasiumSettings
 from pytest_policyeval.policies.random_policy import RandomPolicy
 from pytest_policyeval.registry import engine as registered_engine
-from pytest_policyeval.runner import run_task
+from pytest_policyeval.runner import play_episodes
 from pytest_policyeval.seeding import episode_seed, slot_seeds
 
 REPO = Path(__file__).resolve().parents[1]
@@ -79,7 +79,7 @@ def test_the_shipped_suite_plays_each_env_to_its_own_limit_and_random_stays_belo
         assert task.engine == "gymnasium" and task.settings.threshold is not None
         assert task.settings.max_steps == gymnasium.registry[task.env.env].max_episode_steps
         task = task.with_overrides(num_episodes=4)
-        scores = [e.score for e in run_task(task, RandomPolicy()).episodes]
+        scores = [e.score for e in play_episodes(task, RandomPolicy()).episodes]
         assert max(scores) < task.settings.threshold, task.name
 
 
@@ -112,8 +112,8 @@ def test_a_gymnasium_suite_runs_as_pytest_tests(pytester: pytest.Pytester) -> No
 @pytest.mark.parametrize("name", ["cartpole", "pendulum"])
 def test_an_episode_plays_the_same_alone_in_a_batch_and_in_a_plain_loop(tasks: dict, name: str) -> None:
     task = tasks[name]
-    together = run_task(task, RandomPolicy()).episodes
-    alone = [run_task(task, RandomPolicy(), indices=[i]).episodes[0] for i in (0, 5, 7)]
+    together = play_episodes(task, RandomPolicy()).episodes
+    alone = [play_episodes(task, RandomPolicy(), indices=[i]).episodes[0] for i in (0, 5, 7)]
     for episode in alone:
         same = together[episode.index]
         assert (episode.rewards, episode.steps) == (same.rewards, same.steps)
@@ -150,7 +150,7 @@ def test_pendulum_takes_continuous_actions(tasks: dict) -> None:
     assert (spec.num_agents, spec.env_id, spec.engine) == (1, "Pendulum-v1", "gymnasium")
     low, high = engine_for(task).score_range(task)
     assert high == 0.0
-    episodes = run_task(task, RandomPolicy()).episodes
+    episodes = play_episodes(task, RandomPolicy()).episodes
     assert all(low <= e.rewards[0] < 0 and e.steps == 200 for e in episodes)
     # A torque beyond the space is clipped to it (as Stable-Baselines3's predict does): 5 plays as 2.
     seed = episode_seed(task.seed, task.name, 0)

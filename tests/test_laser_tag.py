@@ -12,7 +12,7 @@ from helpers import write_suite
 from pytest_policyeval.collection.suite import SuiteError, load_suite
 from pytest_policyeval.engines.mettagrid.simulation import EpisodeBatch
 from pytest_policyeval.policies import load_policy
-from pytest_policyeval.runner import policy_agents, run_task
+from pytest_policyeval.runner import play_episodes, policy_agents
 
 REPO = Path(__file__).resolve().parents[1]
 CORRIDOR = "#######\n#1..2.#\n#######"  # red agent 0 faces blue agent 1 two cells east
@@ -55,9 +55,11 @@ def test_walking_into_an_opponent_tags_it_and_freezes_it(tasks: dict) -> None:
 
 def test_the_scripted_tagger_tags_far_more_than_random(tasks: dict) -> None:
     room = tasks["room"]
-    random_score = np.mean([np.mean(e.rewards) for e in run_task(room, load_policy("random://")).episodes])
+    random_score = np.mean(
+        [np.mean(e.rewards) for e in play_episodes(room, load_policy("random://")).episodes]
+    )
     tagger_score = np.mean(
-        [np.mean(e.rewards) for e in run_task(room, load_policy("scripted://tagger")).episodes]
+        [np.mean(e.rewards) for e in play_episodes(room, load_policy("scripted://tagger")).episodes]
     )
     assert tagger_score > 2 * random_score
 
@@ -79,12 +81,12 @@ def test_policy_agents_fill_whole_teams_alternating_sides(teams, share, episode,
 
 def test_mixed_episodes_score_only_the_policy_agents(tasks: dict) -> None:
     task = tasks["room_npc"]
-    rollout = run_task(task, load_policy("scripted://tagger"), npc=load_policy("random://"))
+    rollout = play_episodes(task, load_policy("scripted://tagger"), npc=load_policy("random://"))
     assert all(len(episode.rewards) == 2 for episode in rollout.episodes)
-    full = run_task(tasks["room"], load_policy("scripted://tagger"))
+    full = play_episodes(tasks["room"], load_policy("scripted://tagger"))
     assert all(len(episode.rewards) == 4 for episode in full.episodes)
     # Swap the roles: the scores follow the policy under test, not the npc.
-    swapped = run_task(task, load_policy("random://"), npc=load_policy("scripted://tagger"))
+    swapped = play_episodes(task, load_policy("random://"), npc=load_policy("scripted://tagger"))
     tagger = np.mean([np.mean(e.rewards) for e in rollout.episodes])
     random = np.mean([np.mean(e.rewards) for e in swapped.episodes])
     assert tagger > 1.5 * random, (tagger, random)

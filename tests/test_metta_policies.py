@@ -18,7 +18,7 @@ from pytest_policyeval.policies.metta.network import Policy, Recurrent
 from pytest_policyeval.policies.metta.presets import DEFAULT_PRESET, PRESETS
 from pytest_policyeval.policies.metta.sparse_encoder import SparseEncoder
 from pytest_policyeval.policies.observations import used_tokens
-from pytest_policyeval.runner import run_task
+from pytest_policyeval.runner import play_episodes
 from pytest_policyeval.spec import TokenSpec
 
 JUNE = PRESETS[DEFAULT_PRESET]
@@ -319,8 +319,8 @@ def test_a_metta_policy_plays_deterministically_whatever_the_batch(tmp_path: Pat
     )
     task = load_suite(suite).tasks[0]
     policy = load_policy(f"pytorch://{path}")
-    six = run_task(task, policy).episodes
-    three = run_task(task.with_overrides(num_episodes=3), policy).episodes
+    six = play_episodes(task, policy).episodes
+    three = play_episodes(task.with_overrides(num_episodes=3), policy).episodes
     assert [(e.rewards, e.steps) for e in three] == [(e.rewards, e.steps) for e in six[:3]]
     assert len({e.steps for e in six}) > 1
 

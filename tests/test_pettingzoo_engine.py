@@ -22,7 +22,7 @@ from pytest_policyeval.engines.pettingzoo.settings import PettingZooSettings
 from pytest_policyeval.policies.base import Actor, Policy
 from pytest_policyeval.policies.random_policy import RandomPolicy
 from pytest_policyeval.policies.uri import load_policy
-from pytest_policyeval.runner import run_task
+from pytest_policyeval.runner import play_episodes
 from pytest_policyeval.spec import EnvSpec
 from pytest_policyeval.task import Task, TaskSettings
 
@@ -115,7 +115,7 @@ def test_mixed_task_scores_only_the_policys_side_which_alternates(pytester: pyte
 def test_npc_plays_the_other_side_and_is_not_scored() -> None:
     task = shipped_task("mpe/tag").with_overrides(num_episodes=4)
     policy, npc = Recording(load_policy("scripted-mpe://tag")), Recording(RandomPolicy())
-    rollout = run_task(task, policy, npc=npc)
+    rollout = play_episodes(task, policy, npc=npc)
     assert [e.policy_agents for e in rollout.episodes] == [[0, 1], [2, 3], [0, 1], [2, 3]]
     mine = {e * 4 + a for e, episode in enumerate(rollout.episodes) for a in episode.policy_agents}
     assert policy.rows == mine
@@ -132,7 +132,7 @@ def test_an_episode_plays_the_same_whatever_shares_its_batch(name: str, uri: str
     npc = RandomPolicy() if task.settings.npc_policy_uri else None
 
     def play(indices: list[int]) -> dict[int, tuple]:
-        rollout = run_task(task, load_policy(uri), npc=npc, indices=indices)
+        rollout = play_episodes(task, load_policy(uri), npc=npc, indices=indices)
         return {e.index: (e.seed, e.rewards, e.steps, e.policy_agents) for e in rollout.episodes}
 
     together = play(list(range(6)))

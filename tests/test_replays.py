@@ -18,7 +18,7 @@ from pytest_policyeval.engines.mettagrid.replay import (
 )
 from pytest_policyeval.policies import load_policy
 from pytest_policyeval.reporting.film import decode
-from pytest_policyeval.runner import run_task
+from pytest_policyeval.runner import play_episodes
 
 # The goal is three steps east of the agent. (A replay records the state after each step, so a
 # goal taken at the first step would never appear.)
@@ -123,7 +123,7 @@ def test_an_unwritable_replay_directory_keeps_the_score_and_names_the_cause(
 def test_a_film_follows_the_agent_to_the_goal(tmp_path: Path) -> None:
     body = "name: b\ndefaults: {num_episodes: 2, max_steps: 10}\ntasks:\n  - {name: nav/b, map: maps/b.map}\n"
     task = _tasks(tmp_path, body, {"b": GOAL_EAST})["b"]
-    rollout = run_task(task, load_policy("scripted://navigator"), record=1)
+    rollout = play_episodes(task, load_policy("scripted://navigator"), record=1)
     episode = rollout.episodes[0]
     film = film_from_replay(episode.replay, "t")
     assert (film.width, film.height) == (6, 3)
@@ -147,7 +147,7 @@ def test_a_laser_tag_film_shows_teams_and_frozen_agents(tmp_path: Path) -> None:
     body = "name: lt\ndefaults: {game: laser_tag, num_episodes: 2, max_steps: 60, freeze_steps: 3}\n"
     body += "tasks:\n  - {name: lt/room, map: maps/room.map}\n"
     task = _tasks(tmp_path, body, {"room": LASER})["room"]
-    rollout = run_task(task, load_policy("scripted://tagger"), record=2)
+    rollout = play_episodes(task, load_policy("scripted://tagger"), record=2)
     for episode in rollout.episodes:
         film = film_from_replay(episode.replay)
         assert sorted(agent.team for agent in film.agents) == [0, 0, 1, 1]
@@ -160,7 +160,7 @@ def test_a_laser_tag_film_shows_teams_and_frozen_agents(tmp_path: Path) -> None:
 
 def test_film_encoding_round_trips(tmp_path: Path) -> None:
     task = _tasks(tmp_path, SUITE)["hard"]
-    episode = run_task(task, load_policy("random://"), record=1).episodes[0]
+    episode = play_episodes(task, load_policy("random://"), record=1).episodes[0]
     film = film_from_replay(episode.replay, "title")
     assert decode(film.encode()) == json.loads(json.dumps(film.to_json()))
     # The same replay read back from its file gives the same film (tuples in memory, lists on disk).
@@ -191,7 +191,7 @@ def test_a_mixed_episode_film_marks_the_agents_of_the_policy_under_test(tmp_path
     body = "name: lt\ndefaults: {game: laser_tag, num_episodes: 2, max_steps: 30, freeze_steps: 3}\ntasks:\n"
     body += '  - {name: lt/mixed, map: maps/room.map, policy_agents_pct: 0.5, npc_policy_uri: "random://"}\n'
     task = _tasks(tmp_path, body, {"room": LASER})["mixed"]
-    rollout = run_task(task, load_policy("scripted://tagger"), npc=load_policy("random://"), record=2)
+    rollout = play_episodes(task, load_policy("scripted://tagger"), npc=load_policy("random://"), record=2)
     for episode in rollout.episodes:
         film = film_from_replay(episode.replay, "", episode.policy_agents)
         marked = [agent.id for agent in film.agents if agent.under_test]

@@ -13,7 +13,7 @@ from helpers import write_suite
 from pytest_policyeval.collection.suite import load_suite
 from pytest_policyeval.policies.base import Actor, Policy
 from pytest_policyeval.policies.random_policy import RandomActor
-from pytest_policyeval.runner import TaskTimeout, run_task
+from pytest_policyeval.runner import TaskTimeout, play_episodes
 from pytest_policyeval.spec import EnvSpec
 
 SUITE = """
@@ -50,7 +50,7 @@ def tasks(tmp_path: Path):
 
 def test_one_call_per_step_for_all_live_agents(tasks) -> None:
     policy = Recording()
-    rollout = run_task(tasks[1], policy)  # 2 agents x 5 episodes
+    rollout = play_episodes(tasks[1], policy)  # 2 agents x 5 episodes
     steps = [call[0] for call in policy.calls]
     assert steps == list(range(len(steps)))  # exactly one call per step
     assert policy.calls[0][1][0] == 10  # every agent of every episode in the first call
@@ -64,7 +64,7 @@ def test_one_call_per_step_for_all_live_agents(tasks) -> None:
 
 
 def test_episode_rewards_are_per_agent(tasks) -> None:
-    rollout = run_task(tasks[1], Recording())
+    rollout = play_episodes(tasks[1], Recording())
     assert all(len(e.rewards) == 2 for e in rollout.episodes)
 
 
@@ -72,7 +72,7 @@ def test_time_limit_turns_a_hung_task_into_a_clear_error(tasks) -> None:
     ticks = iter(range(10_000))
     task = tasks[0].with_settings(max_time_s=3.0)
     with pytest.raises(TaskTimeout, match=r"nav/coin ran past max_time_s=3s at step \d+"):
-        run_task(task, Recording(), clock=lambda: float(next(ticks)))
+        play_episodes(task, Recording(), clock=lambda: float(next(ticks)))
 
 
 def test_importing_the_plugin_stays_light() -> None:
