@@ -728,8 +728,9 @@ def test_a_lying_input_size_is_refused_before_the_network_is_built(tmp_path: Pat
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120).stdout
     message, peak_mb = out.strip().splitlines()
     assert "expects (64, 4000000)" in message
-    # The 4M-wide first layer (about 1 GB per copy) was never allocated: only torch itself.
-    assert int(peak_mb) < 700
+    # The 4M-wide first layer (64 x 4M floats, 1 GB a copy; 2.1 GB peak when it was built) was never
+    # allocated: what is left is torch itself (250-800 MB, by build and machine).
+    assert int(peak_mb) < 1200
 
 
 def test_a_data_entry_of_many_small_objects_is_refused_before_it_is_parsed(tmp_path: Path) -> None:

@@ -44,31 +44,36 @@ class GymnasiumBatch:
             self.close()
             raise
 
-    def _action(self, episode: int) -> Any:
-        """The episode's action as the env takes it: a scalar for Discrete, else an array of its own."""
-        action = self.actions[episode]
-        if self._bounds is not None:
-            low, high, discrete = self._bounds
-            if discrete:
-                if np.any(action < low) or np.any(action > high):
-                    raise ValueError(
-                        f"task {self._task_name}: the policy's action {action.tolist()} is outside "
-                        f"the action space {self.spec.action_space}"
-                    )
-            else:
-                if not np.all(np.isfinite(action)):
-                    raise ValueError(
-                        f"task {self._task_name}: the policy's action {action.tolist()} is not finite"
-                    )
-                # As Stable-Baselines3's predict does; the engine's score bounds assume it
-                # (MountainCarContinuous charges for the action as given).
-                action = np.clip(action, low, high)
-        return action.copy() if action.ndim else action[()]
+    def _actions(self, episodes: Sequence[int]) -> np.ndarray:
+        """These episodes' actions as their envs take them, checked once for the whole step."""
+        actions = self.actions[np.asarray(episodes, dtype=np.int64)]  # a copy: the envs keep theirs
+        if self._bounds is None:
+            return actions
+        low, high, discrete = self._bounds
+        rows = actions.reshape(len(episodes), -1)
+        if discrete:
+            bad = np.flatnonzero(((actions < low) | (actions > high)).reshape(len(episodes), -1).any(axis=1))
+            if bad.size:
+                raise ValueError(
+                    f"task {self._task_name}: the policy's action {rows[bad[0]].tolist()} is outside "
+                    f"the action space {self.spec.action_space}"
+                )
+            return actions
+        bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
+        if bad.size:
+            raise ValueError(
+                f"task {self._task_name}: the policy's action {rows[bad[0]].tolist()} is not finite"
+            )
+        # As Stable-Baselines3's predict does; the engine's score bounds assume it
+        # (MountainCarContinuous charges for the action as given).
+        return np.clip(actions, low, high)
 
     def step(self, episodes: Sequence[int]) -> list[int]:
         ended = []
-        for episode in episodes:
-            observation, reward, terminated, truncated, _ = self._envs[episode].step(self._action(episode))
+        actions = self._actions(episodes)
+        for k, episode in enumerate(episodes):
+            # A Discrete action is a scalar, any other one an array of its own.
+            observation, reward, terminated, truncated, _ = self._envs[episode].step(actions[k])
             self.observations[episode] = observation
             self.rewards[episode] = reward
             self._returns[episode] += float(reward)
