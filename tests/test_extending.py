@@ -157,7 +157,8 @@ def test_a_change_to_a_conftest_engine_plays_its_episodes_again(pytester: pytest
     shutil.copytree(EXAMPLE / "suites", pytester.path / "suites")
 
     def cached() -> list[bool]:
-        args = ("-p", "no:importnb", "--policy-uri", "oracle://", "--eval-json", "r.json")
+        # A built-in policy: only the engine's code is the conftest's.
+        args = ("-p", "no:importnb", "--policy-uri", "random://", "--eval-json", "r.json")
         pytester.runpytest_subprocess(*args)
         document = json.loads((pytester.path / "r.json").read_text())
         details = document["policies"][0]["checkpoints"][0]["metrics"]["tasks"].values()
