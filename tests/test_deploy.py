@@ -53,6 +53,11 @@ def test_kubernetes_indexed_job_has_one_pod_per_shard_and_a_merge_job(pytest_opt
     (job,) = [doc for doc in documents if doc["kind"] == "Job"]
     spec = job["spec"]
     assert spec["completionMode"] == "Indexed" and spec["parallelism"] == spec["completions"]
+    # One shard's failures are its own: retried per index, never failing the other shards.
+    assert spec["backoffLimitPerIndex"] >= 1 and "backoffLimit" not in spec and "maxFailedIndexes" not in spec
+    env = {item["name"]: item["value"] for item in spec["template"]["spec"]["containers"][0]["env"]}
+    mounts = spec["template"]["spec"]["containers"][0]["volumeMounts"]
+    assert any(env["POLICYEVAL_DATA_DIR"].startswith(mount["mountPath"] + "/") for mount in mounts)
     (container,) = spec["template"]["spec"]["containers"]
     command = " ".join(container["args"])
     assert f"--num-shards {spec['completions']}" in command
