@@ -29,6 +29,10 @@ class TaskTimeout(RuntimeError):
     """A task ran past its `max_time_s`."""
 
 
+class NonFiniteReward(ValueError):
+    """An engine returned a NaN or infinite reward: the episode has no score."""
+
+
 def policy_agents(teams: Sequence[int], share: float, episode: int, count: int | None = None) -> np.ndarray:
     """Boolean mask over an episode's `count` agents (default: one per team entry): True where the
     policy under test plays. Agents without a team entry are of team 0."""
@@ -154,10 +158,18 @@ def play_episodes(
             step += 1
             if ended:
                 for episode in ended:
+                    rewards = np.asarray(batch.episode_rewards(episode), dtype=np.float64)
+                    if not np.all(np.isfinite(rewards)):
+                        # A NaN or infinite reward scores nothing and could be written nowhere.
+                        raise NonFiniteReward(
+                            f"task {task.name}: episode {indices[episode]} (seed {seeds[episode]}) ended "
+                            f"after {batch.episode_steps(episode)} steps with rewards {rewards.tolist()}: "
+                            f"the {task.engine} environment returned a reward that is not a finite number"
+                        )
                     results[episode] = EpisodeResult(
                         index=indices[episode],
                         seed=seeds[episode],
-                        rewards=batch.episode_rewards(episode)[scored_in(episode)].tolist(),
+                        rewards=rewards[scored_in(episode)].tolist(),
                         steps=batch.episode_steps(episode),
                         policy_agents=np.flatnonzero(scored_in(episode)).tolist(),
                         replay=batch.replay(episode),

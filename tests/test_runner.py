@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import write_suite
+from helpers import task_details, write_suite
 
 from pytest_policyeval.collection.suite import load_suite
 from pytest_policyeval.policies.base import Actor, Policy
@@ -80,3 +80,55 @@ def test_importing_the_plugin_stays_light() -> None:
     code = f"import sys, pytest_policyeval.plugin; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+NAN_ENV = '''
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class Flaky(gym.Env):
+    """Rewards 1 a step; its fourth step's reward is NaN when constructed with nan=True."""
+
+    observation_space = spaces.Box(-1, 1, (2,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, nan=False):
+        self.nan = nan
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        reward = float("nan") if self.nan and self.t == 4 else 1.0
+        return np.zeros(2, np.float32), reward, self.t >= 6, False, {}
+
+
+gym.register("PolicyevalFlaky-v0", entry_point=Flaky, max_episode_steps=10)
+'''
+NAN_SUITE = """
+name: flaky
+defaults: {engine: gymnasium, env: PolicyevalFlaky-v0, num_episodes: 3, max_steps: 10, gate: mean}
+tasks:
+  - {name: t/fine, threshold: 5}
+  - {name: t/nan, env_kwargs: {nan: true}, threshold: 5}
+"""
+
+
+def test_a_nan_reward_is_the_tasks_error_and_every_other_result_is_written(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(NAN_ENV)
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "suites/flaky.yaml").write_text(NAN_SUITE)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:importnb", "--policy-uri", "random://", "--eval-json", "r.json"
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    details = {task: detail for (task, _), detail in task_details(pytester.path / "r.json").items()}
+    assert details["t/fine"]["error"] is None and details["t/fine"]["episode_scores"] == [6.0] * 3
+    assert details["t/nan"]["error"].startswith("NonFiniteReward: task t/nan: episode 0 (seed ")
+    assert "returned a reward that is not a finite number" in details["t/nan"]["error"]
+    assert details["t/nan"]["passed"] is None and details["t/nan"]["episode_scores"] == []
