@@ -38,6 +38,7 @@ class Controller:
     interrupted: bool = False
     _reported: set[str] = field(default_factory=set)  # node ids whose result was gathered
     _planned: dict[str, dict[str, Any]] = field(default_factory=dict)  # node id -> planned result
+    _document: dict[str, Any] | None = None
 
     # -- gathering -------------------------------------------------------------------------------
 
@@ -122,18 +123,20 @@ class Controller:
             else None,
         }
 
-    def write_files(self) -> None:
-        from pytest_policyeval.atomic import write_text_atomic
-        from pytest_policyeval.reporting.documents import (
-            dump_json,
-            dump_yaml,
-            evaluation_yaml,
-            evaluator_json,
-        )
+    def document(self, run: dict[str, Any]) -> dict[str, Any]:
+        """The results JSON's content, made once: the file and the publishers get the same one."""
+        if self._document is None:
+            from pytest_policyeval.reporting.documents import evaluator_json
 
-        run = self.run_info()
+            self._document = evaluator_json(self.results, run)
+        return self._document
+
+    def write_files(self, run: dict[str, Any]) -> None:
+        from pytest_policyeval.atomic import write_text_atomic
+        from pytest_policyeval.reporting.documents import dump_json, dump_yaml, evaluation_yaml
+
         outputs = [
-            (self.options.json_path, lambda: dump_json(evaluator_json(self.results, run))),
+            (self.options.json_path, lambda: dump_json(self.document(run))),
             (self.options.yaml_path, lambda: dump_yaml(evaluation_yaml(self.results, run))),
         ]
         for path, render in outputs:
@@ -146,12 +149,11 @@ class Controller:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
                 self.write_errors.append(f"{path}: {reason}")
 
-    def publish(self, hook: Any) -> None:
+    def publish(self, hook: Any, run: dict[str, Any]) -> None:
         """The `pytest_policyeval_publish` hook (W&B and the output URI built in, plugins' own)."""
-        from pytest_policyeval.reporting.documents import evaluator_json
         from pytest_policyeval.reporting.publishing import PublishError, Publishing
 
-        results, run = sorted(self.results, key=lambda r: r.order), self.run_info()
+        results = sorted(self.results, key=lambda r: r.order)
         options = self.options
         self.publishing = publishing = Publishing(
             run=run,
@@ -166,7 +168,7 @@ class Controller:
         argv = sys.argv
         # W&B records the command line with the run: not the passwords of the URIs on it.
         sys.argv = [redact_text(arg, list(options.policy_uris)) for arg in argv]
-        arguments = {"document": evaluator_json(results, run), "results": results, "publishing": publishing}
+        arguments = {"document": self.document(run), "results": results, "publishing": publishing}
         try:
             # Each publisher on its own: one that fails (a plugin's bug, an unreachable store) is
             # reported and the others still publish. Called in pluggy's order (tryfirst first).
@@ -188,10 +190,11 @@ class Controller:
         if not (self.results or self.expected_tasks):
             return
         self.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
-        self.write_files()
+        run = self.run_info()  # once: it asks git for the revision
+        self.write_files(run)
         if self.write_errors and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        self.publish(session.config.hook)
+        self.publish(session.config.hook, run)
         if self.publishing.errors and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

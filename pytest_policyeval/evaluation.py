@@ -60,7 +60,6 @@ class EvalOptions:
 class Evaluation:
     options: EvalOptions
     tuning: ProcessTuning = field(default_factory=ProcessTuning)
-    shared_tmp: Callable[[], Path] | None = None  # a temp dir all of this run's processes share
     # Makes a live progress line (reporting.progress.ProgressLine) for a task: only where a
     # terminal shows it (a serial run with --eval-progress).
     progress: Callable[[str, int], Any] | None = None
@@ -82,7 +81,7 @@ class Evaluation:
                     data_dir=self.options.data_dir,
                     wandb_entity=self.options.wandb_entity,
                     wandb_project=self.options.wandb_project,
-                    run_dir=self.shared_tmp() if self.shared_tmp else None,
+                    run_dir=self.tuning.shared_tmp() if self.tuning.shared_tmp else None,
                 )
                 self._policies[key] = load_policy(uri, options)
             except PolicyLoadError as exc:

@@ -63,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
         shared_tmp=shared_tmp,
     )
     config.stash[EVALUATION_KEY] = Evaluation(
-        options, tuning, shared_tmp, progress=_progress_line(config) if worker is None else None
+        options, tuning, progress=_progress_line(config) if worker is None else None
     )
     # Files named on the command line are suites wherever they live.
     config.stash[COLLECTING_KEY] = Collecting(
