@@ -10,6 +10,12 @@ episodes. An episode is found by its index, so a resumed run plays only the indi
 longer sequential gate continues where a shorter one stopped. Round files never overlap
 within one writer; readers merge every file of a key, so files written by parallel workers or
 interrupted runs all count. An unreadable file is ignored (its episodes are played again).
+
+    DATA_DIR/episodes/hints/<hint>.json   the keys a task's episodes were last kept under
+
+A hint is made from what a caller knows without loading anything (the task and the policy's
+URI): the Ray backend's caller, which never loads policies, sends a job the episodes kept under
+its hint's keys, and the worker uses those whose key is the one it computes.
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 MAX_FILE_BYTES = 64 << 20  # a round file larger than this is not ours
+MAX_HINT_KEYS = 8  # keys remembered per hint (a policy file that changes gets a new key each time)
 SCHEMA = 2  # the layout of a round file and of the key; bump to leave old files unread
 
 
@@ -46,8 +54,10 @@ class EpisodeCache:
         self.root = Path(root) / "episodes"
 
     def load(self, key: str) -> dict[int, CachedEpisode]:
-        folder = self.root / key
         found: dict[int, CachedEpisode] = {}
+        if not KEY.match(key):  # a key names a folder: nothing else may
+            return found
+        folder = self.root / key
         try:
             files = sorted(folder.glob("*.json"))
         except OSError:
@@ -59,7 +69,7 @@ class EpisodeCache:
 
     def store(self, key: str, episodes: list[CachedEpisode], meta: dict[str, Any]) -> None:
         """Write one round's episodes; a failure to write loses only the cache, never a result."""
-        if not episodes:
+        if not episodes or not KEY.match(key):
             return
         from pytest_policyeval.atomic import write_text_atomic
 
@@ -71,18 +81,53 @@ class EpisodeCache:
                 self.root / key / f"{first:07d}-{last:07d}.json", json.dumps(body), durable=False
             )
 
+    def remember(self, hint: str, key: str) -> None:
+        """Note that `hint`'s episodes are kept under `key` (first of the few remembered)."""
+        known = self.recall(hint)
+        keys = [key, *(k for k in known if k != key)][:MAX_HINT_KEYS]
+        if keys == known or not KEY.match(hint) or not KEY.match(key):
+            return
+        from pytest_policyeval.atomic import write_text_atomic
 
-def _read(path: Path) -> list[CachedEpisode]:
-    """A round file's episodes; anything but a plain, bounded file of the right shape reads as none."""
+        with contextlib.suppress(OSError, ValueError):
+            write_text_atomic(self.root / "hints" / f"{hint}.json", json.dumps(keys), durable=False)
+
+    def recall(self, hint: str) -> list[str]:
+        if not KEY.match(hint):
+            return []
+        raw = _read_bounded(self.root / "hints" / f"{hint}.json", 64 << 10)
+        try:
+            keys = json.loads(raw) if raw is not None else []
+        except ValueError:
+            return []
+        if not isinstance(keys, list):
+            return []
+        return [k for k in keys if isinstance(k, str) and KEY.match(k)][:MAX_HINT_KEYS]
+
+
+KEY = re.compile(r"^[0-9a-f]{40}$")
+
+
+def _read_bounded(path: Path, limit: int) -> bytes | None:
+    """A plain file's bytes, if it is one and no larger than `limit` (no links, FIFOs, devices)."""
     try:
-        # Never follow a link or open a FIFO or device: O_NOFOLLOW | O_NONBLOCK, then a plain file.
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         with os.fdopen(fd, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                return []
-            raw = handle.read(MAX_FILE_BYTES + 1)
-        if len(raw) > MAX_FILE_BYTES:
-            return []
+                return None
+            raw = handle.read(limit + 1)
+    except OSError:
+        return None
+    return raw if len(raw) <= limit else None
+
+
+def _read(path: Path) -> list[CachedEpisode]:
+    """A round file's episodes; anything but a plain, bounded file of the right shape reads as none."""
+    # Never follow a link or open a FIFO or device.
+    raw = _read_bounded(path, MAX_FILE_BYTES)
+    if raw is None:
+        return []
+    try:
         data = json.loads(raw.decode("utf-8"))
         return [
             CachedEpisode(

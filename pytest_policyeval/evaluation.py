@@ -63,6 +63,8 @@ class Evaluation:
     # Makes a live progress line (reporting.progress.ProgressLine) for a task: only where a
     # terminal shows it (a serial run with --eval-progress).
     progress: Callable[[str, int], Any] | None = None
+    # Where a URI is loaded from: on a Ray worker, the node's copy of the caller's checkpoint.
+    locate: Callable[[str], str] | None = None
     _policies: dict[Any, Any] = field(default_factory=dict)
     _episode_cache: Any = None
 
@@ -83,7 +85,7 @@ class Evaluation:
                     wandb_project=self.options.wandb_project,
                     run_dir=self.tuning.shared_tmp() if self.tuning.shared_tmp else None,
                 )
-                self._policies[key] = load_policy(uri, options)
+                self._policies[key] = load_policy(self.locate(uri) if self.locate else uri, options)
             except PolicyLoadError as exc:
                 self._policies[key] = exc
             self.tuning.after_load()
@@ -136,16 +138,24 @@ class Evaluation:
         return self.progress(f"{task.name} [{label}]", task.settings.max_steps)
 
     def evaluate(
-        self, task: Task, uri: str, label: str, order: tuple[int, int, int], nodeid: str = ""
+        self,
+        task: Task,
+        uri: str,
+        label: str,
+        order: tuple[int, int, int],
+        nodeid: str = "",
+        cache: Any = None,
     ) -> tuple[TaskResult, list[Film]]:
         """Run one task for one policy: its result and, for the report, its recorded episodes.
 
-        An error becomes a result with `error` set, never lost.
+        An error becomes a result with `error` set, never lost. `cache` replaces this process's
+        episode cache (a Ray worker's relay to its caller's).
         """
         result = self.new_result(task, uri, label, order)
         npc_uri = self.npc_uri(task)
         secret_bearing = [u for u in (uri, npc_uri) if u]
-        result, films = self._evaluate(task, uri, npc_uri, label, nodeid, result)
+        cache = cache if cache is not None else self.episode_cache()
+        result, films = self._evaluate(task, uri, npc_uri, label, nodeid, result, cache)
         # Results leave this process: no password or signature of a URI goes with them.
         result.policy = redact_data(result.policy, secret_bearing)
         result.error = redact_text(result.error, secret_bearing) if result.error else result.error
@@ -168,11 +178,24 @@ class Evaluation:
         return self._episode_cache
 
     def _evaluate(
-        self, task: Task, uri: str, npc_uri: str | None, label: str, nodeid: str, result: TaskResult
+        self,
+        task: Task,
+        uri: str,
+        npc_uri: str | None,
+        label: str,
+        nodeid: str,
+        result: TaskResult,
+        cache: Any,
     ) -> tuple[TaskResult, list[Film]]:
         import time
 
-        from pytest_policyeval.gating import episode_check, episodes_key, fill_result, gate_design
+        from pytest_policyeval.gating import (
+            episode_check,
+            episodes_hint,
+            episodes_key,
+            fill_result,
+            gate_design,
+        )
         from pytest_policyeval.policies import PolicyLoadError
         from pytest_policyeval.rounds import Episodes, gate_task
 
@@ -195,11 +218,12 @@ class Evaluation:
             return result, []
         started = time.perf_counter()
         first_round: list[float] = []  # when the first round began: the start of max_time_s
-        cache = self.episode_cache()
         recorded = frozenset(range(self.options.recorded_episodes))
 
-        def episodes(player: Policy, fresh: frozenset[int]) -> Episodes:
+        def episodes(player: Policy, player_uri: str, fresh: frozenset[int]) -> Episodes:
             key, meta = episodes_key(task, player, npc, self.options.device)
+            if cache is not None:  # so that a caller who never loads the policy finds them too
+                cache.remember(episodes_hint(task, player_uri, npc_uri, self.options.device), key)
             play = self._player(task, player, npc, label, first_round)
             return Episodes(play, cache, key, meta, fresh, check=episode_check(task))
 
@@ -208,9 +232,9 @@ class Evaluation:
             with self.tuning.hard_limit(nodeid, task):
                 run = gate_task(
                     design,
-                    episodes(policy, recorded),
+                    episodes(policy, uri, recorded),
                     task.settings.num_episodes,
-                    episodes(baseline, frozenset()) if baseline is not None else None,
+                    episodes(baseline, baseline_uri, frozenset()) if baseline is not None else None,
                 )
         except Exception as exc:
             result.error = f"{type(exc).__name__}: {exc}"

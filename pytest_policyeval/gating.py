@@ -20,11 +20,11 @@ if TYPE_CHECKING:
     from pytest_policyeval.rounds import GatePlay
     from pytest_policyeval.task import Task
 
-# Settings that only decide how episodes are judged, never what happens in one.
+# Settings that only decide how episodes are judged or where they run, never what happens in one.
 GATE_SETTINGS = frozenset(
     {
         "num_episodes", "max_time_s", "threshold", "higher_is_better", "gate", "score_range", "margin",
-        "margin_fraction", "alpha", "beta", "max_episodes", "inconclusive", "baseline_uri",
+        "margin_fraction", "alpha", "beta", "max_episodes", "inconclusive", "baseline_uri", "resources",
     }
 )  # fmt: skip
 
@@ -125,6 +125,7 @@ def policy_identity(policy: Policy | None) -> dict[str, Any] | None:
     config = info.get("config")
     if isinstance(config, str) and Path(config).is_file():  # what the file says, not its name
         identity["config_sha256"] = hashlib.sha256(Path(config).read_bytes()).hexdigest()
+        del identity["config"]  # the same file elsewhere (a Ray node's copy) plays the same
     return identity
 
 
@@ -165,6 +166,30 @@ def episodes_key(task: Task, policy: Policy, npc: Policy | None, device: str) ->
         "versions": {k: versions.get(k) for k in ("pytest_policyeval", "torch", "numpy")},
     }
     return cache_key(meta), meta
+
+
+def episodes_hint(task: Task, uri: str, npc_uri: str | None, device: str) -> str:
+    """Where to look for `uri`'s kept episodes of `task` without loading anything: a hint kept
+    beside the episode cache (episode_cache.py), which names the keys they were last kept under.
+    Made of what the Ray backend's caller knows (the URIs, never a checkpoint's content): the key
+    that counts is still the one made from the loaded policy."""
+    from pytest_policyeval.episode_cache import cache_key
+
+    settings = task.settings.model_dump(mode="json", exclude=set(GATE_SETTINGS) | {"npc_policy_uri"})
+    return cache_key(
+        {
+            "hint": 1,
+            "task": task.name,
+            "suite": task.suite,
+            "suite_seed": task.seed,
+            "settings": settings,
+            "engine": task.engine,
+            "env": task.env.model_dump(mode="json") if task.env is not None else None,
+            "uri": uri,
+            "npc": npc_uri,
+            "device": device,
+        }
+    )
 
 
 def fill_result(result: TaskResult, task: Task, run: GatePlay, baseline_uri: str | None) -> None:

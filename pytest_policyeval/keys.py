@@ -16,6 +16,8 @@ EVALUATION_KEY = pytest.StashKey[Evaluation]()
 CONTROLLER_KEY = pytest.StashKey[Controller]()  # only on the controller
 RESULT_KEY = pytest.StashKey[dict]()  # an item's TaskResult, as a dict
 FILMS_KEY = pytest.StashKey[list]()  # an item's recorded episodes for the HTML report (Films)
+# An item's result and films played elsewhere (a Ray worker): its test function reports them.
+PLAYED_KEY = pytest.StashKey[tuple]()
 
 
 def evaluation_of(config: pytest.Config) -> Evaluation:

@@ -113,3 +113,43 @@ def metta_preset(text: str) -> str:
     if text not in known_presets():
         raise BadValue(f"unknown Metta preset '{text[:80]}'; known: {known_presets()}")
     return text
+
+
+RAY_ADDRESS = re.compile(r"^(auto|local|(ray://)?[A-Za-z0-9.\-\[\]:]{1,253}:\d{1,5})$")
+
+
+def ray_address(text: str) -> str:
+    """--eval-ray: `auto` (the cluster this machine belongs to), `local` (start one here for the
+    run), or an address, HOST:PORT of the head's GCS or ray://HOST:PORT of its Ray Client server."""
+    if not RAY_ADDRESS.match(text):
+        raise BadValue(f"'{text[:80]}' is not auto, local, HOST:PORT or ray://HOST:PORT")
+    return text
+
+
+def ray_resources(text: str) -> dict:
+    """--eval-ray-resources: `cpus=1,gpus=0.25,memory_mb=4000,NAME=1` (custom resources by name),
+    checked as a suite's `resources:` is."""
+    from pydantic import ValidationError
+
+    from pytest_policyeval.task import Resources
+
+    fields: dict = {"custom": {}}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, amount = part.partition("=")
+        name = name.strip()
+        try:
+            value = float(amount)
+        except ValueError:
+            raise BadValue(f"'{part[:40]}' is not NAME=NUMBER") from None
+        if not sep or not name:
+            raise BadValue(f"'{part[:40]}' is not NAME=NUMBER")
+        if name in ("cpus", "gpus", "memory_mb"):
+            fields[name] = int(value) if name == "memory_mb" and value == int(value) else value
+        else:
+            fields["custom"][name] = value
+    try:
+        return Resources.model_validate(fields).model_dump()
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"])
+        raise BadValue(f"{where}: {problem['msg']}") from None

@@ -7,11 +7,14 @@ so a bad one is a usage error naming it.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from pytest_policyeval.evaluation import EvalOptions
+
+if TYPE_CHECKING:
+    from pytest_policyeval.ray_backend.settings import RaySettings
 from pytest_policyeval.option_values import (
     device_name,
     episode_count,
@@ -21,6 +24,8 @@ from pytest_policyeval.option_values import (
     non_negative_int,
     output_file,
     positive_int,
+    ray_address,
+    ray_resources,
     replay_dir,
 )
 
@@ -211,6 +216,38 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="N",
         help="split the suites' tasks into N shards (for several machines; merge with `policyeval merge`)",
     )
+    group.addoption(
+        "--eval-ray",
+        type=ray_address,
+        default=None,
+        dest="policyeval_ray",
+        metavar="ADDRESS",
+        help="run every task's evaluation on a Ray cluster: auto (the one this machine is in), local "
+        "(start one here), HOST:PORT or ray://HOST:PORT; needs the 'ray' extra; not with -n "
+        "(ini: policyeval_ray)",
+    )
+    group.addoption(
+        "--eval-ray-resources",
+        type=ray_resources,
+        default=None,
+        dest="policyeval_ray_resources",
+        metavar="SPEC",
+        help="what each task asks of a Ray node unless its suite says (resources:), e.g. "
+        "cpus=1,gpus=0.25,memory_mb=4000,NAME=1 (default: 1 CPU, and 1 GPU with --device cuda; "
+        "ini: policyeval_ray_resources)",
+    )
+    group.addoption(
+        "--eval-ray-retries",
+        type=non_negative_int,
+        default=None,
+        dest="policyeval_ray_retries",
+        metavar="N",
+        help="re-run a task lost with its Ray worker or node up to N times (default 3; a task's own "
+        "error is never retried; ini: policyeval_ray_retries)",
+    )
+    parser.addini("policyeval_ray", default="", help="Ray cluster to evaluate on (see --eval-ray)")
+    parser.addini("policyeval_ray_resources", default="", help="each task's Ray resources")
+    parser.addini("policyeval_ray_retries", default="", help="retries of a task lost on Ray")
     parser.addini("policyeval_policy_uris", type="linelist", default=[], help="policies to evaluate")
     parser.addini("policyeval_suites", type="linelist", default=[], help="suites to run, by name or path")
     parser.addini("policyeval_npc_policy_uri", default="", help="policy for the agents not under test")
@@ -295,6 +332,30 @@ def options_from(config: pytest.Config) -> EvalOptions:
         progress=config.getoption("policyeval_progress"),
         wandb_run_name=config.getoption("policyeval_wandb_run_name"),
         data_dir=pick("policyeval_data_dir", lambda text: (ini_dir / Path(text).expanduser()).resolve()),
+    )
+
+
+def ray_settings(config: pytest.Config) -> RaySettings | None:
+    """--eval-ray and its companions (or the ini's), or None for a run on this machine."""
+    from pytest_policyeval.ray_backend.settings import DEFAULT_RETRIES, RaySettings
+
+    def pick(name: str, parse: Any) -> Any:
+        value = config.getoption(name)
+        return value if value is not None else _ini(config, name, parse)
+
+    address = pick("policyeval_ray", ray_address)
+    if address is None:
+        return None
+    if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no":
+        raise pytest.UsageError(
+            "--eval-ray and -n/--dist are two ways of running tasks in parallel; choose one "
+            "(Ray balances across its nodes' CPUs itself)"
+        )
+    retries = pick("policyeval_ray_retries", non_negative_int)
+    return RaySettings(
+        address=address,
+        resources=pick("policyeval_ray_resources", ray_resources),
+        retries=DEFAULT_RETRIES if retries is None else retries,
     )
 
 

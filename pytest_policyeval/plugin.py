@@ -39,7 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     from pytest_policyeval import registry
     from pytest_policyeval.collection.items import COLLECTING_KEY, Collecting
-    from pytest_policyeval.options import options_from, writes_html_report
+    from pytest_policyeval.options import options_from, ray_settings, writes_html_report
     from pytest_policyeval.worker import ProcessTuning
 
     # mettagrid depends on importnb, whose pytest plugin collects every file named on the command
@@ -82,6 +82,12 @@ def pytest_configure(config: pytest.Config) -> None:
     controller = Controller(options, config.rootpath, hang_verdict=_hang_verdict(tuning))
     config.stash[CONTROLLER_KEY] = controller
     config.pluginmanager.register(controller, "policyeval-controller")
+    ray = ray_settings(config)
+    if ray is not None:
+        from pytest_policyeval.ray_backend.scheduler import RayScheduler
+
+        # Items are evaluated on a Ray cluster and reported here as they finish (ray_backend/).
+        config.pluginmanager.register(RayScheduler(ray), "policyeval-ray")
     if html:
         from pytest_policyeval.html_plugin import HtmlReport
 

@@ -17,6 +17,39 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 DEFAULT_ENGINE = "mettagrid"
 
 
+class Resources(BaseModel):
+    """What one evaluation of the task asks of a cluster node (the Ray backend): CPUs, GPUs
+    (fractions share one), memory and custom resources. Nothing here changes an episode."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    cpus: float = Field(default=1.0, ge=0, le=1024)
+    gpus: float = Field(default=0.0, ge=0, le=64)
+    memory_mb: int | None = Field(default=None, ge=1)
+    custom: dict[str, float] = Field(default_factory=dict, max_length=16)
+
+    @field_validator("gpus")
+    @classmethod
+    def _whole_or_fraction(cls, value: float) -> float:
+        # Ray shares one GPU between fractions; more than one must be whole GPUs.
+        if value > 1 and value != int(value):
+            raise ValueError("must be a fraction of one GPU or a whole number of GPUs")
+        return value
+
+    @field_validator("custom")
+    @classmethod
+    def _custom_names(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, amount in value.items():
+            if not name or len(name) > 64 or name in ("CPU", "GPU", "memory") or not amount >= 0:
+                raise ValueError(
+                    f"{name[:64]!r}: a custom resource needs a name of its own and an amount >= 0"
+                )
+        return value
+
+    def __hash__(self) -> int:  # frozen, but the dict field needs a hand
+        return hash((self.cpus, self.gpus, self.memory_mb, tuple(sorted(self.custom.items()))))
+
+
 class TaskSettings(BaseModel):
     """Fields a task may set itself or inherit from the suite's `defaults`, whatever its engine."""
 
@@ -51,6 +84,9 @@ class TaskSettings(BaseModel):
     # Only the policy's agents are scored. Whole teams go to the policy first, alternating by episode.
     policy_agents_pct: float = Field(default=1.0, gt=0.0, le=1.0)
     npc_policy_uri: str | None = None
+    # What one evaluation asks of a Ray node (--eval-ray); default: --eval-ray-resources, else one
+    # CPU (and one GPU with --device cuda).
+    resources: Resources | None = None
 
     @field_validator("score_range", mode="before")
     @classmethod

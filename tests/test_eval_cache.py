@@ -24,6 +24,11 @@ tasks:
 COIN = "#######\n#_.@..#\n#######"
 
 
+def round_files(data_dir: Path) -> list[Path]:
+    """The episode cache's round files (not its hints)."""
+    return [p for p in (data_dir / "episodes").rglob("*.json") if p.parent.name != "hints"]
+
+
 def run(pytester: pytest.Pytester, data: Path, *args: str, steps: int = 10, out: str = "out.json"):
     write_suite(pytester.path, SUITE.format(steps=steps), maps={"coin": COIN})
     result = pytester.runpytest(
@@ -108,7 +113,7 @@ def test_a_resumed_gate_continues_where_it_stopped(pytester: pytest.Pytester, tm
 
 def test_an_unreadable_cache_file_is_played_again(pytester: pytest.Pytester, tmp_path) -> None:
     run(pytester, tmp_path)
-    files = list((tmp_path / "episodes").rglob("*.json"))
+    files = round_files(tmp_path)
     assert files
     for path in files:
         path.write_text("{not json")
@@ -120,7 +125,7 @@ def test_an_unreadable_cache_file_is_played_again(pytester: pytest.Pytester, tmp
 
 def test_a_tampered_episode_is_played_again(pytester: pytest.Pytester, tmp_path) -> None:
     _, before = run(pytester, tmp_path)
-    for path in (tmp_path / "episodes").rglob("*.json"):
+    for path in round_files(tmp_path):
         body = json.loads(path.read_text())
         body["episodes"][0]["seed"] = 42  # not the seed of its index
         body["episodes"][-1]["rewards"] = [7.0]  # a score outside the map's range [0, 1]
@@ -165,7 +170,7 @@ def test_a_replayed_episode_that_differs_from_the_kept_one_is_the_task_error(
     pytester: pytest.Pytester, tmp_path
 ) -> None:
     run(pytester, tmp_path)
-    for path in (tmp_path / "episodes").rglob("*.json"):
+    for path in round_files(tmp_path):
         body = json.loads(path.read_text())
         for episode in body["episodes"]:
             if episode["index"] == 0:  # still a possible episode: another score in range

@@ -11,7 +11,9 @@ else shares its batch, given the same actions.
 
 Optional, where an engine records replays: `replay_file(replay) -> bytes` (what --save-replays
 writes) and `film(replay, title, policy_agents) -> reporting.film.Film` (what the HTML report's
-player draws); and `num_agents(task)` where it is cheaper than building the spec.
+player draws); `num_agents(task)` where it is cheaper than building the spec; and
+`task_files(task) -> list[Path]`, the files under the task's folder that playing it reads (a map),
+which the Ray backend takes to the nodes.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pytest_policyeval.engines.base import EngineBase, EngineError, EpisodeBatch
@@ -56,6 +57,9 @@ class MettagridEngine(EngineBase):
     def identity(self, task: Task) -> dict[str, Any]:
         path = resolve_map(task.folder, task.env.map)
         return {**super().identity(task), "map_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+    def task_files(self, task: Task) -> list[Path]:
+        return [resolve_map(task.folder, task.env.map)]
 
     def replay_file(self, replay: dict[str, Any]) -> bytes:
         from pytest_policyeval.engines.mettagrid.replay import encode_replay_file

@@ -1,0 +1,20 @@
+"""What a run on Ray asks for: where the cluster is, what each task needs, how often lost work is
+retried. Read from the options (options.py); nothing here imports Ray."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_RETRIES = 3  # Ray's own default for a task lost with its worker or node
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    address: str  # auto, local, HOST:PORT or ray://HOST:PORT
+    # Default resources of a task without its own `resources:` (Resources fields); None: one CPU,
+    # and one GPU when the device is cuda.
+    resources: dict[str, Any] | None = None
+    retries: int = DEFAULT_RETRIES  # re-runs of a task lost with its worker or node (not its errors)
+    local_cpus: int | None = None  # CPUs of a `local` cluster (default: this machine's)
+    extra: dict[str, Any] = field(default_factory=dict)
