@@ -76,7 +76,7 @@ def test_time_limit_turns_a_hung_task_into_a_clear_error(tasks) -> None:
 
 
 def test_importing_the_plugin_stays_light() -> None:
-    heavy = ("torch", "mettagrid", "wandb", "boto3", "scipy", "pydantic")
+    heavy = ("torch", "mettagrid", "wandb", "boto3", "scipy", "pydantic", "ray")
     code = f"import sys, pytest_policyeval.plugin; print(sorted(m for m in {heavy!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

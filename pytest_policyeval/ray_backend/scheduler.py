@@ -34,6 +34,27 @@ class NotShipped(RuntimeError):
     """What a task needs could not be made ready for the cluster; the task's error."""
 
 
+def fits_on(request: dict[str, Any], nodes: list[dict[str, float]]) -> None:
+    """Raise NotShipped unless some node of the cluster has all a task asks for: Ray would keep
+    an infeasible task waiting for ever."""
+    need = {"CPU": request.get("num_cpus", 0), "GPU": request.get("num_gpus", 0)}
+    need["memory"] = request.get("memory", 0)
+    need.update(request.get("resources", {}))
+    need = {name: amount for name, amount in need.items() if amount}
+    if any(all(node.get(name, 0) >= amount for name, amount in need.items()) for node in nodes):
+        return
+    largest = {name: max((node.get(name, 0) for node in nodes), default=0) for name in need}
+    raise NotShipped(
+        f"no node of the Ray cluster can run it: it asks for {_amounts(need)}, and the most any "
+        f"node has is {_amounts(largest)} (set resources: in the suite or --eval-ray-resources)"
+    )
+
+
+def _amounts(resources: dict[str, float]) -> str:
+    shown = {n: (f"{a / (1 << 20):g} MB" if n == "memory" else f"{a:g}") for n, a in resources.items()}
+    return ", ".join(f"{name} {amount}" for name, amount in shown.items()) or "nothing"
+
+
 class RayScheduler:
     def __init__(self, settings: RaySettings):
         self.settings = settings
@@ -93,14 +114,17 @@ class RayScheduler:
         remote_job = ray.remote(run_job)
         running: dict[Any, TaskItem] = {}
         ready: list[tuple[TaskItem, tuple[TaskResult, list]]] = []
+        nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
         for item in sorted(items, key=lambda i: (-i.cost(), i.nodeid)):
             try:
                 job = self._job(item, evaluation, shipment)
+                resources = self._resources(job)
+                fits_on(resources, nodes)
             except NotShipped as exc:
                 ready.append((item, (self._error(item, evaluation, str(exc)), [])))
                 continue
             ref = remote_job.options(
-                **self._resources(job), max_retries=self.settings.retries, retry_exceptions=False
+                **resources, max_retries=self.settings.retries, retry_exceptions=False
             ).remote(job)
             running[ref] = item
         pending = list(running)

@@ -1,0 +1,230 @@
+"""The Ray backend on a real cluster on 127.0.0.1: a head and two one-CPU worker nodes.
+
+Every run is a real `pytest` process, as a user runs it, against the cluster's address.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import task_details
+from ray_cluster import RAY_ENV, local_cluster
+
+pytest.importorskip("ray")
+
+REPO = Path(__file__).resolve().parents[1]
+NAV = str(REPO / "examples" / "policies" / "navigation.pt")
+SUMMARY = re.compile(
+    r"ray: (\d+) task\(s\) on (\d+) node\(s\) in (\d+) worker process\(es\); (\d+) policy/map file"
+)
+
+
+def pytest_run(cwd: Path, *args: str, wait: bool = True) -> subprocess.CompletedProcess | subprocess.Popen:
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "-q", *args]
+    env = {**os.environ, **RAY_ENV}
+    if not wait:
+        return subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def episodes(path: Path) -> dict[tuple[str, str], tuple]:
+    """Per (task, policy): seeds, per-agent rewards, steps and whether each episode was kept."""
+    return {
+        key: (d["seeds"], d["episode_rewards"], d["episode_steps"], d["episode_cached"], d.get("error"))
+        for key, d in task_details(path).items()
+    }
+
+
+def played(details: dict) -> dict:
+    return {key: value[:3] for key, value in details.items()}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with local_cluster(workers=2, cpus=1) as (cluster, _):
+        yield cluster
+
+
+def test_a_run_on_ray_plays_what_a_serial_run_plays_and_ships_each_checkpoint_once_per_node(
+    cluster, tmp_path: Path
+) -> None:
+    common = ("--eval-suite", "navigation", "--policy-uri", "scripted://navigator", "--policy-uri", NAV)
+    common += ("--num-episodes", "6", "-k", "in_sight or walls_sparse or corridors or maze_small or u_turn")
+    serial = pytest_run(
+        tmp_path, *common, "--no-eval-cache", "--eval-json", "serial.json", "--save-replays=serial-replays"
+    )
+    assert serial.returncode in (0, 1), serial.stdout[-3000:]
+    on_ray = pytest_run(
+        tmp_path, *common, "--eval-ray", cluster.address, "--data-dir", "data", "--eval-json", "ray.json",
+        "--save-replays=ray-replays",
+    )  # fmt: skip
+    assert on_ray.returncode == serial.returncode, on_ray.stdout[-3000:] + on_ray.stderr[-3000:]
+    reference, remote = episodes(tmp_path / "serial.json"), episodes(tmp_path / "ray.json")
+    assert len(reference) == 10 and played(remote) == played(reference)
+    assert not any(error for *_, error in remote.values())
+    tasks, nodes, processes, copies = map(int, SUMMARY.search(on_ray.stdout).groups())
+    assert (tasks, nodes) == (10, 2) and nodes <= processes < tasks
+    # One checkpoint and five maps, each written at most once on each of the two nodes.
+    assert copies <= 2 * 6 < tasks * 2
+    # Replays are written here, where the run was started, as a serial run writes them.
+    replays = {
+        name: {p.relative_to(tmp_path / name): p.read_bytes() for p in (tmp_path / name).rglob("*.z")}
+        for name in ("serial-replays", "ray-replays")
+    }
+    assert len(replays["serial-replays"]) == 10 and replays["ray-replays"] == replays["serial-replays"]
+    urls = [u for d in task_details(tmp_path / "ray.json").values() for u in d["replay_urls"]]
+    assert len(urls) == 10 and all(Path(u).is_file() and "ray-replays" in u for u in urls)
+    # The same results files as a serial run's: the gate outcomes agree task by task.
+    outcome = {k: d["passed"] for k, d in task_details(tmp_path / "serial.json").items()}
+    assert {k: d["passed"] for k, d in task_details(tmp_path / "ray.json").items()} == outcome
+
+
+def test_a_rerun_after_an_interruption_plays_only_what_was_missing(cluster, tmp_path: Path) -> None:
+    common = (
+        "--eval-suite",
+        "navigation",
+        "--policy-uri",
+        "scripted://navigator",
+        "--policy-uri",
+        "random://",
+    )
+    common += (
+        "--num-episodes",
+        "40",
+        "--eval-gate",
+        "mean",
+        "--eval-ray",
+        cluster.address,
+        "--data-dir",
+        "data",
+    )
+    run = pytest_run(tmp_path, *common, "--eval-json", "first.json", wait=False)
+    rounds = tmp_path / "data" / "episodes"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and run.poll() is None:
+        if len([p for p in rounds.glob("*/*.json") if p.parent.name != "hints"]) >= 4:
+            break
+        time.sleep(0.05)
+    assert run.poll() is None, "the run ended before it could be interrupted"
+    run.send_signal(signal.SIGINT)
+    output, _ = run.communicate(timeout=120)
+    assert run.returncode == 2, output[-3000:]  # pytest's "interrupted"
+    first = json.loads((tmp_path / "first.json").read_text())
+    assert first["interrupted"] is True and first["passed"] is False
+    finished = {key for key, d in task_details(tmp_path / "first.json").items() if d.get("seeds")}
+    assert 0 < len(finished) < 26
+
+    rerun = pytest_run(tmp_path, *common, "--eval-json", "again.json")
+    assert rerun.returncode == 1, rerun.stdout[-3000:]  # random:// fails its gates
+    again = episodes(tmp_path / "again.json")
+    kept = {key for key, (*_, cached, _) in again.items() if all(cached)}
+    fresh = {key for key, (*_, cached, _) in again.items() if not any(cached)}
+    assert kept | fresh == set(again)  # a task was either kept whole or played whole
+    assert finished <= kept and fresh  # what the first run reported was not played again
+    serial = pytest_run(
+        tmp_path, *common[:-4], "--eval-gate", "mean", "--no-eval-cache", "--eval-json", "serial.json"
+    )
+    assert played(again) == played(episodes(tmp_path / "serial.json")), serial.stdout[-2000:]
+
+
+def test_a_node_removed_mid_run_loses_no_task(tmp_path: Path) -> None:
+    common = ("--eval-suite", "navigation", "--policy-uri", "scripted://navigator")
+    common += ("--num-episodes", "120", "--eval-gate", "mean", "--data-dir", "data")
+    with local_cluster(workers=2, cpus=1) as (cluster, nodes):
+        run = pytest_run(
+            tmp_path, *common, "--eval-ray", cluster.address, "--eval-json", "ray.json", wait=False
+        )
+        rounds = tmp_path / "data" / "episodes"
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and run.poll() is None:
+            if len([p for p in rounds.glob("*/*.json") if p.parent.name != "hints"]) >= 2:
+                break
+            time.sleep(0.05)
+        assert run.poll() is None, "the run ended before a node could be removed"
+        cluster.remove_node(nodes[0])
+        output, _ = run.communicate(timeout=600)
+    assert run.returncode == 0, output[-4000:]
+    remote = episodes(tmp_path / "ray.json")
+    assert len(remote) == 13 and not any(error for *_, error in remote.values())
+    assert "0 task(s) lost" in output
+    serial = pytest_run(tmp_path, *common[:-2], "--no-eval-cache", "--eval-json", "serial.json")
+    assert played(remote) == played(episodes(tmp_path / "serial.json")), serial.stdout[-2000:]
+
+
+def test_a_task_no_node_can_run_is_its_error_not_a_wait(cluster, tmp_path: Path) -> None:
+    run = pytest_run(
+        tmp_path, "--eval-suite", "navigation", "--policy-uri", "random://", "-k", "in_sight",
+        "--eval-ray", cluster.address, "--eval-ray-resources", "cpus=1,gpus=0.5", "--eval-json", "out.json",
+    )  # fmt: skip
+    assert run.returncode == 1, run.stdout[-3000:]
+    assert "no node of the Ray cluster can run it: it asks for CPU 1, GPU 0.5" in run.stdout
+    details = task_details(tmp_path / "out.json")
+    assert len(details) == 1 and all("no node of the Ray cluster" in d["error"] for d in details.values())
+
+
+def test_an_address_nobody_answers_at_ends_the_run_before_anything_is_evaluated(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    run = pytest_run(
+        tmp_path, "--eval-suite", "navigation", "--policy-uri", "random://",
+        "--eval-ray", f"127.0.0.1:{port}", "--eval-json", "out.json",
+    )  # fmt: skip
+    assert run.returncode == 4, run.stdout[-3000:]
+    assert f"--eval-ray 127.0.0.1:{port}: nothing answers at 127.0.0.1:{port}" in run.stdout + run.stderr
+    assert "nothing was evaluated" in run.stdout + run.stderr
+    written = json.loads((tmp_path / "out.json").read_text())
+    assert written["passed"] is False and written["complete"] is False
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--eval-ray", "local", "-n", "2"), "--eval-ray and -n/--dist are two ways"),
+        (("--eval-ray", "not an address"), "is not auto, local, HOST:PORT or ray://HOST:PORT"),
+        (("--eval-ray", "local", "--eval-ray-resources", "gpus=1.5"), "a whole number of GPUs"),
+        (("--eval-ray", "local", "--eval-ray-resources", "cpus"), "'cpus' is not NAME=NUMBER"),
+    ],
+)
+def test_ray_options_are_checked_before_anything_runs(tmp_path: Path, args: tuple, message: str) -> None:
+    run = pytest_run(tmp_path, "--eval-suite", "navigation", "--policy-uri", "random://", *args)
+    assert run.returncode == 4 and message in run.stderr, run.stderr[-2000:]
+
+
+def test_a_suite_asks_for_its_own_resources_checked_when_it_is_read(tmp_path: Path) -> None:
+    from pytest_policyeval.collection.suite import SuiteError, load_suite
+
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    body = "name: gym\ntasks:\n  - {name: c/cartpole, engine: gymnasium, env: CartPole-v1, resources: %s}\n"
+    (suites / "ok.yaml").write_text(body % "{cpus: 2, gpus: 0.25, custom: {accel: 1}}")
+    task = load_suite(suites / "ok.yaml").tasks[0]
+    assert (task.settings.resources.cpus, task.settings.resources.gpus) == (2, 0.25)
+    (suites / "bad.yaml").write_text(body % "{gpus: 1.5}")
+    with pytest.raises(SuiteError, match=r"resources.gpus.*whole number of GPUs"):
+        load_suite(suites / "bad.yaml")
+
+
+def test_a_local_cluster_plays_an_sb3_model_as_a_serial_run_does(tmp_path: Path) -> None:
+    model = f"sb3://{REPO / 'examples' / 'policies' / 'cartpole_ppo.zip'}"
+    common = ("--eval-suite", "cartpole", "--policy-uri", model, "--policy-uri", "random://")
+    common += ("--num-episodes", "4", "--eval-gate", "mean")
+    serial = pytest_run(tmp_path, *common, "--no-eval-cache", "--eval-json", "serial.json")
+    local = pytest_run(
+        tmp_path, *common, "--eval-ray", "local", "--data-dir", "data", "--eval-json", "ray.json"
+    )
+    assert (serial.returncode, local.returncode) == (1, 1), local.stdout[-3000:] + local.stderr[-2000:]
+    assert played(episodes(tmp_path / "ray.json")) == played(episodes(tmp_path / "serial.json"))
+    assert SUMMARY.search(local.stdout).group(1) == "2"
