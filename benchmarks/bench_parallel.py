@@ -70,7 +70,7 @@ def main() -> None:
     # Python's defaults, as on a user's machine: torch picks its thread count, and bytecode is
     # cached (with PYTHONDONTWRITEBYTECODE every process, each worker too, compiles every module).
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "PYTHONDONTWRITEBYTECODE")}
-    base = [args.suite, "--policy-uri", args.policy_uri]
+    base = [args.suite, "--policy-uri", args.policy_uri, "--no-eval-cache"]  # every episode played
     run([*base, "--num-episodes", "1", "-n", "2"], env)  # warm-up: every cache filled before timing
     print(f"{args.suite}, {args.policy_uri}, {os.cpu_count()} cores, best of {args.repeat}")
     headline = []

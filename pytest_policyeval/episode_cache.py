@@ -98,7 +98,7 @@ class EpisodeCache:
         raw = _read_bounded(self.root / "hints" / f"{hint}.json", 64 << 10)
         try:
             keys = json.loads(raw) if raw is not None else []
-        except ValueError:
+        except (ValueError, RecursionError):
             return []
         if not isinstance(keys, list):
             return []

@@ -165,3 +165,39 @@ def test_compose_builds_the_dockerfile_targets_with_the_service_variables() -> N
     evaluator = compose["services"]["evaluator"]
     assert set(evaluator["environment"]) <= set(VARIABLES) | KNOWN_EXTRA
     assert "POLICY_URI" in evaluator["environment"]
+
+
+def test_kuberay_rayjob_runs_the_suite_on_its_own_cluster_with_real_options(pytest_options: set[str]) -> None:
+    import tomllib
+
+    from pytest_policyeval.option_values import ray_resources
+
+    job = yaml.safe_load((REPO / "deploy/kubernetes/policyeval-rayjob.yaml").read_text())
+    assert (job["apiVersion"], job["kind"]) == ("ray.io/v1", "RayJob")
+    spec = job["spec"]
+    assert spec["shutdownAfterJobFinishes"] is True  # an ephemeral cluster
+    entrypoint = spec["entrypoint"]
+    assert entrypoint.split()[0] == "pytest" and _flags(entrypoint) <= pytest_options
+    assert "--eval-ray auto" in entrypoint  # KubeRay sets RAY_ADDRESS for the entrypoint
+    assert '--eval-output-uri "$OUTPUT_URI"' in entrypoint and '--policy-uri "$POLICY_URI"' in entrypoint
+    env = yaml.safe_load(spec["runtimeEnvYAML"])["env_vars"]
+    assert {"POLICY_URI", "OUTPUT_URI"} <= set(env)
+    # The Ray every node runs is the one the package pins.
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    (pinned,) = [req for req in extras["ray"] if req.startswith("ray")]
+    cluster = spec["rayClusterSpec"]
+    assert pinned == f"ray=={cluster['rayVersion']}"
+    # Every node runs the Dockerfile's ray stage, which installs the ray extra.
+    ray_stage = " ".join(_dockerfile_stages()["ray"])
+    assert re.search(r'pip install "\.\[[\w,]*\bray\b[\w,]*\]"', ray_stage) and "ENTRYPOINT" not in ray_stage
+    groups = [cluster["headGroupSpec"], *cluster["workerGroupSpecs"]]
+    images = {c["image"] for g in groups for c in g["template"]["spec"]["containers"]}
+    assert images == {"pytest-policyeval-ray:latest"}
+    assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0"  # tasks run on the workers
+    # What each task asks for fits the GPU group's nodes, as the run itself checks.
+    asked = ray_resources(re.search(r"--eval-ray-resources (\S+)", entrypoint).group(1))
+    (gpu,) = [g for g in cluster["workerGroupSpecs"] if g["groupName"] == "gpu"]
+    (container,) = gpu["template"]["spec"]["containers"]
+    limits = container["resources"]["limits"]
+    assert int(limits["nvidia.com/gpu"]) == int(gpu["rayStartParams"]["num-gpus"]) >= asked["gpus"] > 0
+    assert int(limits["cpu"]) >= asked["cpus"] and "--device cuda" in entrypoint

@@ -180,3 +180,28 @@ def test_a_replayed_episode_that_differs_from_the_kept_one_is_the_task_error(
     _, after = run(pytester, tmp_path, "--save-replays=replays")
     for detail in after.values():
         assert "played again for its replay" in detail["error"] and "--no-eval-cache" in detail["error"]
+
+
+def test_hints_name_keys_and_nothing_else(tmp_path: Path) -> None:
+    from pytest_policyeval.episode_cache import MAX_HINT_KEYS, EpisodeCache
+
+    cache = EpisodeCache(tmp_path)
+    hint, keys = "a" * 40, [f"{i:040x}" for i in range(MAX_HINT_KEYS + 3)]
+    for key in keys:
+        cache.remember(hint, key)
+    assert cache.recall(hint) == keys[::-1][:MAX_HINT_KEYS]  # the latest first, a few kept
+    cache.remember(hint, keys[5])
+    assert cache.recall(hint)[0] == keys[5] and len(cache.recall(hint)) == MAX_HINT_KEYS
+    # Neither a hint nor a key can name a path outside the cache.
+    cache.remember("../../escape", keys[0])
+    cache.remember(hint, "../../escape")
+    assert not list(tmp_path.rglob("escape*")) and "../../escape" not in cache.recall(hint)
+    assert cache.load("../hints") == {} and cache.recall("../" + hint) == []
+    path = tmp_path / "episodes" / "hints" / f"{hint}.json"
+    for hostile in ('{"not": "a list"}', '["zz", 3, null]', "[" * 60_000, "x" * (1 << 17)):
+        path.write_text(hostile)
+        assert cache.recall(hint) == []
+    path.unlink()
+    path.symlink_to(tmp_path / "elsewhere.json")
+    (tmp_path / "elsewhere.json").write_text(json.dumps(keys[:2]))
+    assert cache.recall(hint) == []  # a link is not followed

@@ -20,6 +20,10 @@ class ClusterUnreachable(RuntimeError):
 
 def connect(address: str, local_cpus: int | None = None) -> Any:
     """Connect this process to the cluster (`auto`, `local`, HOST:PORT or ray://HOST:PORT)."""
+    if address == "local":
+        # A cluster of this machine alone: Ray then binds every part of it to 127.0.0.1 (read when
+        # Ray is imported; its `_node_ip_address` still listens on every interface).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
         import ray
     except ImportError:
@@ -33,13 +37,7 @@ def connect(address: str, local_cpus: int | None = None) -> Any:
     common = {"namespace": "pytest-policyeval", "log_to_driver": False, "configure_logging": False}
     if address == "local":
         try:
-            ray.init(
-                address="local",
-                num_cpus=local_cpus,
-                include_dashboard=False,
-                _node_ip_address="127.0.0.1",
-                **common,
-            )
+            ray.init(address="local", num_cpus=local_cpus, include_dashboard=False, **common)
         except Exception as exc:  # Ray raises many kinds; every one means no cluster
             raise ClusterUnreachable(f"--eval-ray local: could not start a Ray cluster here: {exc}") from None
         return ray
