@@ -63,6 +63,17 @@ def table(hook: str) -> dict[str, Any]:
     return merged
 
 
+def installed(hook: str, name: str) -> bool:
+    """Whether `name` comes from an installed package (an entry point, this package's built-ins)
+    rather than a conftest.py or a plugin object registered by hand: only those are there in a
+    process that pytest does not start, such as a Ray worker."""
+    installed_plugins = {plugin for plugin, _ in manager().list_plugin_distinfo()}
+    for impl in getattr(manager().hook, hook).get_hookimpls()[::-1]:  # last registered first
+        if name in (impl.function() or {}):
+            return impl.plugin in installed_plugins
+    return False
+
+
 def lookup(hook: str, name: str, what: str) -> Any:
     """The thing registered as `name`, imported if it was named lazily."""
     found = table(hook)

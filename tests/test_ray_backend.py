@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -228,3 +229,19 @@ def test_a_local_cluster_plays_an_sb3_model_as_a_serial_run_does(tmp_path: Path)
     assert (serial.returncode, local.returncode) == (1, 1), local.stdout[-3000:] + local.stderr[-2000:]
     assert played(episodes(tmp_path / "ray.json")) == played(episodes(tmp_path / "serial.json"))
     assert SUMMARY.search(local.stdout).group(1) == "2"
+
+
+def test_what_only_a_conftest_registers_is_refused_by_name_not_missed_on_a_worker(
+    cluster, tmp_path: Path
+) -> None:
+    example = REPO / "examples" / "extending"
+    shutil.copy(example / "conftest.py", tmp_path / "conftest.py")
+    shutil.copytree(example / "suites", tmp_path / "suites")
+    run = pytest_run(
+        tmp_path, "--policy-uri", "oracle://", "--policy-uri", "random://", "--eval-ray", cluster.address,
+        "--eval-json", "out.json",
+    )  # fmt: skip
+    assert run.returncode == 1, run.stdout[-3000:]
+    errors = [d["error"] for d in task_details(tmp_path / "out.json").values()]
+    assert len(errors) == 4 and all("which Ray workers do not load" in e for e in errors)
+    assert "engine 'coin' is registered by a conftest.py" in run.stdout

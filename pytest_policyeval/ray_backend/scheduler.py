@@ -34,6 +34,25 @@ class NotShipped(RuntimeError):
     """What a task needs could not be made ready for the cluster; the task's error."""
 
 
+def only_here(task: Any, uris: tuple) -> None:
+    """Raise NotShipped if the task needs an engine, policy scheme or gate that a conftest.py (or
+    a plugin object registered by hand) provides: a Ray worker has only installed packages."""
+    from pytest_policyeval import registry
+    from pytest_policyeval.policies.naming import split_uri
+
+    needed = [("engine", "pytest_policyeval_engines", task.engine)]
+    needed.append(("gate", "pytest_policyeval_gates", task.settings.gate))
+    schemes = dict.fromkeys(split_uri(uri)[0] for uri in uris if uri)
+    needed += [("policy scheme", "pytest_policyeval_policy_schemes", scheme) for scheme in schemes]
+    for what, hook, name in needed:
+        if name in registry.table(hook) and not registry.installed(hook, name):
+            raise NotShipped(
+                f"{what} '{name}' is registered by a conftest.py or a plugin object, which Ray "
+                "workers do not load; install it as a package with a 'pytest_policyeval' entry "
+                "point (README: Extending), or run without --eval-ray"
+            )
+
+
 def fits_on(request: dict[str, Any], nodes: list[dict[str, float]]) -> None:
     """Raise NotShipped unless some node of the cluster has all a task asks for: Ray would keep
     an infeasible task waiting for ever."""
@@ -169,6 +188,7 @@ class RayScheduler:
         )
         job = Job(task, item.uri, item.label, item.order, item.nodeid, options)
         uris = (item.uri, evaluation.npc_uri(task), evaluation.baseline_uri(task))
+        only_here(task, uris)
         for uri in filter(None, uris):
             shipped = self._policy(uri, evaluation, shipment)
             if shipped is not None:
