@@ -9,6 +9,7 @@ the shipped files, so a task retried on another node plays the same and is kept 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ from typing import Any
 
 from pytest_policyeval.episode_cache import CachedEpisode
 from pytest_policyeval.evaluation import EvalOptions, Evaluation
+from pytest_policyeval.ray_backend.hang import RayTuning, run_watched
 from pytest_policyeval.ray_backend.shipping import (
     Shipped,
     file_path,
@@ -41,6 +43,7 @@ class Job:
     task_files: dict[str, Shipped] = field(default_factory=dict)  # under the task's folder
     configs: dict[str, Shipped] = field(default_factory=dict)  # "options"/"task": Metta config files
     kept: dict[str, list[CachedEpisode]] = field(default_factory=dict)  # the caller's, by cache key
+    run_id: str = ""  # the calling run's: a hang recorded on a node belongs to this run's attempt
 
 
 @dataclass
@@ -111,7 +114,13 @@ def run_job(job: Job) -> Outcome:
     try:
         evaluation = _evaluation(replace(options, replay_dir=replays))
         cache = RelayCache(job.kept) if options.eval_cache else None
-        result, films = evaluation.evaluate(task, job.uri, job.label, job.order, job.nodeid, cache=cache)
+        watch = evaluation.tuning.watch
+        watch.record = folder / "hung" / _digest(job.run_id, job.nodeid)
+        result, films = run_watched(
+            lambda: evaluation.evaluate(task, job.uri, job.label, job.order, job.nodeid, cache=cache),
+            lambda: evaluation.new_result(task, job.uri, job.label, job.order),
+            watch,
+        )
         kept_replays = _read_tree(replays) if replays is not None else {}
     finally:
         if replays is not None:
@@ -131,12 +140,16 @@ def run_job(job: Job) -> Outcome:
     )
 
 
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:24]
+
+
 def _evaluation(options: EvalOptions) -> Evaluation:
     """This process's evaluation for these options (its loaded policies kept across jobs); only
     the replay folder differs from job to job."""
     key = replace(options, replay_dir=None)
     if key not in _evaluations:
-        _evaluations[key] = Evaluation(key, locate=lambda uri: _locations.get(uri, uri))
+        _evaluations[key] = Evaluation(key, RayTuning(), locate=lambda uri: _locations.get(uri, uri))
     evaluation = _evaluations[key]
     evaluation.options = options
     return evaluation

@@ -15,6 +15,7 @@ run, rerun on any backend, plays only what is missing.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +83,7 @@ class RayScheduler:
         self.written: dict[str, list[str]] = {}  # node id -> digests of files written there
         self.lost: int = 0  # tasks lost for good (after their retries)
         self._files: dict[str, Any] = {}  # policy URI -> (PolicyFile, Shipped) or None
+        self._run_id = uuid.uuid4().hex  # tells this run's attempts of a task from other runs'
 
     # -- pytest's run loop ----------------------------------------------------------------------
 
@@ -186,7 +188,7 @@ class RayScheduler:
             data_dir=None,
             pytorch_config=None,
         )
-        job = Job(task, item.uri, item.label, item.order, item.nodeid, options)
+        job = Job(task, item.uri, item.label, item.order, item.nodeid, options, run_id=self._run_id)
         uris = (item.uri, evaluation.npc_uri(task), evaluation.baseline_uri(task))
         only_here(task, uris)
         for uri in filter(None, uris):
