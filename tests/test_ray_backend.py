@@ -245,3 +245,11 @@ def test_what_only_a_conftest_registers_is_refused_by_name_not_missed_on_a_worke
     errors = [d["error"] for d in task_details(tmp_path / "out.json").values()]
     assert len(errors) == 4 and all("which Ray workers do not load" in e for e in errors)
     assert "engine 'coin' is registered by a conftest.py" in run.stdout
+
+
+def test_collecting_only_needs_no_cluster(tmp_path: Path) -> None:
+    run = pytest_run(
+        tmp_path, "--eval-suite", "navigation", "--policy-uri", "random://", "--eval-ray", "127.0.0.1:9",
+        "--collect-only",
+    )  # fmt: skip
+    assert run.returncode == 0 and "13 tests collected" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
