@@ -82,6 +82,16 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise BadValue(f"must be a number, got {text[:40]!r}") from None
+    if not 0 <= value < float("inf"):
+        raise BadValue(f"must be 0 or more, got {text[:40]}")
+    return value
+
+
 def existing_file(text: str) -> Path:
     path = Path(text).expanduser().resolve()
     if not path.is_file():

@@ -21,6 +21,7 @@ from pytest_policyeval.option_values import (
     existing_file,
     gate_kind,
     metta_preset,
+    non_negative_float,
     non_negative_int,
     output_file,
     positive_int,
@@ -245,9 +246,22 @@ def add_options(parser: pytest.Parser) -> None:
         help="re-run a task lost with its Ray worker or node up to N times (default 3; a task's own "
         "error is never retried; ini: policyeval_ray_retries)",
     )
+    group.addoption(
+        "--eval-ray-node-wait",
+        type=non_negative_float,
+        default=None,
+        dest="policyeval_ray_node_wait",
+        metavar="SECONDS",
+        help="how long a task that no node of the Ray cluster can run waits for one to join (nodes "
+        "starting, an autoscaler) before it is that task's error (default 60; ini: "
+        "policyeval_ray_node_wait)",
+    )
     parser.addini("policyeval_ray", default="", help="Ray cluster to evaluate on (see --eval-ray)")
     parser.addini("policyeval_ray_resources", default="", help="each task's Ray resources")
     parser.addini("policyeval_ray_retries", default="", help="retries of a task lost on Ray")
+    parser.addini(
+        "policyeval_ray_node_wait", default="", help="seconds a task waits for a node that can run it"
+    )
     parser.addini("policyeval_policy_uris", type="linelist", default=[], help="policies to evaluate")
     parser.addini("policyeval_suites", type="linelist", default=[], help="suites to run, by name or path")
     parser.addini("policyeval_npc_policy_uri", default="", help="policy for the agents not under test")
@@ -337,7 +351,7 @@ def options_from(config: pytest.Config) -> EvalOptions:
 
 def ray_settings(config: pytest.Config) -> RaySettings | None:
     """--eval-ray and its companions (or the ini's), or None for a run on this machine."""
-    from pytest_policyeval.ray_backend.settings import DEFAULT_RETRIES, RaySettings
+    from pytest_policyeval.ray_backend.settings import DEFAULT_NODE_WAIT_S, DEFAULT_RETRIES, RaySettings
 
     def pick(name: str, parse: Any) -> Any:
         value = config.getoption(name)
@@ -352,10 +366,12 @@ def ray_settings(config: pytest.Config) -> RaySettings | None:
             "(Ray balances across its nodes' CPUs itself)"
         )
     retries = pick("policyeval_ray_retries", non_negative_int)
+    node_wait = pick("policyeval_ray_node_wait", non_negative_float)
     return RaySettings(
         address=address,
         resources=pick("policyeval_ray_resources", ray_resources),
         retries=DEFAULT_RETRIES if retries is None else retries,
+        node_wait_s=DEFAULT_NODE_WAIT_S if node_wait is None else node_wait,
     )
 
 

@@ -67,10 +67,13 @@ def installed(hook: str, name: str) -> bool:
     """Whether `name` comes from an installed package (an entry point, this package's built-ins)
     rather than a conftest.py or a plugin object registered by hand: only those are there in a
     process that pytest does not start, such as a Ray worker."""
-    installed_plugins = {plugin for plugin, _ in manager().list_plugin_distinfo()}
+    from importlib.metadata import entry_points
+
+    # Only this group: a worker's own manager loads it, not pytest's plugins (pytest11).
+    modules = {point.value.partition(":")[0] for point in entry_points(group=ENTRY_POINT_GROUP)}
     for impl in getattr(manager().hook, hook).get_hookimpls()[::-1]:  # last registered first
         if name in (impl.function() or {}):
-            return impl.plugin in installed_plugins
+            return getattr(impl.plugin, "__name__", None) in modules
     return False
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 # Loopback only, no usage reports, and the extra nodes join without Ray 2.60's auth token.
@@ -16,8 +17,13 @@ RAY_ENV = {
 
 
 @contextmanager
-def local_cluster(workers: int = 2, cpus: int = 1) -> Iterator[tuple[Any, list[Any]]]:
-    """(cluster, worker nodes); `cluster.address` is the head's GCS address for --eval-ray."""
+def local_cluster(
+    workers: int = 2, cpus: int = 1, files: Path | None = None
+) -> Iterator[tuple[Any, list[Any]]]:
+    """(cluster, worker nodes); `cluster.address` is the head's GCS address for --eval-ray.
+
+    With `files`, worker node i keeps shipped files in files/node-i, as machines of their own would.
+    """
     saved = {name: os.environ.get(name) for name in RAY_ENV}
     os.environ.update(RAY_ENV)  # the nodes started below inherit it
     from ray.cluster_utils import Cluster
@@ -27,7 +33,14 @@ def local_cluster(workers: int = 2, cpus: int = 1) -> Iterator[tuple[Any, list[A
         head_node_args={"num_cpus": 0, "include_dashboard": False, "node_ip_address": "127.0.0.1"},
     )
     try:
-        nodes = [cluster.add_node(num_cpus=cpus, node_ip_address="127.0.0.1") for _ in range(workers)]
+        nodes = [
+            cluster.add_node(
+                num_cpus=cpus,
+                node_ip_address="127.0.0.1",
+                env_vars={"POLICYEVAL_RAY_FILES_DIR": str(files / f"node-{i}")} if files else None,
+            )
+            for i in range(workers)
+        ]
         cluster.wait_for_nodes()
         yield cluster, nodes
     finally:

@@ -23,6 +23,7 @@ pytest.importorskip("ray")
 
 REPO = Path(__file__).resolve().parents[1]
 NAV = str(REPO / "examples" / "policies" / "navigation.pt")
+MAPS = ("emptyspace_in_sight", "walls_sparse", "corridors", "maze_small", "u_turn")
 SUMMARY = re.compile(
     r"ray: (\d+) task\(s\) on (\d+) node\(s\) in (\d+) worker process\(es\); (\d+) policy/map file"
 )
@@ -51,14 +52,21 @@ def played(details: dict) -> dict:
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    with local_cluster(workers=2, cpus=1) as (cluster, _):
+def node_files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where each node of the module's cluster keeps its shipped files (node-0, node-1)."""
+    return tmp_path_factory.mktemp("node-files")
+
+
+@pytest.fixture(scope="module")
+def cluster(node_files: Path):
+    with local_cluster(workers=2, cpus=1, files=node_files) as (cluster, _):
         yield cluster
 
 
 def test_a_run_on_ray_plays_what_a_serial_run_plays_and_ships_each_checkpoint_once_per_node(
-    cluster, tmp_path: Path
+    cluster, node_files: Path, tmp_path: Path
 ) -> None:
+    before = {p for p in node_files.rglob("*") if p.is_file()}
     common = ("--eval-suite", "navigation", "--policy-uri", "scripted://navigator", "--policy-uri", NAV)
     common += ("--num-episodes", "6", "-k", "in_sight or walls_sparse or corridors or maze_small or u_turn")
     serial = pytest_run(
@@ -75,8 +83,11 @@ def test_a_run_on_ray_plays_what_a_serial_run_plays_and_ships_each_checkpoint_on
     assert not any(error for *_, error in remote.values())
     tasks, nodes, processes, copies = map(int, SUMMARY.search(on_ray.stdout).groups())
     assert (tasks, nodes) == (10, 2) and nodes <= processes < tasks
-    # One checkpoint and five maps, each written at most once on each of the two nodes.
-    assert copies <= 2 * 6 < tasks * 2
+    # One checkpoint and five maps reached each node at most once: every copy written is a file
+    # of its own in that node's folder, however many of the ten tasks ran there.
+    written = [p for p in node_files.rglob("files/*/*") if p.is_file() and p not in before]
+    assert 0 < copies == len(written) <= 2 * 6 < tasks * 2
+    assert {p.name for p in written} <= {"navigation.pt"} | {f"{name}.map" for name in MAPS}
     # Replays are written here, where the run was started, as a serial run writes them.
     replays = {
         name: {p.relative_to(tmp_path / name): p.read_bytes() for p in (tmp_path / name).rglob("*.z")}
@@ -166,11 +177,28 @@ def test_a_task_no_node_can_run_is_its_error_not_a_wait(cluster, tmp_path: Path)
     run = pytest_run(
         tmp_path, "--eval-suite", "navigation", "--policy-uri", "random://", "-k", "in_sight",
         "--eval-ray", cluster.address, "--eval-ray-resources", "cpus=1,gpus=0.5", "--eval-json", "out.json",
+        "--eval-ray-node-wait", "0",
     )  # fmt: skip
     assert run.returncode == 1, run.stdout[-3000:]
     assert "no node of the Ray cluster can run it: it asks for CPU 1, GPU 0.5" in run.stdout
     details = task_details(tmp_path / "out.json")
     assert len(details) == 1 and all("no node of the Ray cluster" in d["error"] for d in details.values())
+
+
+def test_a_task_waits_for_a_node_that_can_run_it_to_join(tmp_path: Path) -> None:
+    with local_cluster(workers=1, cpus=1) as (cluster, _):
+        run = pytest_run(
+            tmp_path, "--eval-suite", "navigation", "--policy-uri", "random://", "-k", "in_sight",
+            "--num-episodes", "3", "--eval-ray", cluster.address, "--eval-ray-resources", "cpus=1,late=1",
+            "--eval-ray-node-wait", "120", "--eval-json", "out.json", wait=False,
+        )  # fmt: skip
+        time.sleep(8)  # the run has started and its task waits: no node has `late`
+        assert run.poll() is None
+        cluster.add_node(num_cpus=1, resources={"late": 1}, node_ip_address="127.0.0.1")
+        output, _ = run.communicate(timeout=300)
+    assert run.returncode == 1, output[-3000:]  # random:// fails the gate: it was played
+    (details,) = task_details(tmp_path / "out.json").values()
+    assert details["error"] is None and len(details["seeds"]) == 3
 
 
 def test_an_address_nobody_answers_at_ends_the_run_before_anything_is_evaluated(tmp_path: Path) -> None:
@@ -188,6 +216,22 @@ def test_an_address_nobody_answers_at_ends_the_run_before_anything_is_evaluated(
     assert "nothing was evaluated" in run.stdout + run.stderr
     written = json.loads((tmp_path / "out.json").read_text())
     assert written["passed"] is False and written["complete"] is False
+
+
+def test_an_address_that_is_no_ray_head_ends_the_run_at_once(tmp_path: Path) -> None:
+    from servers import FileServer
+
+    web = FileServer()  # a web server, as the dashboard's port would be
+    try:
+        address = web.url.removeprefix("http://")
+        start = time.monotonic()
+        run = pytest_run(
+            tmp_path, "--eval-suite", "navigation", "--policy-uri", "random://", "--eval-ray", address,
+        )  # fmt: skip
+    finally:
+        web.close()
+    assert run.returncode == 4 and time.monotonic() - start < 60
+    assert f"something answers at {address}, but not a Ray head" in run.stdout + run.stderr
 
 
 @pytest.mark.parametrize(
@@ -253,3 +297,29 @@ def test_collecting_only_needs_no_cluster(tmp_path: Path) -> None:
         "--collect-only",
     )  # fmt: skip
     assert run.returncode == 0 and "13 tests collected" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
+
+
+def test_results_name_what_was_asked_for_not_the_nodes_copies(cluster, tmp_path: Path) -> None:
+    from servers import FileServer
+
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint at all")
+    web = FileServer()
+    web.files["/models/nav.pt"] = Path(NAV).read_bytes()
+    try:
+        run = pytest_run(
+            tmp_path, "--eval-suite", "navigation", "-k", "in_sight", "--num-episodes", "3",
+            "--policy-uri", f"{web.url}/models/nav.pt", "--policy-uri", str(broken),
+            "--eval-ray", cluster.address, "--data-dir", "data", "--eval-json", "out.json",
+        )  # fmt: skip
+    finally:
+        web.close()
+    assert run.returncode == 1, run.stdout[-3000:]
+    details = task_details(tmp_path / "out.json")
+    error = details[("navigation/emptyspace_in_sight", "broken")]["error"]
+    assert str(broken) in error and "pytest-policyeval-ray" not in error and "node-" not in error
+    data = json.loads((tmp_path / "out.json").read_text())
+    (downloaded,) = [c for p in data["policies"] for c in p["checkpoints"] if c["name"] == "nav"]
+    source = downloaded["policy_info"]["source"]
+    assert source["uri"] == f"{web.url}/models/nav.pt" and downloaded["policy_info"]["uri"] == source["uri"]
+    assert web.downloads("/models/nav.pt") == 1  # by this machine, once; the node got it from Ray

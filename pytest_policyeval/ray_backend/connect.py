@@ -11,7 +11,8 @@ import os
 import socket
 from typing import Any
 
-CONNECT_TIMEOUT_S = 10.0
+CONNECT_TIMEOUT_S = 10.0  # for the TCP connection to the head
+INIT_DEADLINE_S = 90.0  # for Ray to connect (or start a local cluster): it may otherwise wait for ever
 
 
 class ClusterUnreachable(RuntimeError):
@@ -37,14 +38,14 @@ def connect(address: str, local_cpus: int | None = None) -> Any:
     common = {"namespace": "pytest-policyeval", "log_to_driver": False, "configure_logging": False}
     if address == "local":
         try:
-            ray.init(address="local", num_cpus=local_cpus, include_dashboard=False, **common)
+            _init_within(ray, dict(address="local", num_cpus=local_cpus, include_dashboard=False, **common))
         except Exception as exc:  # Ray raises many kinds; every one means no cluster
             raise ClusterUnreachable(f"--eval-ray local: could not start a Ray cluster here: {exc}") from None
         return ray
     if address != "auto":
         _check_reachable(address)
     try:
-        ray.init(address=address, **common)
+        _init_within(ray, dict(address=address, **common))
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ClusterUnreachable(
@@ -54,19 +55,67 @@ def connect(address: str, local_cpus: int | None = None) -> Any:
     return ray
 
 
+def _init_within(ray: Any, arguments: dict[str, Any], deadline_s: float = INIT_DEADLINE_S) -> None:
+    """`ray.init` with a deadline (an alarm, in the main thread where pytest runs): a head that
+    stops answering halfway keeps Ray retrying for minutes. Ray must be initialised from the main
+    thread, so the deadline cannot be a thread of its own."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
+        ray.init(**arguments)
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        raise TimeoutError(f"no answer from the Ray head within {deadline_s:g}s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, deadline_s)
+    try:
+        ray.init(**arguments)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _check_reachable(address: str) -> None:
     """A TCP connection to the head first: Ray itself retries an unanswered address for minutes."""
     host, _, port = address.removeprefix("ray://").rpartition(":")
     host = host.strip("[]")
     try:
-        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S):
-            pass
+        with socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S) as connection:
+            speaks_grpc = _speaks_http2(connection)
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         raise ClusterUnreachable(
             f"--eval-ray {address}: nothing answers at {host}:{port} ({reason}); nothing was "
             "evaluated (is the cluster's head up, and is this its GCS or ray:// client port?)"
         ) from None
+    if not speaks_grpc:
+        raise ClusterUnreachable(
+            f"--eval-ray {address}: something answers at {host}:{port}, but not a Ray head (it does "
+            "not speak gRPC; the dashboard's port, 8265, is not the one); nothing was evaluated "
+            "(give the head's GCS port, 6379 by default, or ray://HOST:10001)"
+        )
+
+
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+
+
+def _speaks_http2(connection: socket.socket) -> bool:
+    """Whether the server answers the HTTP/2 preface with a SETTINGS frame, as gRPC servers (a Ray
+    head's GCS and client server) do; an HTTP/1 server answers with text or closes."""
+    try:
+        connection.sendall(HTTP2_PREFACE)
+        header = b""
+        while len(header) < 9:
+            chunk = connection.recv(9 - len(header))
+            if not chunk:
+                return False
+            header += chunk
+    except OSError:
+        return False
+    return header[3] == 0x4  # the frame's type: SETTINGS
 
 
 def disconnect() -> None:

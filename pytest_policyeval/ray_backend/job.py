@@ -25,6 +25,7 @@ from pytest_policyeval.ray_backend.shipping import (
     file_path,
     materialize,
     node_folder,
+    place,
     relative_name,
     tree_path,
 )
@@ -50,7 +51,7 @@ class Job:
 class Outcome:
     result: dict[str, Any]
     films: list[Any]
-    replays: dict[str, bytes]  # relative to the replay folder
+    replays: list[tuple[str, bytes]]  # relative to the replay folder, in the result's order
     rounds: list[tuple[str, dict[str, Any], list[CachedEpisode]]]  # (key, meta, episodes) played
     hints: list[tuple[str, str]]  # (hint, key) to remember
     node: str
@@ -86,7 +87,7 @@ def run_job(job: Job) -> Outcome:
     import ray
 
     node = ray.get_runtime_context().get_node_id()
-    folder = node_folder(node)
+    folder = node_folder()
     written: list[str] = []
 
     def local(shipped: Shipped) -> Path:
@@ -95,16 +96,17 @@ def run_job(job: Job) -> Outcome:
             written.append(shipped.sha256)
         return target
 
+    copies: dict[str, str] = {}  # this node's copy -> the caller's file, for messages
     for uri, (policy_file, shipped) in job.policies.items():
-        _locations[uri] = policy_file.uri_at(local(shipped))
+        copy = local(shipped)
+        _locations[uri] = policy_file.uri_at(copy)
+        copies[str(copy)] = str(policy_file.path)
     task, options = job.task, job.options
     if job.task_files:
         tree = tree_path(folder, job.task_files)
         for rel, shipped in job.task_files.items():
-            target = tree / relative_name(rel)
-            if not (target.is_file() and target.stat().st_size == shipped.size):
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(local(shipped), target)
+            place(local(shipped), tree / relative_name(rel))
+        copies[str(tree)] = str(task.folder)
         task = replace(task, folder=tree)
     if "task" in job.configs:
         task = replace(task, pytorch_config=local(job.configs["task"]))
@@ -121,13 +123,11 @@ def run_job(job: Job) -> Outcome:
             lambda: evaluation.new_result(task, job.uri, job.label, job.order),
             watch,
         )
-        kept_replays = _read_tree(replays) if replays is not None else {}
+        kept_replays = _read_replays(replays, result.replay_urls) if replays is not None else []
     finally:
         if replays is not None:
             shutil.rmtree(replays, ignore_errors=True)
-    if isinstance(result.policy, dict) and job.uri in job.policies:  # say what was asked, not the copy
-        result.policy.pop("path", None)
-        result.policy["uri"] = result.policy_uri
+    _as_asked(result, job, copies)
     return Outcome(
         result=result.to_dict(),
         films=films,
@@ -155,5 +155,24 @@ def _evaluation(options: EvalOptions) -> Evaluation:
     return evaluation
 
 
-def _read_tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+def _read_replays(root: Path, urls: list[str]) -> list[tuple[str, bytes]]:
+    """The replay files the task wrote, in the order of its result's replay URLs."""
+    root = root.resolve()
+    return [(str(Path(url).resolve().relative_to(root)), Path(url).read_bytes()) for url in urls]
+
+
+def _as_asked(result: Any, job: Job, copies: dict[str, str]) -> None:
+    """Say what the caller asked for, not this node's copies: the policy's URI, the source and
+    path of a shipped checkpoint, and the caller's paths in an error."""
+    shipped = job.policies.get(job.uri)
+    if isinstance(result.policy, dict) and result.policy and shipped is not None:
+        policy_file = shipped[0]
+        result.policy["uri"] = result.policy_uri
+        result.policy["path"] = str(policy_file.path)
+        if policy_file.source is not None:
+            result.policy["source"] = policy_file.source
+    for copy, original in copies.items():
+        if result.error:
+            result.error = result.error.replace(copy, original)
+        if result.traceback:
+            result.traceback = result.traceback.replace(copy, original)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+DEFAULT_NODE_WAIT_S = 60.0  # for nodes still starting or an autoscaler adding them
 DEFAULT_RETRIES = 3  # Ray's own default for a task lost with its worker or node
 
 
@@ -16,5 +17,6 @@ class RaySettings:
     # and one GPU when the device is cuda.
     resources: dict[str, Any] | None = None
     retries: int = DEFAULT_RETRIES  # re-runs of a task lost with its worker or node (not its errors)
+    node_wait_s: float = DEFAULT_NODE_WAIT_S  # how long a task no node can run waits for one
     local_cpus: int | None = None  # CPUs of a `local` cluster (default: this machine's)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -8,9 +8,13 @@ so a checkpoint crosses the network once per node, not once per task.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import shutil
+import stat
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -56,27 +60,91 @@ class Shipment:
         return len(self._files)
 
 
-def node_folder(node_id: str) -> Path:
-    """This node's folder for shipped files (per node id, so nodes sharing a disk stay apart)."""
-    safe = "".join(c for c in node_id if c.isalnum())[:16] or "node"
-    return Path(tempfile.gettempdir()) / f"pytest-policyeval-ray-{os.getuid()}" / safe
+FILES_DIR_VAR = "POLICYEVAL_RAY_FILES_DIR"
+KEEP_DAYS = 7  # shipped files no task used for this long are removed when a new one arrives
+_verified: set[Path] = set()  # copies this process has checked against their digest
+
+
+def node_folder() -> Path:
+    """This machine's folder of shipped files, this user's alone (0700, owned, not a link):
+    $POLICYEVAL_RAY_FILES_DIR where a node sets it (a local disk), else one in the temp folder.
+
+    Files are named by their digest, so a later run, or another node sharing the disk, finds a
+    copy already there and fetches nothing."""
+    chosen = os.environ.get(FILES_DIR_VAR)
+    folder = Path(chosen) if chosen else Path(tempfile.gettempdir()) / f"pytest-policyeval-ray-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.lstat()
+    except OSError as exc:
+        raise ShippingError(f"{folder}: {exc.strerror or type(exc).__name__}") from None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise ShippingError(f"{folder}: not a folder of this user's own; remove it or set TMPDIR")
+    if info.st_mode & 0o077:
+        folder.chmod(0o700)  # ours, but others could read or write it: no longer
+    return folder
 
 
 def materialize(ray: Any, shipped: Shipped, target: Path) -> bool:
-    """Write `shipped` at `target` unless this node has it already; True if it was written."""
+    """Write `shipped` at `target` unless this node has it already; True if it was written.
+
+    A copy already there is used once this process has checked its digest (a copy damaged or
+    replaced since is written again)."""
     from pytest_policyeval.atomic import write_bytes_atomic
 
-    if target.is_file() and not target.is_symlink() and target.stat().st_size == shipped.size:
+    if target in _verified or _intact(target, shipped):
+        _verified.add(target)
+        with contextlib.suppress(OSError):
+            os.utime(target.parent)  # in use: not pruned
         return False
     data = ray.get(shipped.ref)
     if hashlib.sha256(data).hexdigest() != shipped.sha256:
         raise ShippingError(f"{shipped.name}: its bytes changed on the way to this node")
+    prune(target.parent.parent)
     write_bytes_atomic(target, data)
+    _verified.add(target)
     return True
+
+
+def _intact(target: Path, shipped: Shipped) -> bool:
+    try:
+        if target.is_symlink() or not target.is_file() or target.stat().st_size != shipped.size:
+            return False
+        digest = hashlib.sha256()
+        with open(target, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest() == shipped.sha256
+    except OSError:
+        return False
+
+
+def prune(files: Path, keep_days: float = KEEP_DAYS) -> None:
+    """Remove shipped files no task has used for `keep_days` (their folder's time is bumped on use)."""
+    cutoff = time.time() - keep_days * 86400
+    with contextlib.suppress(OSError):
+        for folder in files.iterdir():
+            with contextlib.suppress(OSError):
+                if folder.is_dir() and not folder.is_symlink() and folder.stat().st_mtime < cutoff:
+                    shutil.rmtree(folder, ignore_errors=True)
 
 
 def file_path(folder: Path, shipped: Shipped) -> Path:
     return folder / "files" / shipped.sha256 / shipped.name
+
+
+def place(source: Path, target: Path) -> None:
+    """Put a task's file in its tree: a hard link to the shipped copy, else a copy moved in
+    whole, so a task reading it never sees it half-written."""
+    if target.is_file() and not target.is_symlink() and os.path.samefile(source, target):
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        os.link(source, temporary)
+    except OSError:
+        shutil.copyfile(source, temporary)
+    os.replace(temporary, target)
 
 
 def tree_path(folder: Path, files: dict[str, Shipped]) -> Path:
