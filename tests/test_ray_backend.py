@@ -39,6 +39,16 @@ def pytest_run(cwd: Path, *args: str, wait: bool = True) -> subprocess.Completed
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
+def wait_for_tasks(run: subprocess.Popen, data_dir: Path, count: int) -> None:
+    """Until `count` tasks' episodes are kept in the run's data dir (or the run ends)."""
+    rounds = data_dir / "episodes"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and run.poll() is None:
+        if len([p for p in rounds.glob("*/*.json") if p.parent.name != "hints"]) >= count:
+            return
+        time.sleep(0.05)
+
+
 def episodes(path: Path) -> dict[tuple[str, str], tuple]:
     """Per (task, policy): seeds, per-agent rewards, steps and whether each episode was kept."""
     return {
@@ -121,12 +131,7 @@ def test_a_rerun_after_an_interruption_plays_only_what_was_missing(cluster, tmp_
         "data",
     )
     run = pytest_run(tmp_path, *common, "--eval-json", "first.json", wait=False)
-    rounds = tmp_path / "data" / "episodes"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and run.poll() is None:
-        if len([p for p in rounds.glob("*/*.json") if p.parent.name != "hints"]) >= 4:
-            break
-        time.sleep(0.05)
+    wait_for_tasks(run, tmp_path / "data", 4)
     assert run.poll() is None, "the run ended before it could be interrupted"
     run.send_signal(signal.SIGINT)
     output, _ = run.communicate(timeout=120)
@@ -149,19 +154,34 @@ def test_a_rerun_after_an_interruption_plays_only_what_was_missing(cluster, tmp_
     assert played(again) == played(episodes(tmp_path / "serial.json")), serial.stdout[-2000:]
 
 
-def test_a_node_removed_mid_run_loses_no_task(tmp_path: Path) -> None:
+def test_without_retries_a_removed_node_loses_its_task_and_only_that(tmp_path: Path) -> None:
     common = ("--eval-suite", "navigation", "--policy-uri", "scripted://navigator")
-    common += ("--num-episodes", "120", "--eval-gate", "mean", "--data-dir", "data")
+    common += ("--num-episodes", "60", "--eval-gate", "mean", "--data-dir", "data", "--eval-ray-retries", "0")
     with local_cluster(workers=2, cpus=1) as (cluster, nodes):
         run = pytest_run(
             tmp_path, *common, "--eval-ray", cluster.address, "--eval-json", "ray.json", wait=False
         )
-        rounds = tmp_path / "data" / "episodes"
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and run.poll() is None:
-            if len([p for p in rounds.glob("*/*.json") if p.parent.name != "hints"]) >= 2:
-                break
-            time.sleep(0.05)
+        wait_for_tasks(run, tmp_path / "data", 2)
+        assert run.poll() is None, "the run ended before a node could be removed"
+        cluster.remove_node(nodes[0])
+        output, _ = run.communicate(timeout=600)
+    assert run.returncode == 1, output[-4000:]
+    details = task_details(tmp_path / "ray.json")
+    lost = [d for d in details.values() if d["error"]]
+    assert len(details) == 13 and 1 <= len(lost) <= 2  # what the removed node was running
+    assert all(d["error"].startswith("lost on Ray after 0 retries (NodeDiedError") for d in lost)
+    assert all(d["seeds"] and d["passed"] for d in details.values() if not d["error"])
+    assert json.loads((tmp_path / "ray.json").read_text())["passed"] is False
+
+
+def test_a_node_removed_mid_run_loses_no_task(tmp_path: Path) -> None:
+    common = ("--eval-suite", "navigation", "--policy-uri", "scripted://navigator")
+    common += ("--num-episodes", "60", "--eval-gate", "mean", "--data-dir", "data")
+    with local_cluster(workers=2, cpus=1) as (cluster, nodes):
+        run = pytest_run(
+            tmp_path, *common, "--eval-ray", cluster.address, "--eval-json", "ray.json", wait=False
+        )
+        wait_for_tasks(run, tmp_path / "data", 2)
         assert run.poll() is None, "the run ended before a node could be removed"
         cluster.remove_node(nodes[0])
         output, _ = run.communicate(timeout=600)
@@ -323,3 +343,23 @@ def test_results_name_what_was_asked_for_not_the_nodes_copies(cluster, tmp_path:
     source = downloaded["policy_info"]["source"]
     assert source["uri"] == f"{web.url}/models/nav.pt" and downloaded["policy_info"]["uri"] == source["uri"]
     assert web.downloads("/models/nav.pt") == 1  # by this machine, once; the node got it from Ray
+
+
+def test_a_shard_run_on_ray_merges_with_a_serial_shard_into_the_serial_run(cluster, tmp_path: Path) -> None:
+    common = ("--eval-suite", "navigation", "--policy-uri", "scripted://navigator", "--num-episodes", "4")
+    common += ("--eval-gate", "mean", "--no-eval-cache")
+    whole = pytest_run(tmp_path, *common, "--eval-json", "whole.json")
+    on_ray = pytest_run(
+        tmp_path, *common, "--shard-id", "0", "--num-shards", "2", "--eval-ray", cluster.address,
+        "--eval-json", "shard0.json",
+    )  # fmt: skip
+    here = pytest_run(tmp_path, *common, "--shard-id", "1", "--num-shards", "2", "--eval-json", "shard1.json")
+    assert whole.returncode == on_ray.returncode == here.returncode == 0, on_ray.stdout[-2000:]
+    merge = ["merge", "shard0.json", "shard1.json", "--eval-json", "merged.json"]
+    merged = subprocess.run(
+        [sys.executable, "-m", "pytest_policyeval", *merge], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert merged.returncode == 0, merged.stdout[-2000:] + merged.stderr[-2000:]
+    assert played(episodes(tmp_path / "merged.json")) == played(episodes(tmp_path / "whole.json"))
+    assert len(episodes(tmp_path / "merged.json")) == 13
+    assert json.loads((tmp_path / "merged.json").read_text())["complete"] is True
