@@ -80,7 +80,7 @@ class RayScheduler:
     def pytest_unconfigure(self) -> None:
         from pytest_policyeval.ray_backend.connect import disconnect
 
-        disconnect()
+        disconnect(started_here=self.settings.address == "local")
 
     # -- the remote part ------------------------------------------------------------------------
 
