@@ -14,7 +14,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "pytest_policyeval"
 # (layer, module prefixes), top to bottom. A module belongs to the first layer with a prefix of it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("entry", ("plugin", "options", "option_values", "html_plugin", "cli", "service", "__main__")),
+    ("entry", ("plugin", "options", "option_values", "html_plugin", "cli", "service", "serve", "__main__")),
     ("ray backend", ("ray_backend",)),
     ("collection", ("collection",)),
     ("evaluation", ("evaluation", "controller", "worker", "keys", "gating", "rounds", "merge",

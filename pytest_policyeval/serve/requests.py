@@ -1,0 +1,45 @@
+"""What an evaluation request is, whoever sends it, and the key that makes it idempotent."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_URI = 2048
+
+
+class EvaluationRequest(BaseModel):
+    """One evaluation: a policy on suites, optionally gated against a baseline, published."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    policy_uri: str = Field(min_length=1, max_length=MAX_URI)
+    suites: tuple[str, ...] = Field(default=("navigation",), min_length=1, max_length=32)
+    num_episodes: int | None = Field(default=None, ge=1, le=100_000)
+    baseline_uri: str | None = Field(default=None, min_length=1, max_length=MAX_URI)
+    output_uri: str | None = Field(default=None, min_length=1, max_length=MAX_URI)
+
+    @field_validator("suites")
+    @classmethod
+    def _suite_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            # A name the suite lookup resolves, never a path: a request must not name files.
+            if not name or len(name) > 64 or not all(c.isalnum() or c in "_-" for c in name):
+                raise ValueError(f"{name[:64]!r} is not a suite name (letters, digits, '_' and '-')")
+        return value
+
+    @field_validator("policy_uri", "baseline_uri", "output_uri")
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        if value is not None and any(ord(c) < 32 for c in value):
+            raise ValueError("contains control characters")
+        return value
+
+
+def content_key(source: str, parts: dict[str, Any]) -> str:
+    """An idempotency key from what a delivery says, for senders without a delivery id."""
+    text = json.dumps({"source": source, **parts}, sort_keys=True, separators=(",", ":"))
+    return f"{source}:" + hashlib.sha256(text.encode()).hexdigest()[:40]

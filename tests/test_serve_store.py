@@ -1,0 +1,158 @@
+"""The evaluation queue on a real Postgres (on 127.0.0.1) and on SQLite: idempotent requests,
+claims that never overlap, leases that expire into retries, final user errors, durability."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from pytest_policyeval.serve.requests import EvaluationRequest
+from pytest_policyeval.serve.store import StoreError, open_store
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    pytest.importorskip("psycopg")
+    from postgres_server import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'queue.db'}"
+    server = request.getfixturevalue("postgres")
+    import psycopg
+
+    with psycopg.connect(server.url, autocommit=True) as connection:  # a fresh database per test
+        name = f"t{time.time_ns()}"
+        connection.execute(f"CREATE DATABASE {name}")
+    return server.url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def request_for(n: int) -> EvaluationRequest:
+    return EvaluationRequest(policy_uri=f"wandb://team/proj/model/nav:v{n}", suites=("navigation",))
+
+
+def test_a_request_is_queued_once_per_key(store_url: str) -> None:
+    store = open_store(store_url)
+    first, created = store.enqueue(request_for(1), "delivery-1", "generic")
+    again, created_again = store.enqueue(request_for(2), "delivery-1", "generic")
+    assert created and not created_again and again == first
+    assert store.get(first).request == request_for(1) and store.get(first).status == "queued"
+
+
+def test_a_burst_of_deliveries_with_duplicates_queues_one_job_per_distinct_key(store_url: str) -> None:
+    store = open_store(store_url)
+    keys = [f"delivery-{i % 120}" for i in range(200)]  # 200 deliveries, 120 distinct, 80 repeats
+
+    def deliver(key: str) -> tuple[str, str]:
+        return key, store.enqueue(request_for(int(key.split("-")[1])), key, "generic")[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(deliver, keys))
+    ids_by_key: dict[str, set[str]] = {}
+    for key, job in answers:
+        ids_by_key.setdefault(key, set()).add(job)
+    assert len(ids_by_key) == 120 and all(len(ids) == 1 for ids in ids_by_key.values())
+    queued = store.list(status="queued", limit=1000)
+    assert len(queued) == 120 and {e.id for e in queued} == {next(iter(i)) for i in ids_by_key.values()}
+
+
+def test_concurrent_workers_never_claim_the_same_evaluation(store_url: str) -> None:
+    store = open_store(store_url)
+    for n in range(40):
+        store.enqueue(request_for(n), f"k{n}", "api")
+    claimed: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def work(worker: str) -> None:
+        while (job := store.claim(worker)) is not None:
+            with lock:
+                claimed.append((job.id, worker))
+            assert store.finish(job.id, worker, "done", result={"passed": True})
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(claimed) == 40 and len({job for job, _ in claimed}) == 40
+    assert all(e.status == "done" and e.attempts == 1 for e in store.list(limit=100))
+
+
+def test_an_expired_lease_is_a_system_error_retried_by_another_worker_and_finished_once(
+    store_url: str,
+) -> None:
+    store = open_store(store_url)
+    job_id, _ = store.enqueue(request_for(1), "k", "api", max_attempts=3)
+    first = store.claim("dead-worker", lease_s=0.2)
+    assert first.id == job_id and store.claim("other") is None  # running: not claimable
+    time.sleep(0.3)
+    assert store.expire_leases() == [job_id]
+    assert store.get(job_id).status == "queued"
+    second = store.claim("live-worker")
+    assert second.id == job_id and second.attempts == 2
+    assert not store.heartbeat(job_id, "dead-worker") and not store.finish(job_id, "dead-worker", "done")
+    assert store.heartbeat(job_id, "live-worker")
+    assert store.finish(job_id, "live-worker", "done", result={"passed": False})
+    done = store.get(job_id)
+    assert (done.status, done.result, done.attempts) == ("done", {"passed": False}, 2)
+    attempts = store.attempts(job_id)
+    assert [(a.worker, a.outcome) for a in attempts] == [
+        ("dead-worker", "system_error"),
+        ("live-worker", "done"),
+    ]
+
+
+def test_a_user_error_is_final_and_system_errors_stop_after_their_attempts(store_url: str) -> None:
+    store = open_store(store_url)
+    user, _ = store.enqueue(request_for(1), "bad-uri", "api")
+    job = store.claim("w")
+    assert store.finish(job.id, "w", "error", error="policy could not be loaded: no such file")
+    assert store.get(user).status == "error" and store.claim("w") is None
+    flaky, _ = store.enqueue(request_for(2), "flaky", "api", max_attempts=2)
+    for attempt in (1, 2):
+        job = store.claim("w")
+        assert (job.id, job.attempts) == (flaky, attempt)
+        assert store.finish(job.id, "w", "system_error", error="worker crashed")
+    assert store.get(flaky).status == "system_error" and store.claim("w") is None
+    with pytest.raises(ValueError, match="cannot finish with status 'canceled'"):
+        store.finish(flaky, "w", "canceled")
+
+
+def test_a_released_lease_is_queued_again_without_counting_an_attempt(store_url: str) -> None:
+    store = open_store(store_url)
+    job_id, _ = store.enqueue(request_for(1), "k", "api")
+    store.claim("stopping")
+    assert store.release(job_id, "stopping") and not store.release(job_id, "stopping")
+    again = store.claim("next")
+    assert again.attempts == 1 and [a.worker for a in store.attempts(job_id)] == ["next"]
+    assert store.cancel(job_id) is False  # running: only queued evaluations are canceled
+
+
+def test_the_queue_survives_reopening(store_url: str) -> None:
+    job_id, _ = open_store(store_url).enqueue(request_for(7), "k7", "wandb")
+    reopened = open_store(store_url)
+    assert reopened.get(job_id).request.policy_uri == "wandb://team/proj/model/nav:v7"
+    assert reopened.enqueue(request_for(7), "k7", "wandb") == (job_id, False)
+    assert [e.id for e in reopened.list(policy_uri="wandb://team/proj/model/nav:v7")] == [job_id]
+
+
+def test_a_database_that_cannot_be_reached_is_named_without_its_password(postgres) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(StoreError, match=rf"postgresql://postgres:\*\*\*@127.0.0.1:{port}/x: cannot open"):
+        open_store(f"postgresql://postgres:s3cret@127.0.0.1:{port}/x")
+    with pytest.raises(StoreError, match=r"must be postgresql://\.\.\. or sqlite:///PATH"):
+        open_store("mysql://host/db")
