@@ -246,6 +246,9 @@ def parser() -> argparse.ArgumentParser:
         help="merge interrupted or incomplete shards too; the result then says it is partial (exit 1)",
     )
     merge.set_defaults(run=_merge)
+    from pytest_policyeval.serve.commands import add_commands
+
+    add_commands(commands)
     return top
 
 

@@ -1,0 +1,150 @@
+"""`policyeval serve`: the HTTP API over the evaluation queue (FastAPI, served by uvicorn).
+
+    POST /evaluations          bearer token; an EvaluationRequest; `Idempotency-Key` optional
+    POST /webhooks/wandb       a W&B Automation's payload, with its bearer token
+    POST /webhooks/generic     any CI system, signed as GitHub signs (X-Hub-Signature-256)
+    GET  /evaluations/{id}     status, attempts, timings, results
+    GET  /evaluations          ?status=&policy_uri=&limit=
+    GET  /healthz, /readyz     liveness; readiness (the database answers)
+    GET  /                     the status page
+
+A request that is not authenticated, or not signed with the secret, gets 401 and nothing is
+stored. Every accepted request is answered 202 with its id at once; a duplicate (the same
+delivery or Idempotency-Key) gets the id it got the first time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, JSONResponse
+
+from pytest_policyeval.serve.requests import EvaluationRequest
+from pytest_policyeval.serve.settings import ServeSettings
+from pytest_policyeval.serve.store import STATUSES, Evaluation, Store, open_store
+from pytest_policyeval.serve.webhooks import (
+    MAX_BODY_BYTES,
+    Refused,
+    bearer_ok,
+    evaluation_request,
+    generic_delivery,
+    read_json,
+    wandb_delivery,
+)
+
+
+def create_app(settings: ServeSettings, store: Store | None = None) -> FastAPI:
+    app = FastAPI(title="pytest-policyeval", docs_url=None, redoc_url=None, openapi_url=None)
+    queue = store or open_store(settings.database_url)
+
+    async def body_of(request: Request) -> bytes:
+        """The raw body, read no further than the limit (before any check or parse)."""
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                raise Refused(413, f"the body is larger than {MAX_BODY_BYTES} bytes")
+        return bytes(body)
+
+    def require_token(request: Request, tokens: tuple[str, ...]) -> None:
+        if not bearer_ok(request.headers.get("authorization"), tokens):
+            raise Refused(401, "a valid bearer token is needed (Authorization: Bearer TOKEN)")
+
+    async def accept(request_: EvaluationRequest, key: str, source: str) -> JSONResponse:
+        evaluation_id, created = await run_in_threadpool(
+            queue.enqueue, request_, key, source, settings.max_attempts
+        )
+        body = {"id": evaluation_id, "duplicate": not created, "url": f"/evaluations/{evaluation_id}"}
+        return JSONResponse(body, status_code=202)
+
+    @app.exception_handler(Refused)
+    async def refused(request: Request, exc: Refused) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.post("/evaluations")
+    async def post_evaluation(request: Request) -> JSONResponse:
+        require_token(request, settings.api_tokens)
+        asked = evaluation_request(read_json(await body_of(request)), "evaluation")
+        given = request.headers.get("idempotency-key")
+        if given is not None and not (0 < len(given) <= 128 and given.isprintable()):
+            raise Refused(422, "Idempotency-Key must be 1-128 printable characters")
+        return await accept(asked, f"api:{given}" if given else f"api:{uuid.uuid4().hex}", "api")
+
+    @app.post("/webhooks/wandb")
+    async def post_wandb(request: Request) -> JSONResponse:
+        require_token(request, (settings.wandb_token,) if settings.wandb_token else ())
+        asked, key = wandb_delivery(await body_of(request), settings.webhook_defaults)
+        return await accept(asked, key, "wandb")
+
+    @app.post("/webhooks/generic")
+    async def post_generic(request: Request) -> JSONResponse:
+        body = await body_of(request)
+        delivery = request.headers.get("x-github-delivery") or request.headers.get("x-delivery-id")
+        signature = request.headers.get("x-hub-signature-256")
+        asked, key = generic_delivery(body, signature, delivery, settings.webhook_secret or "")
+        return await accept(asked, key, "generic")
+
+    @app.get("/evaluations/{evaluation_id}")
+    async def get_evaluation(evaluation_id: str, request: Request) -> dict[str, Any]:
+        require_token(request, settings.api_tokens)
+        found = await run_in_threadpool(queue.get, evaluation_id[:64])
+        if found is None:
+            raise HTTPException(404, "no such evaluation")
+        attempts = await run_in_threadpool(queue.attempts, found.id)
+        return {**describe(found), "attempts": [vars(a) for a in attempts]}
+
+    @app.get("/evaluations")
+    async def list_evaluations(
+        request: Request, status: str | None = None, policy_uri: str | None = None, limit: int = 100
+    ) -> dict[str, Any]:
+        require_token(request, settings.api_tokens)
+        if status is not None and status not in STATUSES:
+            raise Refused(422, f"status must be one of {', '.join(STATUSES)}")
+        found = await run_in_threadpool(queue.list, status, policy_uri, limit)
+        return {"evaluations": [describe(e) for e in found]}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        try:
+            await run_in_threadpool(queue.list, None, None, 1)
+        except Exception as exc:
+            return JSONResponse({"status": "unavailable", "error": str(exc)[:300]}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> str:
+        from pytest_policyeval.serve.page import status_page
+
+        return status_page(await run_in_threadpool(queue.list, None, None, 200))
+
+    return app
+
+
+def describe(evaluation: Evaluation) -> dict[str, Any]:
+    """An evaluation as the API shows it (URIs without their passwords or signatures)."""
+    from pytest_policyeval.redact import redact_uri
+
+    request = evaluation.request.model_dump()
+    for name in ("policy_uri", "baseline_uri", "output_uri"):
+        if request.get(name):
+            request[name] = redact_uri(request[name])
+    return {
+        "id": evaluation.id,
+        "status": evaluation.status,
+        "source": evaluation.source,
+        "request": request,
+        "attempts_made": evaluation.attempts,
+        "max_attempts": evaluation.max_attempts,
+        "created_at": evaluation.created_at,
+        "started_at": evaluation.started_at,
+        "finished_at": evaluation.finished_at,
+        "error": evaluation.error,
+        "result": evaluation.result,
+    }

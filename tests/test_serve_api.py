@@ -1,0 +1,135 @@
+"""`policyeval serve` as a real process on 127.0.0.1 over a real Postgres: requests and webhooks
+in, exactly one evaluation per distinct delivery, nothing stored for a refused one, nothing lost
+when the API restarts."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+from serve_process import SECRET, TOKEN, WANDB_TOKEN, ServeProcess
+
+pytest.importorskip("fastapi")
+pytest.importorskip("psycopg")
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    from postgres_server import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def api(postgres):
+    import psycopg
+
+    name = f"api{time.time_ns()}"
+    with psycopg.connect(postgres.url, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    server = ServeProcess(postgres.url.rsplit("/", 1)[0] + f"/{name}")
+    yield server
+    server.stop()
+
+
+def signed_post(api: ServeProcess, payload: dict, delivery: str, secret: str = SECRET) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    headers = {
+        "X-Hub-Signature-256": signature,
+        "X-GitHub-Delivery": delivery,
+        "Content-Type": "application/json",
+    }
+    return httpx.post(f"{api.url}/webhooks/generic", content=body, headers=headers, timeout=30)
+
+
+def listed(api: ServeProcess, **query: str) -> list[dict]:
+    answer = httpx.get(f"{api.url}/evaluations", params={"limit": 1000, **query}, headers=AUTH, timeout=30)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["evaluations"]
+
+
+def test_a_signed_webhook_queues_exactly_one_evaluation_and_a_bad_signature_none(api: ServeProcess) -> None:
+    payload = {"policy_uri": "s3://bucket/nav.pt", "suites": ["navigation"]}
+    first = signed_post(api, payload, "delivery-1")
+    assert first.status_code == 202 and first.json()["duplicate"] is False
+    again = signed_post(api, payload, "delivery-1")  # GitHub's redelivery of the same delivery
+    assert again.status_code == 202 and again.json()["id"] == first.json()["id"] and again.json()["duplicate"]
+    for bad in (signed_post(api, payload, "delivery-2", secret="wrong"), signed_post(api, {}, "d3", "")):
+        assert bad.status_code == 401
+    unsigned = httpx.post(f"{api.url}/webhooks/generic", json=payload, headers={"X-GitHub-Delivery": "d4"})
+    assert unsigned.status_code == 401
+    (only,) = listed(api)
+    assert only["id"] == first.json()["id"] and only["status"] == "queued" and only["source"] == "generic"
+    detail = httpx.get(f"{api.url}/evaluations/{only['id']}", headers=AUTH).json()
+    assert detail["request"]["policy_uri"] == "s3://bucket/nav.pt" and detail["attempts"] == []
+
+
+def test_a_burst_of_200_deliveries_with_duplicates_yields_one_job_per_distinct_delivery(
+    api: ServeProcess,
+) -> None:
+    deliveries = [f"burst-{i % 130}" for i in range(200)]
+
+    def deliver(delivery: str) -> tuple[str, int, str]:
+        answer = signed_post(api, {"policy_uri": f"s3://bucket/{delivery}.pt"}, delivery)
+        return delivery, answer.status_code, answer.json().get("id", "")
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(deliver, deliveries))
+    assert {status for _, status, _ in answers} == {202}
+    ids: dict[str, set[str]] = {}
+    for delivery, _, job in answers:
+        ids.setdefault(delivery, set()).add(job)
+    assert len(ids) == 130 and all(len(found) == 1 for found in ids.values())
+    assert sorted(e["id"] for e in listed(api)) == sorted(next(iter(found)) for found in ids.values())
+
+
+def test_a_wandb_automation_queues_that_artifact_version_and_needs_its_token(api: ServeProcess) -> None:
+    payload = {
+        "event_type": "ADD_ARTIFACT_ALIAS", "event_author": "alice", "alias": "candidate",
+        "artifact_version_string": "team/nav/policy:v7", "artifact_collection_name": "policy",
+        "entity_name": "team", "project_name": "nav",
+    }  # fmt: skip
+    url = f"{api.url}/webhooks/wandb"
+    assert httpx.post(url, json=payload).status_code == 401
+    assert httpx.post(url, json=payload, headers=AUTH).status_code == 401  # the API's token is not W&B's
+    wandb_auth = {"Authorization": f"Bearer {WANDB_TOKEN}"}
+    accepted = httpx.post(url, json=payload, headers=wandb_auth)
+    assert accepted.status_code == 202
+    assert httpx.post(url, json={**payload, "event_author": "bob"}, headers=wandb_auth).json()["duplicate"]
+    (queued,) = listed(api, status="queued")
+    assert (
+        queued["request"]["policy_uri"] == "wandb://team/nav/model/policy:v7" and queued["source"] == "wandb"
+    )
+    refused = httpx.post(url, json={**payload, "artifact_version_string": "x"}, headers=wandb_auth)
+    assert refused.status_code == 422 and "ENTITY/PROJECT/NAME:vN" in refused.json()["error"]
+
+
+def test_the_api_needs_its_token_and_restarting_it_loses_nothing(api: ServeProcess) -> None:
+    request = {"policy_uri": "https://user:pw@host/nav.pt", "suites": ["navigation", "laser_tag"]}
+    assert httpx.post(f"{api.url}/evaluations", json=request).status_code == 401
+    assert httpx.get(f"{api.url}/evaluations").status_code == 401
+    keyed = {**AUTH, "Idempotency-Key": "nightly-2026-12-02"}
+    first = httpx.post(f"{api.url}/evaluations", json=request, headers=keyed).json()
+    assert httpx.post(f"{api.url}/evaluations", json=request, headers=keyed).json()["id"] == first["id"]
+    other = httpx.post(f"{api.url}/evaluations", json=request, headers=AUTH).json()  # no key: a new one
+    assert other["id"] != first["id"]
+    bad = httpx.post(f"{api.url}/evaluations", json={**request, "suites": ["../x"]}, headers=AUTH)
+    assert bad.status_code == 422
+    api.stop()
+    api.start()
+    found = {e["id"]: e for e in listed(api)}
+    assert set(found) == {first["id"], other["id"]}
+    assert found[first["id"]]["request"]["policy_uri"] == "https://user:***@host/nav.pt"
+    assert httpx.get(f"{api.url}/readyz").json() == {"status": "ready"}
+    page = httpx.get(f"{api.url}/").text
+    assert first["id"][:12] in page and "pw@" not in page
