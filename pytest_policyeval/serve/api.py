@@ -4,6 +4,7 @@
     POST /webhooks/wandb       a W&B Automation's payload, with its bearer token
     POST /webhooks/generic     any CI system, signed as GitHub signs (X-Hub-Signature-256)
     GET  /evaluations/{id}     status, attempts, timings, results
+    GET  /evaluations/{id}/report   the HTML report its worker kept
     GET  /evaluations          ?status=&policy_uri=&limit=
     GET  /healthz, /readyz     liveness; readiness (the database answers)
     GET  /                     the status page
@@ -15,12 +16,13 @@ delivery or Idempotency-Key) gets the id it got the first time.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from pytest_policyeval.serve.requests import EvaluationRequest
 from pytest_policyeval.serve.settings import ServeSettings
@@ -95,6 +97,16 @@ def create_app(settings: ServeSettings, store: Store | None = None) -> FastAPI:
             raise HTTPException(404, "no such evaluation")
         attempts = await run_in_threadpool(queue.attempts, found.id)
         return {**describe(found), "attempts": [vars(a) for a in attempts]}
+
+    @app.get("/evaluations/{evaluation_id}/report", response_class=HTMLResponse)
+    async def report(evaluation_id: str) -> FileResponse:
+        # The id is the folder's name: only the hex ids this service makes are looked up.
+        if not re.fullmatch(r"[0-9a-f]{32}", evaluation_id):
+            raise HTTPException(404, "no such evaluation")
+        path = settings.reports_dir / evaluation_id / "report.html"
+        if not path.is_file():
+            raise HTTPException(404, "no report (yet) for this evaluation")
+        return FileResponse(path, media_type="text/html")
 
     @app.get("/evaluations")
     async def list_evaluations(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 
@@ -18,6 +19,45 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     serve.add_argument("--database", metavar="URL", help="postgresql://... or sqlite:///PATH")
     serve.set_defaults(run=_serve)
+    worker = commands.add_parser(
+        "worker",
+        help="claim queued evaluations and run them (each in a child pytest process)",
+        description="Run evaluations from the queue (pytest_policyeval/serve/worker.py) until SIGTERM, "
+        "which hands the current one back. The queue from --database or POLICYEVAL_DATABASE_URL.",
+    )
+    worker.add_argument("--database", metavar="URL", help="postgresql://... or sqlite:///PATH")
+    worker.add_argument("--work-dir", type=Path, help="where runs happen (default: the data dir)")
+    worker.add_argument("--lease", type=float, default=60.0, help="lease in seconds (default 60)")
+    worker.add_argument("--heartbeat", type=float, default=15.0, help="lease renewal period (default 15)")
+    worker.add_argument("--poll", type=float, default=2.0, help="seconds between looks at an empty queue")
+    worker.add_argument("--device", help="--device of every run (cuda on a GPU worker)")
+    worker.set_defaults(run=_worker)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from pytest_policyeval.serve.settings import ServeSettings, service_dir
+    from pytest_policyeval.serve.store import StoreError, open_store
+    from pytest_policyeval.serve.worker import Worker, WorkerSettings
+
+    settings = ServeSettings.from_env(database_url=args.database)
+    if not args.heartbeat < args.lease:
+        print("policyeval worker: --heartbeat must be shorter than --lease")
+        return 2
+    try:
+        store = open_store(settings.database_url)
+    except StoreError as exc:
+        print(f"policyeval worker: {exc}")
+        return 2
+    work = WorkerSettings(
+        work_dir=args.work_dir or service_dir() / "runs",
+        reports_dir=settings.reports_dir,
+        lease_s=args.lease,
+        heartbeat_s=args.heartbeat,
+        poll_s=args.poll,
+        device=args.device,
+    )
+    Worker(store, work).run_forever()
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

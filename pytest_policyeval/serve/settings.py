@@ -16,6 +16,7 @@ WEBHOOK_SECRET_VAR = "POLICYEVAL_WEBHOOK_SECRET"  # the HMAC secret of /webhooks
 DEFAULT_SUITES_VAR = "POLICYEVAL_DEFAULT_SUITES"  # suites of webhook evaluations (default navigation)
 DEFAULT_OUTPUT_VAR = "POLICYEVAL_DEFAULT_OUTPUT_URI"  # where webhook evaluations publish
 DEFAULT_BASELINE_VAR = "POLICYEVAL_DEFAULT_BASELINE_URI"  # what webhook evaluations gate against
+REPORTS_VAR = "POLICYEVAL_REPORTS_DIR"  # results and reports the workers keep and the API serves
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class ServeSettings:
     webhook_secret: str | None = None
     webhook_defaults: dict[str, Any] = field(default_factory=dict)
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    reports_dir: Path = Path("reports")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, database_url: str | None = None) -> ServeSettings:
@@ -45,12 +47,17 @@ class ServeSettings:
             wandb_token=env.get(WANDB_TOKEN_VAR) or None,
             webhook_secret=env.get(WEBHOOK_SECRET_VAR) or None,
             webhook_defaults=defaults,
+            reports_dir=Path(env.get(REPORTS_VAR) or service_dir() / "reports"),
         )
 
 
-def default_database() -> Path:
+def service_dir() -> Path:
     from pytest_policyeval.policies.sources.cache import default_data_dir
 
     folder = default_data_dir() / "service"
     folder.mkdir(parents=True, exist_ok=True)
-    return folder / "queue.db"
+    return folder
+
+
+def default_database() -> Path:
+    return service_dir() / "queue.db"

@@ -1,0 +1,198 @@
+"""`policyeval worker`: claims queued evaluations and runs each as a pytest run of the plugin.
+
+Each evaluation runs in a child process (`pytest --eval-suite ... --policy-uri ...`), so a crash,
+a hang or a leak in it cannot take the worker down; the child dies with the worker (Linux's
+parent-death signal). While it runs, the worker renews its lease (the heartbeat); a worker that
+finds its lease gone (it expired and another worker took the evaluation) stops its child and
+records nothing. SIGTERM hands the lease back unfinished, so another worker starts it at once.
+
+How a run ends decides the status:
+    the run finished (exit 0 or 1, a results document written)   done, with the document
+    every task's policy could not be loaded; a usage error (4); no tests collected (5)
+                                                                  error: the request's fault, final
+    anything else (a crash, a signal, exit 2 or 3, no document)  system_error: retried
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_policyeval.serve.store import Evaluation, Store
+
+USER_ERROR_EXITS = {4: "usage error (a suite name or option the run refused)", 5: "no tests were collected"}
+
+
+@dataclass
+class WorkerSettings:
+    work_dir: Path  # each evaluation's attempt runs in a folder of its own below it
+    reports_dir: Path  # results and reports kept for the API (a shared volume in a cluster)
+    lease_s: float = 60.0
+    heartbeat_s: float = 15.0
+    poll_s: float = 2.0
+    timeout_s: float = 4 * 3600.0  # one evaluation's run, at most
+    device: str | None = None  # --device for every run (a GPU worker: cuda)
+
+
+class Worker:
+    def __init__(self, store: Store, settings: WorkerSettings, worker_id: str | None = None):
+        self.store = store
+        self.settings = settings
+        self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.stopping = threading.Event()
+
+    def run_forever(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        while not self.stopping.is_set():
+            self.store.expire_leases()
+            job = self.store.claim(self.id, self.settings.lease_s)
+            if job is None:
+                self.stopping.wait(self.settings.poll_s)
+                continue
+            self.run_one(job)
+
+    def run_one(self, job: Evaluation) -> str:
+        """Run one claimed evaluation to its end; returns what became of it."""
+        folder = self.settings.work_dir / job.id / f"attempt-{job.attempts}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        log = open(folder / "pytest.log", "wb")  # noqa: SIM115 (the child writes it until it ends)
+        child = subprocess.Popen(
+            self.command(job, folder), cwd=folder, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
+        )  # fmt: skip
+        started = time.monotonic()
+        try:
+            while True:
+                try:
+                    code = child.wait(timeout=self.settings.heartbeat_s)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                if self.stopping.is_set():
+                    _stop(child)
+                    self.store.release(job.id, self.id)
+                    return "released"
+                if not self.store.heartbeat(job.id, self.id, self.settings.lease_s):
+                    _stop(child)  # the lease expired and the evaluation is another worker's now
+                    return "lease lost"
+                if time.monotonic() - started > self.settings.timeout_s:
+                    _stop(child)
+                    self.store.finish(
+                        job.id, self.id, "system_error", error=f"ran past {self.settings.timeout_s:g}s"
+                    )
+                    return "system_error"
+        finally:
+            log.close()
+        status, result, error = self.outcome(job, folder, code)
+        self.store.finish(job.id, self.id, status, result=result, error=error)
+        return status
+
+    def command(self, job: Evaluation, folder: Path) -> list[str]:
+        request = job.request
+        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--rootdir", str(folder)]
+        for suite in request.suites:
+            command += ["--eval-suite", suite]
+        command += ["--policy-uri", request.policy_uri, "--eval-json", str(folder / "results.json")]
+        if importlib.util.find_spec("pytest_html") is not None:  # the report, where pytest-html is
+            command += ["--html", str(folder / "report.html"), "--self-contained-html"]
+        if request.num_episodes is not None:
+            command += ["--num-episodes", str(request.num_episodes)]
+        if request.baseline_uri:
+            command += ["--baseline-uri", request.baseline_uri]
+        if request.output_uri:
+            command += ["--eval-output-uri", request.output_uri]
+        if self.settings.device:
+            command += ["--device", self.settings.device]
+        return command
+
+    def outcome(self, job: Evaluation, folder: Path, code: int) -> tuple[str, dict | None, str | None]:
+        """(status, result, error) from how the run ended (see the module's docstring)."""
+        if code in USER_ERROR_EXITS:
+            return "error", None, f"{USER_ERROR_EXITS[code]}: {_tail(folder / 'pytest.log')}"
+        document = _read_document(folder / "results.json")
+        if code not in (0, 1) or document is None:
+            how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+            return (
+                "system_error",
+                None,
+                f"the run ended without results ({how}): {_tail(folder / 'pytest.log')}",
+            )
+        errors = [t.get("error") for t in _tasks(document)]
+        if errors and all(e and e.startswith("policy could not be loaded") for e in errors):
+            return "error", None, errors[0]
+        kept = self.settings.reports_dir / job.id
+        kept.mkdir(parents=True, exist_ok=True)
+        for name in ("results.json", "report.html"):
+            if (folder / name).is_file():
+                shutil.copyfile(folder / name, kept / name)
+        result = {
+            "passed": document.get("passed") is True,
+            "complete": document.get("complete") is True,
+            "exit_status": code,
+            "report_url": f"/evaluations/{job.id}/report" if (kept / "report.html").is_file() else None,
+            "document": document,
+        }
+        return "done", result, None
+
+
+def _tasks(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        task
+        for policy in document.get("policies", [])
+        for checkpoint in policy.get("checkpoints", [])
+        for task in checkpoint.get("metrics", {}).get("tasks", {}).values()
+    ]
+
+
+def _read_document(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _tail(path: Path, limit: int = 600) -> str:
+    try:
+        text = path.read_text(errors="replace").strip()
+    except OSError:
+        return "(no output)"
+    return text[-limit:]
+
+
+def _stop(child: subprocess.Popen) -> None:
+    """End the child's whole process group: SIGTERM, then SIGKILL after a grace period."""
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(child.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            child.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: Linux sends it SIGKILL if the worker dies (no orphaned runs)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
