@@ -133,3 +133,48 @@ def test_the_api_needs_its_token_and_restarting_it_loses_nothing(api: ServeProce
     assert httpx.get(f"{api.url}/readyz").json() == {"status": "ready"}
     page = httpx.get(f"{api.url}/").text
     assert first["id"][:12] in page and "pw@" not in page
+
+
+def test_one_command_serves_a_laptop_with_sqlite_and_an_embedded_worker(tmp_path) -> None:
+    data = tmp_path / "data"
+    api = ServeProcess(f"sqlite:///{tmp_path / 'queue.db'}", POLICYEVAL_DATA_DIR=str(data))
+    try:
+        posted = httpx.post(
+            f"{api.url}/evaluations", json={"policy_uri": "random://", "num_episodes": 2}, headers=AUTH
+        ).json()
+        deadline = time.monotonic() + 240
+        while (found := httpx.get(f"{api.url}/evaluations/{posted['id']}", headers=AUTH).json())[
+            "status"
+        ] in (
+            "queued",
+            "running",
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert found["status"] == "done" and found["result"]["complete"] is True, found["error"]
+        report = httpx.get(f"{api.url}{found['result']['report_url']}")
+        assert report.status_code == 200 and "navigation/maze_small" in report.text
+        assert httpx.get(f"{api.url}/evaluations/../../etc/passwd/report").status_code == 404
+    finally:
+        api.stop()
+    assert api.process.returncode in (0, -15)  # uvicorn ends by re-raising the SIGTERM it handled
+
+
+def test_sigterm_hands_the_embedded_workers_evaluation_back(tmp_path) -> None:
+    from pytest_policyeval.serve.store import open_store
+
+    database = f"sqlite:///{tmp_path / 'queue.db'}"
+    api = ServeProcess(database, POLICYEVAL_DATA_DIR=str(tmp_path / "data"))
+    try:
+        request = {"policy_uri": "random://", "num_episodes": 300}
+        posted = httpx.post(f"{api.url}/evaluations", json=request, headers=AUTH).json()
+        url = f"{api.url}/evaluations/{posted['id']}"
+        deadline = time.monotonic() + 60
+        while httpx.get(url, headers=AUTH).json()["status"] != "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(1.0)
+    finally:
+        api.stop()
+    left = open_store(database).get(posted["id"])
+    assert (left.status, left.attempts, left.lease_owner) == ("queued", 0, None)

@@ -16,8 +16,10 @@ delivery or Idempotency-Key) gets the id it got the first time.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
@@ -38,8 +40,20 @@ from pytest_policyeval.serve.webhooks import (
 )
 
 
-def create_app(settings: ServeSettings, store: Store | None = None) -> FastAPI:
-    app = FastAPI(title="pytest-policyeval", docs_url=None, redoc_url=None, openapi_url=None)
+def create_app(
+    settings: ServeSettings, store: Store | None = None, on_shutdown: Callable[[], None] | None = None
+) -> FastAPI:
+    """The API; `on_shutdown` runs when the server stops gracefully (an embedded worker's end)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if on_shutdown is not None:
+            await run_in_threadpool(on_shutdown)
+
+    app = FastAPI(
+        title="pytest-policyeval", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
     queue = store or open_store(settings.database_url)
 
     async def body_of(request: Request) -> bytes:

@@ -18,6 +18,13 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     serve.add_argument("--database", metavar="URL", help="postgresql://... or sqlite:///PATH")
+    serve.add_argument(
+        "--worker",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also run a worker in this process (default: with a SQLite queue, so that one command "
+        "serves a laptop; with Postgres, run `policyeval worker` processes)",
+    )
     serve.set_defaults(run=_serve)
     worker = commands.add_parser(
         "worker",
@@ -75,10 +82,40 @@ def _serve(args: argparse.Namespace) -> int:
     if not settings.api_tokens:
         print("policyeval serve: set POLICYEVAL_API_TOKENS (comma-separated bearer tokens) first")
         return 2
+    embedded = None
+    if args.worker or (args.worker is None and settings.database_url.startswith("sqlite:")):
+        try:
+            embedded = _embedded_worker(settings)
+        except StoreError as exc:
+            print(f"policyeval serve: {exc}")
+            return 2
+
+    def stop_worker() -> None:
+        if embedded is not None:
+            worker, thread = embedded
+            worker.stopping.set()  # its evaluation is handed back, to be run again next time
+            thread.join(timeout=60)
+
     try:
-        app = create_app(settings)
+        app = create_app(settings, on_shutdown=stop_worker)
     except StoreError as exc:
+        stop_worker()
         print(f"policyeval serve: {exc}")
         return 2
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0
+
+
+def _embedded_worker(settings: Any) -> tuple[Any, Any]:
+    """A worker thread beside the API, on the same queue (laptop mode)."""
+    import threading
+
+    from pytest_policyeval.serve.settings import service_dir
+    from pytest_policyeval.serve.store import open_store
+    from pytest_policyeval.serve.worker import Worker, WorkerSettings
+
+    work = WorkerSettings(work_dir=service_dir() / "runs", reports_dir=settings.reports_dir, poll_s=1.0)
+    worker = Worker(open_store(settings.database_url), work)
+    thread = threading.Thread(target=worker.run_forever, kwargs={"handle_signals": False}, daemon=True)
+    thread.start()
+    return worker, thread

@@ -53,9 +53,11 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
 
-    def run_forever(self) -> None:
-        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
-        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+    def run_forever(self, handle_signals: bool = True) -> None:
+        """Claim and run until SIGTERM/SIGINT (or `stopping` is set by whoever embeds it)."""
+        if handle_signals:
+            signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
+            signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         while not self.stopping.is_set():
             self.store.expire_leases()
             job = self.store.claim(self.id, self.settings.lease_s)
