@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # The evaluator service: `docker build --target production -t policyeval .`, then
 #   docker run --rm -e POLICY_URI=s3://bucket/policy.pt -e OUTPUT_URI=s3://bucket/results policyeval
-# prints the results JSON on stdout (see pytest_policyeval/service.py for every variable).
+# prints the results JSON on stdout (see pytest_policyeval/service.py for every variable). The same
+# image runs the long-running service: `policyeval serve` (the API) and `policyeval worker`.
 # `--target ray` is every node of a Ray cluster (KubeRay); `--target development` adds the test
 # tools and runs the test suite by default.
 
@@ -22,8 +23,8 @@ FROM base AS production
 COPY pyproject.toml README.md ./
 COPY pytest_policyeval ./pytest_policyeval
 COPY suites ./suites
-RUN pip install ".[s3,wandb,gymnasium,pettingzoo]" && useradd --create-home --uid 1000 policyeval \
-    && mkdir -p /data && chown policyeval /data
+RUN pip install ".[s3,wandb,gymnasium,pettingzoo,serve,html]" && useradd --create-home --uid 1000 policyeval \
+    && mkdir -p /data /reports && chown policyeval /data /reports
 USER policyeval
 VOLUME ["/data"]
 ENTRYPOINT ["python", "-m", "pytest_policyeval.service"]

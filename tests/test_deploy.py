@@ -130,27 +130,101 @@ def _env_names(container: dict) -> set[str]:
 KNOWN_EXTRA = {"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 
 
-def test_kubernetes_job_and_cronjob_run_the_service_with_its_variables() -> None:
+def test_kubernetes_job_runs_the_one_shot_service_with_its_variables() -> None:
     from pytest_policyeval.service import VARIABLES
 
     job = yaml.safe_load((REPO / "deploy/kubernetes/policyeval-job.yaml").read_text())
-    cron = yaml.safe_load((REPO / "deploy/kubernetes/policyeval-cronjob.yaml").read_text())
-    assert job["kind"] == "Job" and cron["kind"] == "CronJob"
-    assert len(cron["spec"]["schedule"].split()) == 5
-    for pod, in_shell in (
-        (job["spec"]["template"]["spec"], False),
-        (cron["spec"]["jobTemplate"]["spec"]["template"]["spec"], True),
-    ):
-        (container,) = pod["containers"]
-        names = _env_names(container)
-        assert "POLICY_URI" in names and names <= set(VARIABLES)
-        assert pod["restartPolicy"] == "Never"
-        if in_shell:  # the CronJob sets OUTPUT_URI per run, then hands over to the service
-            script = container["args"][0]
-            assert "exec python -m pytest_policyeval.service" in script and "OUTPUT_URI=" in script
-        else:
-            assert "command" not in container  # the image's entrypoint: the service
+    assert job["kind"] == "Job"
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    names = _env_names(container)
+    assert "POLICY_URI" in names and names <= set(VARIABLES)
+    assert pod["restartPolicy"] == "Never"
+    assert "command" not in container  # the image's entrypoint: the service
     assert job["spec"]["backoffLimit"] == 0
+
+
+def _serve_documents() -> dict[str, dict]:
+    documents = yaml.safe_load_all((REPO / "deploy/kubernetes/policyeval-serve.yaml").read_text())
+    return {f"{d['kind']}/{d['metadata']['name']}": d for d in documents}
+
+
+SERVE_VARIABLES = {
+    "POLICYEVAL_DATABASE_URL", "POLICYEVAL_API_TOKENS", "POLICYEVAL_WANDB_TOKEN", "POLICYEVAL_WEBHOOK_SECRET",
+    "POLICYEVAL_DEFAULT_SUITES", "POLICYEVAL_DEFAULT_OUTPUT_URI", "POLICYEVAL_DEFAULT_BASELINE_URI",
+    "POLICYEVAL_REPORTS_DIR", "POLICYEVAL_DATA_DIR",
+}  # fmt: skip
+
+
+def test_serve_settings_read_exactly_the_variables_the_manifests_set() -> None:
+    import re as regex
+
+    from pytest_policyeval.serve import settings
+
+    source = (REPO / "pytest_policyeval/serve/settings.py").read_text()
+    read = set(regex.findall(r'"(POLICYEVAL_[A-Z_]+)"', source))
+    assert read | {"POLICYEVAL_DATA_DIR"} == SERVE_VARIABLES
+    assert settings.DATABASE_VAR in read
+
+
+def test_kubernetes_service_runs_the_api_and_gpu_workers_with_real_commands() -> None:
+    from pytest_policyeval.serve.api import create_app
+    from pytest_policyeval.serve.settings import ServeSettings
+
+    docs = _serve_documents()
+    secret = docs["Secret/policyeval-serve"]
+    assert set(secret["stringData"]) <= SERVE_VARIABLES
+    api = docs["Deployment/policyeval-api"]["spec"]["template"]["spec"]
+    worker = docs["Deployment/policyeval-worker"]["spec"]["template"]["spec"]
+    (api_container,) = api["containers"]
+    (worker_container,) = worker["containers"]
+    for container in (api_container, worker_container):
+        command = container["command"]
+        assert command[0] == "policyeval"
+        assert cli_parser().parse_args(command[1:]).command in ("serve", "worker")
+        assert container["envFrom"][0]["secretRef"]["name"] == "policyeval-serve"
+        assert _env_names(container) <= SERVE_VARIABLES
+    assert "--no-worker" in api_container["command"]  # the workers are their own Deployment
+    app = create_app(ServeSettings(database_url="sqlite:///:memory:"))
+    routes = {route.path for route in app.routes}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert api_container[probe]["httpGet"]["path"] in routes
+        assert api_container[probe]["httpGet"]["port"] == api_container["ports"][0]["containerPort"]
+    service = docs["Service/policyeval-api"]["spec"]
+    assert service["selector"] == docs["Deployment/policyeval-api"]["spec"]["template"]["metadata"]["labels"]
+    assert service["ports"][0]["targetPort"] == api_container["ports"][0]["containerPort"]
+    # Workers: a GPU each, a long grace for handing back, reports on the volume the API serves.
+    args = cli_parser().parse_args(worker_container["command"][1:])
+    assert worker_container["resources"]["limits"]["nvidia.com/gpu"] == "1" and args.device == "cuda"
+    assert worker["terminationGracePeriodSeconds"] >= 30 and args.heartbeat < args.lease
+    claim = "policyeval-reports"
+    assert {
+        v["persistentVolumeClaim"]["claimName"] for v in api["volumes"] if "persistentVolumeClaim" in v
+    } == {claim}
+    assert claim in {v.get("persistentVolumeClaim", {}).get("claimName") for v in worker["volumes"]}
+    assert any(m["mountPath"] == "/reports" and m.get("readOnly") for m in api_container["volumeMounts"])
+
+
+def test_the_cronjob_asks_the_service_once_a_night() -> None:
+    import re as regex
+
+    from pytest_policyeval.serve.requests import EvaluationRequest
+
+    cron = yaml.safe_load((REPO / "deploy/kubernetes/policyeval-cronjob.yaml").read_text())
+    assert cron["kind"] == "CronJob" and len(cron["spec"]["schedule"].split()) == 5
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    script = container["args"][0]
+    env = {item["name"]: item for item in container["env"]}
+    assert '-X POST "$POLICYEVAL_URL/evaluations"' in script
+    assert env["POLICYEVAL_URL"]["value"] == "http://policyeval-api"  # the Service's name
+    token = env["POLICYEVAL_API_TOKENS"]["valueFrom"]["secretKeyRef"]
+    assert token["key"] in _serve_documents()[f"Secret/{token['name']}"]["stringData"]
+    assert '-H "Idempotency-Key: nightly-$(date +%Y-%m-%d)"' in script
+    # The JSON body, as the shell leaves it, is a valid evaluation request.
+    body = regex.search(r'-d "(.*)"$', script, regex.S).group(1).replace('\\"', '"')
+    body = body.replace("$POLICY_URI", env["POLICY_URI"]["value"]).replace("$(date +%Y-%m-%d)", "2026-12-02")
+    assert EvaluationRequest.model_validate_json(body).suites == ("full_eval",)
 
 
 def test_compose_builds_the_dockerfile_targets_with_the_service_variables() -> None:
@@ -165,6 +239,20 @@ def test_compose_builds_the_dockerfile_targets_with_the_service_variables() -> N
     evaluator = compose["services"]["evaluator"]
     assert set(evaluator["environment"]) <= set(VARIABLES) | KNOWN_EXTRA
     assert "POLICY_URI" in evaluator["environment"]
+    # The long-running service: the API and a worker over the compose file's Postgres.
+    for name in ("api", "worker"):
+        service = compose["services"][name]
+        assert cli_parser().parse_args(service["command"][1:]).command == (
+            "serve" if name == "api" else "worker"
+        )
+        assert set(service["environment"]) <= SERVE_VARIABLES | {"WANDB_API_KEY"}
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+        database = service["environment"]["POLICYEVAL_DATABASE_URL"]
+        postgres = compose["services"]["postgres"]["environment"]
+        assert database == (
+            f"postgresql://{postgres['POSTGRES_USER']}:{postgres['POSTGRES_PASSWORD']}@postgres:5432/"
+            f"{postgres['POSTGRES_DB']}"
+        )
 
 
 def test_kuberay_rayjob_runs_the_suite_on_its_own_cluster_with_real_options(pytest_options: set[str]) -> None:
