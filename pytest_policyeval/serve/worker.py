@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ class WorkerSettings:
     poll_s: float = 2.0
     timeout_s: float = 4 * 3600.0  # one evaluation's run, at most
     device: str | None = None  # --device for every run (a GPU worker: cuda)
+    cwd: Path = field(default_factory=Path.cwd)  # where runs start: relative policy paths are from here
 
 
 class Worker:
@@ -72,8 +73,10 @@ class Worker:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         log = open(folder / "pytest.log", "wb")  # noqa: SIM115 (the child writes it until it ends)
+        # No ini file of wherever the worker runs applies; relative policy paths are the worker's.
+        (folder / "pytest.ini").write_text("[pytest]\n")
         child = subprocess.Popen(
-            self.command(job, folder), cwd=folder, stdout=log, stderr=subprocess.STDOUT,
+            self.command(job, folder), cwd=self.settings.cwd, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
         )  # fmt: skip
         started = time.monotonic()
@@ -106,6 +109,7 @@ class Worker:
     def command(self, job: Evaluation, folder: Path) -> list[str]:
         request = job.request
         command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--rootdir", str(folder)]
+        command += ["-c", str(folder / "pytest.ini")]
         for suite in request.suites:
             command += ["--eval-suite", suite]
         command += ["--policy-uri", request.policy_uri, "--eval-json", str(folder / "results.json")]
