@@ -53,3 +53,27 @@ def s3_server(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     yield server
     server.close()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real Postgres on 127.0.0.1 (Debian's server), one per test process."""
+    pytest.importorskip("psycopg")
+    from postgres_server import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database(postgres) -> str:
+    """The URL of a database of its own on that server, for one test."""
+    import time
+
+    import psycopg
+
+    name = f"t{time.time_ns()}"
+    with psycopg.connect(postgres.url, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return postgres.url.rsplit("/", 1)[0] + f"/{name}"

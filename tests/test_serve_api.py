@@ -20,23 +20,9 @@ pytest.importorskip("psycopg")
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@pytest.fixture(scope="module")
-def postgres():
-    from postgres_server import PostgresServer
-
-    server = PostgresServer()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def api(postgres):
-    import psycopg
-
-    name = f"api{time.time_ns()}"
-    with psycopg.connect(postgres.url, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    server = ServeProcess(postgres.url.rsplit("/", 1)[0] + f"/{name}")
+def api(database: str):
+    server = ServeProcess(database)
     yield server
     server.stop()
 

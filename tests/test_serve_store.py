@@ -14,27 +14,11 @@ from pytest_policyeval.serve.requests import EvaluationRequest
 from pytest_policyeval.serve.store import StoreError, open_store
 
 
-@pytest.fixture(scope="module")
-def postgres():
-    pytest.importorskip("psycopg")
-    from postgres_server import PostgresServer
-
-    server = PostgresServer()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(params=["postgres", "sqlite"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'queue.db'}"
-    server = request.getfixturevalue("postgres")
-    import psycopg
-
-    with psycopg.connect(server.url, autocommit=True) as connection:  # a fresh database per test
-        name = f"t{time.time_ns()}"
-        connection.execute(f"CREATE DATABASE {name}")
-    return server.url.rsplit("/", 1)[0] + f"/{name}"
+    return request.getfixturevalue("database")  # a database of its own on the real Postgres
 
 
 def request_for(n: int) -> EvaluationRequest:

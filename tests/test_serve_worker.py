@@ -19,25 +19,6 @@ from pytest_policyeval.serve.store import open_store
 pytest.importorskip("psycopg")
 
 
-@pytest.fixture(scope="module")
-def postgres():
-    from postgres_server import PostgresServer
-
-    server = PostgresServer()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def database(postgres) -> str:
-    import psycopg
-
-    name = f"w{time.time_ns()}"
-    with psycopg.connect(postgres.url, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    return postgres.url.rsplit("/", 1)[0] + f"/{name}"
-
-
 def start_worker(database: str, tmp_path: Path, lease: float = 5.0) -> subprocess.Popen:
     env = {
         **os.environ,
