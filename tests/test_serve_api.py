@@ -117,6 +117,12 @@ def test_the_api_needs_its_token_and_restarting_it_loses_nothing(api: ServeProce
     assert set(found) == {first["id"], other["id"]}
     assert found[first["id"]]["request"]["policy_uri"] == "https://user:***@host/nav.pt"
     assert httpx.get(f"{api.url}/readyz").json() == {"status": "ready"}
+    assert httpx.delete(f"{api.url}/evaluations/{other['id']}").status_code == 401
+    assert httpx.delete(f"{api.url}/evaluations/{other['id']}", headers=AUTH).json()["status"] == "canceled"
+    again = httpx.delete(f"{api.url}/evaluations/{other['id']}", headers=AUTH)
+    assert again.status_code == 409 and "this one is canceled" in again.json()["error"]
+    assert httpx.delete(f"{api.url}/evaluations/nope", headers=AUTH).status_code == 404
+    assert [e["id"] for e in listed(api, suite="laser_tag", status="queued")] == [first["id"]]
     page = httpx.get(f"{api.url}/").text
     assert first["id"][:12] in page and "pw@" not in page
 

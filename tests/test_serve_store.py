@@ -140,3 +140,21 @@ def test_a_database_that_cannot_be_reached_is_named_without_its_password(postgre
         open_store(f"postgresql://postgres:s3cret@127.0.0.1:{port}/x")
     with pytest.raises(StoreError, match=r"must be postgresql://\.\.\. or sqlite:///PATH"):
         open_store("mysql://host/db")
+
+
+def test_evaluations_are_found_by_whole_suite_names(store_url: str) -> None:
+    store = open_store(store_url)
+    for key, suites in (
+        ("a", ("navigation",)),
+        ("b", ("navigation_single", "laser_tag")),
+        ("c", ("laser_tag",)),
+    ):
+        store.enqueue(EvaluationRequest(policy_uri="random://", suites=suites), key, "api")
+
+    def keys(suite: str) -> set[str]:
+        return {e.idempotency_key for e in store.list(suite=suite)}
+
+    assert (
+        keys("navigation") == {"a"} and keys("laser_tag") == {"b", "c"} and keys("navigation_single") == {"b"}
+    )
+    assert keys("%") == set() and keys("navigation_%") == set() and keys("navigation!single") == set()

@@ -5,7 +5,8 @@
     POST /webhooks/generic     any CI system, signed as GitHub signs (X-Hub-Signature-256)
     GET  /evaluations/{id}     status, attempts, timings, results
     GET  /evaluations/{id}/report   the HTML report its worker kept
-    GET  /evaluations          ?status=&policy_uri=&limit=
+    GET  /evaluations          ?status=&policy_uri=&suite=&limit=
+    DELETE /evaluations/{id}   cancel a queued evaluation (409 once it runs)
     GET  /healthz, /readyz     liveness; readiness (the database answers)
     GET  /                     the status page
 
@@ -124,13 +125,27 @@ def create_app(
 
     @app.get("/evaluations")
     async def list_evaluations(
-        request: Request, status: str | None = None, policy_uri: str | None = None, limit: int = 100
+        request: Request,
+        status: str | None = None,
+        policy_uri: str | None = None,
+        suite: str | None = None,
+        limit: int = 100,
     ) -> dict[str, Any]:
         require_token(request, settings.api_tokens)
         if status is not None and status not in STATUSES:
             raise Refused(422, f"status must be one of {', '.join(STATUSES)}")
-        found = await run_in_threadpool(queue.list, status, policy_uri, limit)
+        found = await run_in_threadpool(queue.list, status, policy_uri, limit, suite)
         return {"evaluations": [describe(e) for e in found]}
+
+    @app.delete("/evaluations/{evaluation_id}")
+    async def cancel(evaluation_id: str, request: Request) -> dict[str, Any]:
+        require_token(request, settings.api_tokens)
+        if not await run_in_threadpool(queue.cancel, evaluation_id[:64]):
+            found = await run_in_threadpool(queue.get, evaluation_id[:64])
+            if found is None:
+                raise HTTPException(404, "no such evaluation")
+            raise Refused(409, f"only a queued evaluation can be canceled; this one is {found.status}")
+        return {"id": evaluation_id, "status": "canceled"}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -173,4 +188,9 @@ def describe(evaluation: Evaluation) -> dict[str, Any]:
         "finished_at": evaluation.finished_at,
         "error": evaluation.error,
         "result": evaluation.result,
+        "links": {
+            "self": f"/evaluations/{evaluation.id}",
+            "report": (evaluation.result or {}).get("report_url"),
+            "published": request.get("output_uri"),  # the results and replays, where they were published
+        },
     }

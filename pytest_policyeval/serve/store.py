@@ -19,92 +19,25 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
+from pytest_policyeval.serve.records import (
+    COLUMNS,
+    DEFAULT_LEASE_S,
+    DEFAULT_MAX_ATTEMPTS,
+    FINAL,
+    SCHEMA,
+    STATUSES,
+    Attempt,
+    Evaluation,
+)
 from pytest_policyeval.serve.requests import EvaluationRequest
 
-STATUSES = ("queued", "running", "done", "error", "system_error", "canceled")
-FINAL = frozenset({"done", "error", "system_error", "canceled"})
-DEFAULT_MAX_ATTEMPTS = 3
-DEFAULT_LEASE_S = 60.0
-
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS evaluations (
-        id TEXT PRIMARY KEY,
-        idempotency_key TEXT NOT NULL UNIQUE,
-        source TEXT NOT NULL,
-        request TEXT NOT NULL,
-        policy_uri TEXT NOT NULL,
-        status TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        max_attempts INTEGER NOT NULL,
-        lease_owner TEXT,
-        lease_until DOUBLE PRECISION,
-        created_at DOUBLE PRECISION NOT NULL,
-        started_at DOUBLE PRECISION,
-        finished_at DOUBLE PRECISION,
-        result TEXT,
-        error TEXT
-    )""",
-    "CREATE INDEX IF NOT EXISTS evaluations_queue ON evaluations (status, created_at)",
-    """CREATE TABLE IF NOT EXISTS attempts (
-        evaluation_id TEXT NOT NULL REFERENCES evaluations (id),
-        number INTEGER NOT NULL,
-        worker TEXT NOT NULL,
-        started_at DOUBLE PRECISION NOT NULL,
-        finished_at DOUBLE PRECISION,
-        outcome TEXT,
-        detail TEXT,
-        PRIMARY KEY (evaluation_id, number)
-    )""",
-]
-COLUMNS = (
-    "id, idempotency_key, source, request, policy_uri, status, attempts, max_attempts, lease_owner, "
-    "lease_until, created_at, started_at, finished_at, result, error"
-)
+__all__ = ["FINAL", "STATUSES", "Attempt", "Evaluation", "Store", "StoreError", "open_store"]
 
 
 class StoreError(RuntimeError):
     """The queue's database cannot be reached or used; the message names it."""
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    id: str
-    idempotency_key: str
-    source: str
-    request: EvaluationRequest
-    status: str
-    attempts: int
-    max_attempts: int
-    lease_owner: str | None
-    lease_until: float | None
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    result: dict[str, Any] | None
-    error: str | None
-
-    @classmethod
-    def from_row(cls, row: tuple) -> Evaluation:
-        (id_, key, source, request, _policy, status, attempts, max_attempts, owner, until, created,
-         started, finished, result, error) = row  # fmt: skip
-        return cls(
-            id_, key, source, EvaluationRequest.model_validate_json(request), status, attempts,
-            max_attempts, owner, until, created, started, finished,
-            json.loads(result) if result else None, error,
-        )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Attempt:
-    number: int
-    worker: str
-    started_at: float
-    finished_at: float | None
-    outcome: str | None
-    detail: str | None
 
 
 class Store:
@@ -162,8 +95,9 @@ class Store:
         with self._transaction() as cursor:
             cursor.execute(
                 self._sql(
-                    "INSERT INTO evaluations (id, idempotency_key, source, request, policy_uri, status, "
-                    "attempts, max_attempts, created_at) VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, ?) "
+                    "INSERT INTO evaluations (id, idempotency_key, source, request, policy_uri, suites, "
+                    "status, attempts, max_attempts, created_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?) "
                     "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
                 ),
                 (
@@ -172,6 +106,7 @@ class Store:
                     source,
                     request.model_dump_json(),
                     request.policy_uri,
+                    "," + ",".join(request.suites) + ",",  # so that LIKE '%,NAME,%' finds a whole name
                     max_attempts,
                     time.time(),
                 ),
@@ -333,9 +268,17 @@ class Store:
             return [Attempt(*row) for row in cursor.fetchall()]
 
     def list(
-        self, status: str | None = None, policy_uri: str | None = None, limit: int = 100
+        self,
+        status: str | None = None,
+        policy_uri: str | None = None,
+        limit: int = 100,
+        suite: str | None = None,
     ) -> list[Evaluation]:
         where, values = [], []
+        if suite is not None:  # stored as ",a,b,": a whole name matches, never a part of one
+            where.append("suites LIKE ? ESCAPE '!'")
+            escaped = suite.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+            values.append(f"%,{escaped},%")
         if status is not None:
             where.append("status = ?")
             values.append(status)
