@@ -19,7 +19,7 @@ class ClusterUnreachable(RuntimeError):
     """No Ray cluster at the address given; the message names it and why."""
 
 
-def connect(address: str, local_cpus: int | None = None) -> Any:
+def connect(address: str) -> Any:
     """Connect this process to the cluster (`auto`, `local`, HOST:PORT or ray://HOST:PORT)."""
     if address == "local":
         # A cluster of this machine alone: Ray then binds every part of it to 127.0.0.1 (read when
@@ -38,7 +38,7 @@ def connect(address: str, local_cpus: int | None = None) -> Any:
     common = {"namespace": "pytest-policyeval", "log_to_driver": False, "configure_logging": False}
     if address == "local":
         try:
-            _init_within(ray, dict(address="local", num_cpus=local_cpus, include_dashboard=False, **common))
+            _init_within(ray, dict(address="local", include_dashboard=False, **common))
         except Exception as exc:  # Ray raises many kinds; every one means no cluster
             raise ClusterUnreachable(f"--eval-ray local: could not start a Ray cluster here: {exc}") from None
         return ray

@@ -91,7 +91,7 @@ class RayScheduler:
         from pytest_policyeval.ray_backend.submit import Jobs
 
         try:
-            ray = connect(self.settings.address, self.settings.local_cpus)
+            ray = connect(self.settings.address)
         except ClusterUnreachable as exc:
             pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
         evaluation = evaluation_of(session.config)

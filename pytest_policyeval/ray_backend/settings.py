@@ -3,7 +3,7 @@ retried. Read from the options (options.py); nothing here imports Ray."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_NODE_WAIT_S = 60.0  # for nodes still starting or an autoscaler adding them
@@ -18,5 +18,3 @@ class RaySettings:
     resources: dict[str, Any] | None = None
     retries: int = DEFAULT_RETRIES  # re-runs of a task lost with its worker or node (not its errors)
     node_wait_s: float = DEFAULT_NODE_WAIT_S  # how long a task no node can run waits for one
-    local_cpus: int | None = None  # CPUs of a `local` cluster (default: this machine's)
-    extra: dict[str, Any] = field(default_factory=dict)

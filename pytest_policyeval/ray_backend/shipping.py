@@ -55,10 +55,6 @@ class Shipment:
             self._files[path] = Shipped(path.name, digest, len(data), self._ray.put(data))
         return self._files[path]
 
-    @property
-    def count(self) -> int:
-        return len(self._files)
-
 
 FILES_DIR_VAR = "POLICYEVAL_RAY_FILES_DIR"
 KEEP_DAYS = 7  # shipped files no task used for this long are removed when a new one arrives

@@ -9,7 +9,6 @@ from typing import Any
 from pytest_policyeval.serve.requests import EvaluationRequest
 
 STATUSES = ("queued", "running", "done", "error", "system_error", "canceled")
-FINAL = frozenset({"done", "error", "system_error", "canceled"})
 DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_LEASE_S = 60.0
 

@@ -25,7 +25,6 @@ from pytest_policyeval.serve.records import (
     COLUMNS,
     DEFAULT_LEASE_S,
     DEFAULT_MAX_ATTEMPTS,
-    FINAL,
     SCHEMA,
     STATUSES,
     Attempt,
@@ -33,7 +32,7 @@ from pytest_policyeval.serve.records import (
 )
 from pytest_policyeval.serve.requests import EvaluationRequest
 
-__all__ = ["FINAL", "STATUSES", "Attempt", "Evaluation", "Store", "StoreError", "open_store"]
+__all__ = ["STATUSES", "Attempt", "Evaluation", "Store", "StoreError", "open_store"]
 
 
 class StoreError(RuntimeError):
