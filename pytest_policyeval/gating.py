@@ -142,20 +142,26 @@ def engine_identity(task: Task) -> dict[str, Any]:
     return identity
 
 
+def played_task(task: Task) -> dict[str, Any]:
+    """What of a task decides its episodes, as written (not the gate's settings). The npc's URI
+    may carry a password: the key counts the npc by its identity instead."""
+    return {
+        "task": task.name,
+        "suite_seed": task.seed,
+        "settings": task.settings.model_dump(mode="json", exclude=set(GATE_SETTINGS) | {"npc_policy_uri"}),
+        "engine": task.engine,
+        "env": task.env.model_dump(mode="json") if task.env is not None else None,
+    }
+
+
 def episodes_key(task: Task, policy: Policy, npc: Policy | None, device: str) -> tuple[str, dict[str, Any]]:
     """The episode cache's key for `policy` on `task`, and what it was made of (kept beside it)."""
     from pytest_policyeval.episode_cache import SCHEMA, cache_key
     from pytest_policyeval.provenance import code_digest, package_versions
 
-    # The npc's URI may carry a password: the npc counts by its identity below.
-    settings = task.settings.model_dump(mode="json", exclude=set(GATE_SETTINGS) | {"npc_policy_uri"})
     versions = package_versions()
     meta = {
-        "task": task.name,
-        "suite_seed": task.seed,
-        "settings": settings,
-        "engine": task.engine,
-        "env": task.env.model_dump(mode="json") if task.env is not None else None,
+        **played_task(task),
         "engine_identity": engine_identity(task),
         "metta_preset": task.metta_preset,
         "policy": policy_identity(policy),
@@ -175,16 +181,11 @@ def episodes_hint(task: Task, uri: str, npc_uri: str | None, device: str) -> str
     that counts is still the one made from the loaded policy."""
     from pytest_policyeval.episode_cache import cache_key
 
-    settings = task.settings.model_dump(mode="json", exclude=set(GATE_SETTINGS) | {"npc_policy_uri"})
     return cache_key(
         {
             "hint": 1,
-            "task": task.name,
+            **played_task(task),
             "suite": task.suite,
-            "suite_seed": task.seed,
-            "settings": settings,
-            "engine": task.engine,
-            "env": task.env.model_dump(mode="json") if task.env is not None else None,
             "uri": uri,
             "npc": npc_uri,
             "device": device,

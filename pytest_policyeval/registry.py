@@ -7,6 +7,7 @@ entry points (the built-in implementations are among them) is made on first use.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import Any
 
@@ -67,14 +68,20 @@ def installed(hook: str, name: str) -> bool:
     """Whether `name` comes from an installed package (an entry point, this package's built-ins)
     rather than a conftest.py or a plugin object registered by hand: only those are there in a
     process that pytest does not start, such as a Ray worker."""
-    from importlib.metadata import entry_points
-
-    # Only this group: a worker's own manager loads it, not pytest's plugins (pytest11).
-    modules = {point.value.partition(":")[0] for point in entry_points(group=ENTRY_POINT_GROUP)}
+    modules = _entry_point_modules()
     for impl in getattr(manager().hook, hook).get_hookimpls()[::-1]:  # last registered first
         if name in (impl.function() or {}):
             return getattr(impl.plugin, "__name__", None) in modules
     return False
+
+
+@functools.cache
+def _entry_point_modules() -> frozenset[str]:
+    """Modules of this group's entry points, read once (installed packages do not change in a run).
+    Only this group: a worker's own manager loads it, not pytest's plugins (pytest11)."""
+    from importlib.metadata import entry_points
+
+    return frozenset(point.value.partition(":")[0] for point in entry_points(group=ENTRY_POINT_GROUP))
 
 
 def lookup(hook: str, name: str, what: str) -> Any:
