@@ -58,7 +58,7 @@ def check_score_range(task: Task) -> None:
         raise ScoreRangeError(
             f"key 'score_range': gate '{settings.gate}' needs the range every episode's score lies in, "
             f"and engine '{task.engine}' knows none for this task (declare score_range: [low, high], "
-            "or use gate: mean)"
+            "or use gate: ci or gate: mean, which promise less: see the README's Gates)"
         )
     low, high = bounds
     if not low < settings.threshold < high:
