@@ -63,7 +63,7 @@ def regate(result: TaskResult) -> TaskResult:
         raise ValueError("a gated task without its gate's design or its per-episode scores")
     if len(result.episode_scores) != result.num_episodes:
         raise ValueError(f"{len(result.episode_scores)} scores for {result.num_episodes} episodes")
-    names = {f.name for f in fields(GateDesign)}
+    names = {f.name for f in fields(GateDesign)} - {"subject"}  # words, set by the gate itself
     design = GateDesign(**{k: v for k, v in result.design.items() if k in names})
     scores = result.episode_scores
     if result.paired:

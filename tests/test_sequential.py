@@ -387,3 +387,14 @@ def test_paired_two_margins_worse_every_seed_fails() -> None:
     """design.py: one two margins worse than the baseline fails with probability >= 1 - alpha."""
     d = decide(paired(UNIT), np.full(1000, -2 * DELTA))
     assert d.outcome == "fail", d.reason
+
+
+def test_reasons_name_what_was_judged_the_mean_or_the_difference_to_the_baseline() -> None:
+    worse = decide(paired(UNIT), np.full(1000, -2 * DELTA))
+    assert "the mean per-seed difference to the baseline is below 0 " in worse.reason, worse.reason
+    same = decide(paired(LASER.oriented()), np.zeros(1000))
+    assert "the mean per-seed difference to the baseline is above -4 " in same.reason, same.reason
+    alone = decide(UNIT, np.ones(1000))
+    assert "that the mean is above 0.4 " in alone.reason, alone.reason
+    # Lower-is-better keeps the words through orientation.
+    assert paired(_mirror(UNIT)).oriented().subject == paired(UNIT).subject

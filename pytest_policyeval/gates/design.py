@@ -47,6 +47,7 @@ class GateDesign:
     # mean sits inside the margin, but it also stops some policies a margin away, which then count
     # against the promised error rates (bench_gates.py --cap-factor measures it): off by default.
     cap_factor: float | None = None
+    subject: str = "the mean"  # what the reasons speak of: a paired gate's is the mean difference
 
     @property
     def bounded(self) -> bool:
@@ -66,7 +67,7 @@ class GateDesign:
         high = None if self.low is None else -self.low
         return GateDesign(
             self.kind, -self.threshold, True, low, high, self.margin, self.alpha, self.beta,
-            self.max_episodes, self.min_episodes, self.cap_factor,
+            self.max_episodes, self.min_episodes, self.cap_factor, self.subject,
         )  # fmt: skip
 
 
@@ -88,6 +89,9 @@ def default_margin(low: float | None, high: float | None, fraction: float) -> fl
     return fraction * (high - low)
 
 
+PAIRED_SUBJECT = "the mean per-seed difference to the baseline"
+
+
 def paired(design: GateDesign) -> GateDesign:
     """The gate on per-seed differences (candidate - baseline) that a baseline comparison uses.
 
@@ -101,7 +105,7 @@ def paired(design: GateDesign) -> GateDesign:
     # taken on the negated scores and the paired gate is always higher-is-better.
     return GateDesign(
         design.kind, -design.margin, True, -width, width, design.margin, design.alpha, design.beta,
-        design.max_episodes, design.min_episodes, design.cap_factor,
+        design.max_episodes, design.min_episodes, design.cap_factor, PAIRED_SUBJECT,
     )  # fmt: skip
 
 

@@ -258,13 +258,15 @@ def _reason(outcome: Outcome | None, n: int, design: GateDesign, e_pass: float, 
     alpha, beta = design.alpha, design.beta
     if outcome == "pass":
         return (
-            f"passed after {n} episodes: evidence {e_pass:.3g} >= 1/alpha = {1 / alpha:.4g} that the mean "
-            f"is {'above' if up else 'below'} {bad:.4g} (a margin on the bad side of the threshold)"
+            f"passed after {n} episodes: evidence {e_pass:.3g} >= 1/alpha = {1 / alpha:.4g} that "
+            f"{design.subject} is {'above' if up else 'below'} {bad:.4g} "
+            "(a margin on the bad side of the threshold)"
         )
     if outcome == "fail":
         return (
-            f"failed after {n} episodes: evidence {e_fail:.3g} >= 1/beta = {1 / beta:.4g} that the mean "
-            f"is {'below' if up else 'above'} {good:.4g} (a margin on the good side of the threshold)"
+            f"failed after {n} episodes: evidence {e_fail:.3g} >= 1/beta = {1 / beta:.4g} that "
+            f"{design.subject} is {'below' if up else 'above'} {good:.4g} "
+            "(a margin on the good side of the threshold)"
         )
     if outcome == "inconclusive":
         if n >= design.max_episodes:
