@@ -18,8 +18,11 @@ plus tau -/+ delta/2 for the worst-case scan. Read the first table per case as:
               that knows the distribution (m = tau -/+ delta, lambda up to the largest bet that
               cannot lose everything on the declared range), by Monte Carlo: by Wald's identity
               no betting test whose wealth must reach the same level decides in fewer episodes on
-              average. mean/oracle says how far from optimal the gate is; oracle/N* above a target
-              says that target is out of reach of any betting test on that range.
+              average. mean/oracle says how far from optimal the gate is;
+  floor       kl(P(right verdict), level) / that growth rate: below it no test decides (see below);
+  known       that constant bet played on the same episodes until it wins (overshoot included):
+              Wald's SPRT of the case against its least favourable hypothesis, which a gate that
+              knew the distribution would play. A MISS line quotes it.
 
 Then each target is checked, PASS or MISS, and so is design.py's own promise (a policy a margin on
 the good side passes with probability >= 1 - beta, one a margin on the bad side fails with
@@ -39,7 +42,7 @@ when it decides the case correctly. A target below that floor is marked OUT OF R
 MISS; a ratio target is marked so when the oracles' own ratio falls short of it (then only an
 unpaired gate further from its floor than the paired one could show the ratio).
 
-    python benchmarks/bench_gates.py [--decisions 1000] [--seed 0]      # about 70 s on one core
+    python benchmarks/bench_gates.py [--decisions 1000] [--seed 0]      # about 80 s on one core
     python benchmarks/bench_gates.py --cap-factor 1e9                    # without the variance cap
 
 Nothing is tuned here: the gate runs with `GateDesign`'s defaults (alpha 0.05, beta 0.01, cap 1000
@@ -195,8 +198,9 @@ def run_decisions(design: GateDesign, scores: np.ndarray) -> Result:
     return Result(np.asarray(outcomes), np.asarray(episodes))
 
 
-def best_growth(z: np.ndarray, m: float, side: int) -> float:
-    """max over safe lambda >= 0 of mean log(1 + side * lambda * (z - m)), z in [0, 1]."""
+def best_growth(z: np.ndarray, m: float, side: int) -> tuple[float, float]:
+    """max over safe lambda >= 0 of mean log(1 + side * lambda * (z - m)), z in [0, 1], and that
+    lambda."""
     dev = side * (z - m)
     limit = 1 / m if side > 0 else 1 / (1 - m)  # the largest bet that cannot lose everything
     found = minimize_scalar(
@@ -205,7 +209,7 @@ def best_growth(z: np.ndarray, m: float, side: int) -> float:
         method="bounded",
         options={"xatol": 1e-6 * limit},
     )
-    return max(-float(found.fun), 0.0)
+    return max(-float(found.fun), 0.0), float(found.x)
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,17 @@ class Oracle:
     episodes: float  # log(1/level) / growth: Wald's expected episodes for that bet
     growth: float  # its growth rate: the least KL divergence to the side's hypothesis on the range
     level: float  # that side's error level: alpha to pass, beta to fail
+    bet: float  # the growth-optimal constant bet (lambda) on z in [0, 1]
+    side: int  # +1 the pass bettor, -1 the fail bettor
+    hypothesis: float  # the mean it bets against, on [0, 1]
+
+    def run(self, z: np.ndarray) -> np.ndarray:
+        """Episodes this bettor takes to reach 1/level on each row of `z` (rows of scores on [0, 1];
+        the row length where it never does): Wald's SPRT of the case's distribution against the
+        least favourable one of the hypothesis, as a gate that knew the distribution would play it."""
+        wealth = np.cumsum(np.log1p(self.side * self.bet * (z - self.hypothesis)), axis=1)
+        reached = wealth >= math.log(1 / self.level)
+        return np.where(reached.any(axis=1), reached.argmax(axis=1) + 1, z.shape[1])
 
     def floor(self, right: float) -> float:
         """Wald's floor on mean episodes for any test that decides this case correctly with
@@ -236,10 +251,13 @@ def oracle_episodes(z: np.ndarray, m0: float, m1: float, mu: float, alpha: float
     tau = (m0 + m1) / 2
     sides = []
     if mu >= tau - 1e-12:
-        sides.append((best_growth(z, m0, +1), alpha))
+        sides.append((*best_growth(z, m0, +1), alpha, +1, m0))
     if mu <= tau + 1e-12:
-        sides.append((best_growth(z, m1, -1), beta))
-    oracles = [Oracle(math.log(1 / level) / g if g > 0 else math.inf, g, level) for g, level in sides]
+        sides.append((*best_growth(z, m1, -1), beta, -1, m1))
+    oracles = [
+        Oracle(math.log(1 / level) / g if g > 0 else math.inf, g, level, bet, side, m)
+        for g, bet, level, side, m in sides
+    ]
     return min(oracles, key=lambda oracle: oracle.episodes)
 
 
@@ -266,10 +284,14 @@ class Targets:
     def __init__(self) -> None:
         self.lines: list[tuple[str, str, str, bool]] = []
 
-    def check(self, case: str, text: str, ok: bool, promise: bool = False, unreachable: str = "") -> None:
+    def check(
+        self, case: str, text: str, ok: bool, promise: bool = False, unreachable: str = "", note: str = ""
+    ) -> None:
         verdict = "PASS" if ok else "OUT OF REACH" if unreachable else "MISS"
         if verdict == "OUT OF REACH":
             text = f"{text}  [{unreachable}]"
+        elif verdict == "MISS" and note:
+            text = f"{text}  ({note})"
         self.lines.append((case, text, verdict, promise))
         tag = " (design.py's promise, not a brief target)" if promise else ""
         print(f"  {verdict:<12}  {text}{tag}")
@@ -296,18 +318,22 @@ def single_study(args: argparse.Namespace, targets: Targets) -> None:
         print(
             f"  {'position':<12} {'mean':>6} {'false-pass':>10} {'false-fail':>10} {'inconcl':>7} "
             f"{'mean eps':>8} {'p95':>6} {'mean/N*':>7} {'p95/N*':>7} {'N*(mu)':>6} {'oracle':>7} "
-            f"{'mean/oracle':>11} {'oracle/N*':>9} {'floor/N*':>8}"
+            f"{'mean/oracle':>11} {'oracle/N*':>9} {'floor/N*':>8} {'known/N*':>8}"
         )
         results: dict[str, Result] = {}
         floors: dict[str, float] = {}
+        known: dict[str, float] = {}
         for pi, (k, label) in enumerate(POSITIONS + SCAN):
             mu = family.threshold + k * family.margin
             rng = np.random.default_rng([args.seed, fi, pi])
-            result = run_decisions(design, family.sample(rng, mu, (n, design.max_episodes)))
+            scores = family.sample(rng, mu, (n, design.max_episodes))
+            result = run_decisions(design, scores)
             results[label] = result
             oracle = family_oracle(family, mu, design, np.random.default_rng([args.seed, fi, pi, 1]))
             if abs(k) >= 1:  # outside the margin, where one verdict is the right one
                 floors[label] = oracle.floor(result.rate("pass" if k > 0 else "fail")) / n_star
+                z = (scores - family.low) / (family.high - family.low)
+                known[label] = float(np.mean(oracle.run(z))) / n_star
             undecided = result.rate("undecided")
             fp = _pct(result.rate("pass")) if mu < family.threshold else "-"
             ff = _pct(result.rate("fail")) if mu > family.threshold else "-"
@@ -323,7 +349,7 @@ def single_study(args: argparse.Namespace, targets: Targets) -> None:
                 f"{fixed_n(family.sd(mu), family.margin, design.alpha, design.beta):6d} "
                 f"{oracle.episodes:7.1f} {result.mean / oracle.episodes:11.2f} "
                 f"{oracle.episodes / n_star:9.2f} "
-                + (f"{floors[label]:8.2f}" if label in floors else f"{'-':>8}")
+                + (f"{floors[label]:8.2f} {known[label]:8.2f}" if label in floors else f"{'-':>8} {'-':>8}")
                 + (f"  undecided {_pct(undecided)}" if undecided else "")
             )
         print(f"  targets ({family.name}, N* = {n_star}):")
@@ -341,6 +367,7 @@ def single_study(args: argparse.Namespace, targets: Targets) -> None:
                 f"mean episodes at {label:<10} {ratio:5.2f} N* <= {limit} N*",
                 ratio <= limit,
                 unreachable=_floor_note(floors[label], limit),
+                note=f"a bettor that knows the distribution, run on the same episodes: {known[label]:.2f} N*",
             )
         worst_label = max(results, key=lambda label: results[label].mean)
         worst = results[worst_label].mean / n_star
