@@ -139,5 +139,5 @@ def _read(path: Path) -> list[CachedEpisode]:
             )
             for e in data["episodes"]
         ]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError):
         return []

@@ -75,6 +75,24 @@ def check_score_range(task: Task) -> None:
         raise ScoreRangeError(f"key 'margin': {margin:g} is half the score range [{low:g}, {high:g}] or more")
 
 
+def _check_paired(task: Task, low: float | None, margin: float | None) -> None:
+    """A baseline gate asks "not worse by more than the margin": it needs a margin, and a
+    sequential one needs the range too (check_score_range skips a task without a threshold)."""
+    from pytest_policyeval.gates.decide import gate_for
+
+    if low is None and gate_for(task.settings.gate).needs_range:
+        raise ScoreRangeError(
+            f"key 'score_range': a baseline gate '{task.settings.gate}' needs the range every episode's "
+            f"score lies in, and engine '{task.engine}' knows none for this task (declare "
+            "score_range: [low, high], or use gate: ci or gate: mean with a margin)"
+        )
+    if margin is None:
+        raise ScoreRangeError(
+            "key 'margin': a baseline gate needs the margin by which the candidate may trail the "
+            "baseline, and without a score_range there is no default (declare margin:)"
+        )
+
+
 def gate_design(task: Task, paired: bool = False) -> GateDesign:
     """The task's gate. Raises ScoreRangeError (naming the key) when overrides such as
     --eval-gate sequential meet a threshold the range cannot gate."""
@@ -91,8 +109,10 @@ def gate_design(task: Task, paired: bool = False) -> GateDesign:
     gated = task.suite_tasks if paired else task.gated_tasks
     beta = settings.beta / gated if task.multiplicity == "bonferroni" else settings.beta
     threshold = settings.threshold
-    if paired and threshold is None:
-        threshold = math.nan  # gated on the differences alone; paired() sets their threshold
+    if paired:
+        _check_paired(task, low, margin)
+        if threshold is None:
+            threshold = math.nan  # gated on the differences alone; paired() sets their threshold
     return GateDesign(
         kind=settings.gate,
         threshold=threshold,

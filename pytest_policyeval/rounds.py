@@ -21,7 +21,7 @@ import numpy as np
 
 from pytest_policyeval.episode_cache import CachedEpisode, EpisodeCache
 from pytest_policyeval.gates.decide import gate_for, judge
-from pytest_policyeval.gates.design import GateDesign, differences, paired
+from pytest_policyeval.gates.design import GateDesign, differences, first_outside, paired, range_error
 from pytest_policyeval.gates.sequential import Decision
 
 
@@ -135,6 +135,27 @@ def scores_for(design: GateDesign, episodes: list[Episode], baseline: list[Episo
     return differences(scores, [b.score for b in baseline], design.higher_is_better)
 
 
+def judge_pair(
+    design: GateDesign, gate: GateDesign, episodes: list[Episode], base: list[Episode]
+) -> Decision:
+    """The paired gate's decision, with the candidate's and the baseline's own scores held to the
+    task's declared range as an unpaired gate holds them (their differences alone could hide a
+    wrong range). As there, a score outside it is an error unless the gate decided before it."""
+    outside = [
+        (index, order, whose, played[index].score)
+        for order, (whose, played) in enumerate((("the candidate's ", episodes), ("the baseline's ", base)))
+        if (index := first_outside(design, [e.score for e in played])) is not None
+    ]
+    if not outside:
+        return judge(gate, scores_for(design, episodes, base))
+    index, _, whose, score = min(outside)
+    if index > 0 and gate_for(gate.kind).sequential:
+        head = judge(gate, scores_for(design, episodes[:index], base[:index]))
+        if head.outcome is not None:
+            return head
+    raise range_error(design, index, score, whose)
+
+
 def gate_task(
     design: GateDesign,
     candidate: Episodes,
@@ -153,7 +174,10 @@ def gate_task(
         episodes += candidate.take(indices)
         if base is not None and baseline is not None:
             base += baseline.take(indices)
-        decision = judge(gate, scores_for(design, episodes, base))
+        if base is not None:
+            decision = judge_pair(design, gate, episodes, base)
+        else:
+            decision = judge(gate, scores_for(design, episodes, base))
         if fixed or decision.outcome is not None or len(episodes) >= cap or size == 0:
             break
     used = decision.episodes

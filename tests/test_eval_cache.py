@@ -112,13 +112,24 @@ def test_a_resumed_gate_continues_where_it_stopped(pytester: pytest.Pytester, tm
 
 
 def test_an_unreadable_cache_file_is_played_again(pytester: pytest.Pytester, tmp_path) -> None:
-    run(pytester, tmp_path)
+    _, before = run(pytester, tmp_path)
     files = round_files(tmp_path)
     assert files
-    for path in files:
-        path.write_text("{not json")
+    for n, path in enumerate(files):
+        # Broken JSON, and JSON whose numbers no int can hold (Python reads Infinity and 1e400 as inf).
+        bad = [
+            "{not json",
+            '{"episodes": [{"index": Infinity}]}',
+            '{"episodes": [{"index": 0, "seed": 1e400}]}',
+        ]
+        path.write_text(bad[n % 3])
+        if n == 0:
+            path.with_name("zzz.json").write_text(bad[1])  # a stray file beside the rounds, too
     result, after = run(pytester, tmp_path)
-    assert not any(e for detail in after.values() for e in detail["episode_cached"])
+    for key, detail in after.items():
+        assert detail["error"] is None, detail["error"]
+        assert detail["episode_scores"] == before[key]["episode_scores"]
+        assert not any(detail["episode_cached"])
     assert json.loads((pytester.path / "out.json").read_text())["complete"] is True
     assert result.ret in (0, 1)
 

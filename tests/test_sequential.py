@@ -15,8 +15,8 @@ import pytest
 from scipy.stats import bernoulli, binom
 
 from pytest_policyeval.gates import sequential
-from pytest_policyeval.gates.design import GateDesign, default_margin, fixed_n, paired
-from pytest_policyeval.gates.sequential import RangeError, decide
+from pytest_policyeval.gates.design import GateDesign, RangeError, default_margin, fixed_n, paired
+from pytest_policyeval.gates.sequential import decide
 
 TAU, DELTA = 0.5, 0.1
 P0, P1 = TAU - DELTA, TAU + DELTA
@@ -313,7 +313,7 @@ def test_range_error_for_lower_is_better_speaks_in_the_users_units() -> None:
     with pytest.raises(RangeError) as raised:
         decide(design, [0.2, 0.3, 1.5])
     message = str(raised.value)
-    assert "episode 2 scored 1.5," in message and "[0, 1]" in message, message
+    assert "episode 2: score 1.5 is outside" in message and "[0, 1]" in message, message
 
 
 def test_interval_agrees_with_the_decision() -> None:

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from pytest_policyeval.gates.base import Gate
-from pytest_policyeval.gates.design import GUARANTEES, GateDesign
+from pytest_policyeval.gates.design import GUARANTEES, GateDesign, first_outside, range_error
 from pytest_policyeval.gates.intervals import interval
 from pytest_policyeval.gates.sequential import Decision, decide
 
@@ -52,7 +52,11 @@ class FixedGate:
 
 
 def _fixed(design: GateDesign, x: np.ndarray, kind: str) -> Decision:
-    """`mean`: the sample mean against the threshold. `ci`: the one-sided (1 - alpha) bound."""
+    """`mean`: the sample mean against the threshold. `ci`: the one-sided (1 - alpha) bound.
+    Every episode counts, so a score outside the declared range is an error."""
+    bad = first_outside(design, x)
+    if bad is not None:
+        raise range_error(design, bad, float(x[bad]))
     level = 0.95 if kind == "mean" else 1 - 2 * design.alpha
     shown = interval(x, design.low, design.high, level)
     estimate = float(np.mean(x)) if x.size else math.nan

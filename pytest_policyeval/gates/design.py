@@ -82,6 +82,34 @@ def fixed_n(sigma: float, margin: float, alpha: float, beta: float) -> int:
     return max(1, math.ceil((z * sigma / (2 * margin)) ** 2))
 
 
+class RangeError(ValueError):
+    """A score outside the declared range: the guarantee does not hold, so nothing is decided."""
+
+
+def first_outside(design: GateDesign, scores: object) -> int | None:
+    """The index of the first score outside the declared range (or not finite); None if none is,
+    or if no range is declared."""
+    import numpy as np
+
+    raw = np.asarray(scores, dtype=np.float64)
+    if not design.bounded:
+        bad = np.flatnonzero(~np.isfinite(raw))
+    else:
+        bad = np.flatnonzero((raw < design.low) | (raw > design.high) | ~np.isfinite(raw))
+    return int(bad[0]) if bad.size else None
+
+
+def range_error(design: GateDesign, index: int, value: float, whose: str = "") -> RangeError:
+    """The error for episode `index` scoring `value` (`whose`: "the baseline's " and the like)."""
+    if not design.bounded:
+        return RangeError(f"episode {index}: {whose}score is {value:g}, not a finite number")
+    return RangeError(
+        f"episode {index}: {whose}score {value:g} is outside the declared score range "
+        f"[{design.low:g}, {design.high:g}]: the gate's guarantee rests on that range "
+        "(declare a wider score_range)"
+    )
+
+
 def default_margin(low: float | None, high: float | None, fraction: float) -> float | None:
     """The suite default: a fraction of the declared range (None without a range)."""
     if low is None or high is None:
@@ -100,11 +128,12 @@ def paired(design: GateDesign) -> GateDesign:
     passes with probability >= 1 - beta, and one two margins worse fails with probability
     >= 1 - alpha. Differences of scores in [low, high] lie in [-(high - low), high - low].
     """
-    width = design.width
+    width = design.width if design.bounded else None
     # Orient first: for lower-is-better scores "worse" is a larger score, so the difference is
     # taken on the negated scores and the paired gate is always higher-is-better.
     return GateDesign(
-        design.kind, -design.margin, True, -width, width, design.margin, design.alpha, design.beta,
+        design.kind, -design.margin, True, None if width is None else -width, width, design.margin,
+        design.alpha, design.beta,
         design.max_episodes, design.min_episodes, design.cap_factor, PAIRED_SUBJECT,
     )  # fmt: skip
 

@@ -25,14 +25,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pytest_policyeval.gates.design import GateDesign, Outcome
+from pytest_policyeval.gates.design import GateDesign, Outcome, first_outside, range_error
 
 BET_CAP = 0.75  # a bet never risks more than three quarters of the wealth on one episode
 GRID = 257  # points on which the confidence sequence is evaluated
-
-
-class RangeError(ValueError):
-    """A score outside the declared range: the guarantee does not hold, so nothing is decided."""
 
 
 @dataclass
@@ -100,18 +96,13 @@ def decide(design: GateDesign, scores: np.ndarray | list[float], trace: bool = F
     rounds end never changes whether a run errs).
     """
     raw = np.asarray(scores, dtype=np.float64)
-    bad = np.flatnonzero((raw < design.low) | (raw > design.high) | ~np.isfinite(raw))
-    if bad.size:
-        first = int(bad[0])
+    first = first_outside(design, raw)
+    if first is not None:
         if first > 0:
             head = decide(design, raw[:first], trace)
             if head.outcome is not None:
                 return head
-        raise RangeError(
-            f"episode {first} scored {raw[first]:g}, outside the declared score range "
-            f"[{design.low:g}, {design.high:g}]: the gate's error guarantee rests on that range "
-            "(declare a wider score_range)"
-        )
+        raise range_error(design, first, float(raw[first]))
     oriented = design.oriented()
     sign = 1.0 if design.higher_is_better else -1.0
     z, m0, m1, d = _normalised(oriented, sign * raw)
