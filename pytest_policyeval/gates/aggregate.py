@@ -50,7 +50,7 @@ def suite_verdict(
         f"false fail <= {bound:.3g} (the sum of the tasks' beta{split}) for a policy a margin above "
         "every threshold; false pass <= alpha for one a margin below any threshold"
         if bound is not None
-        else "no gated task"
+        else "none: no gated task reached a verdict"
     )
     return {
         "outcome": outcome,
