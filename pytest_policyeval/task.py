@@ -55,13 +55,15 @@ class TaskSettings(BaseModel):
 
     # NaN or infinite numbers cannot gate anything nor be written to the results (strict JSON).
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # Numbers and switches are taken as written: "0.05" or `true` for a count is a mistake to name,
+    # not a value to guess (strict fields; an integer still counts as a float).
 
     # Episodes of a fixed gate; a sequential gate's first round (and the fewest it runs).
-    num_episodes: int = Field(default=10, ge=1, le=100_000)
-    max_steps: int = Field(default=200, ge=1)
-    max_time_s: float = Field(default=600.0, gt=0)
-    threshold: float | None = None
-    higher_is_better: bool = True
+    num_episodes: int = Field(default=10, ge=1, le=100_000, strict=True)
+    max_steps: int = Field(default=200, ge=1, strict=True)
+    max_time_s: float = Field(default=600.0, gt=0, strict=True)
+    threshold: float | None = Field(default=None, strict=True)
+    higher_is_better: bool = Field(default=True, strict=True)
     # How the threshold is applied: a registered gate (gates/base.py; "sequential", "mean", "ci"
     # built in). "sequential": episodes are added in rounds until an anytime-valid test passes or
     # fails the task, with false pass <= alpha a margin below the threshold and false fail <= beta
@@ -71,10 +73,10 @@ class TaskSettings(BaseModel):
     # Every per-episode score lies in [low, high]; the guarantees rest on it. Default: the
     # engine's own bound for the task, where it knows one.
     score_range: tuple[float, float] | None = None
-    margin: float | None = Field(default=None, gt=0)  # delta in score units; default below
-    margin_fraction: float = Field(default=0.1, gt=0, le=0.5)  # delta as a share of the range
-    alpha: float = Field(default=0.05, gt=0, lt=0.5)  # false pass, a margin below the threshold
-    beta: float = Field(default=0.01, gt=0, lt=0.5)  # false fail, a margin above the threshold
+    margin: float | None = Field(default=None, gt=0, strict=True)  # delta in score units; default below
+    margin_fraction: float = Field(default=0.1, gt=0, le=0.5, strict=True)  # delta as a share of the range
+    alpha: float = Field(default=0.05, gt=0, lt=0.5, strict=True)  # false pass, a margin below the threshold
+    beta: float = Field(default=0.01, gt=0, lt=0.5, strict=True)  # false fail, a margin above the threshold
     max_episodes: int = Field(default=1000, ge=1, le=100_000, strict=True)  # a sequential gate's cap
     # What a sequential gate that reaches its cap undecided (the mean within the margin) reports.
     inconclusive: Literal["fail", "pass", "skip"] = "fail"
@@ -82,7 +84,7 @@ class TaskSettings(BaseModel):
     baseline_uri: str | None = Field(default=None, min_length=1)
     # Share of a task's agents that the policy under test controls; the rest play `npc_policy_uri`.
     # Only the policy's agents are scored. Whole teams go to the policy first, alternating by episode.
-    policy_agents_pct: float = Field(default=1.0, gt=0.0, le=1.0)
+    policy_agents_pct: float = Field(default=1.0, gt=0.0, le=1.0, strict=True)
     npc_policy_uri: str | None = None
     # What one evaluation asks of a Ray node (--eval-ray); default: --eval-ray-resources, else one
     # CPU (and one GPU with --device cuda).

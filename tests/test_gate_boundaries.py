@@ -188,6 +188,10 @@ def test_an_inconclusive_task_counted_as_skip_is_not_a_pass_in_the_results(pytes
         ("threshold: 0.5\n        max_episodes: 0", "max_episodes"),
         ("threshold: 0.5\n        inconclusive: maybe", "inconclusive"),
         ('threshold: 0.5\n        baseline_uri: ""', "baseline_uri"),
+        ('threshold: "0.5"', "threshold"),  # taken as written: a quoted number is a string
+        ("threshold: 0.5\n        num_episodes: true", "num_episodes"),
+        ("threshold: 0.5\n        higher_is_better: 'no'", "higher_is_better"),
+        ('threshold: 0.5\n        alpha: "0.05"', "alpha"),
     ],
 )
 def test_bad_gate_settings_are_suite_errors_naming_the_key(pytester: pytest.Pytester, settings, key) -> None:
