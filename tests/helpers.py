@@ -172,3 +172,24 @@ def run_shards(suite: Path, out_dir: Path, *extra: str, num_shards: int = 2) -> 
         assert code in (0, 1), f"shard {shard} exited {code}"
         paths.append(out)
     return paths
+
+
+# The navigator reaches the goal beside it on every episode: score exactly 1.0, no spread.
+CERTAIN_MAP = "#####\n#@_.#\n#####"
+
+
+def run_certain(pytester, settings: str, policy: str = "scripted://navigator", *args: str):
+    """One task on CERTAIN_MAP with these settings (4 episodes, 10 steps): the pytest result and the
+    task's detail from the results JSON."""
+    body = f"""
+    name: edges
+    defaults: {{num_episodes: 4, max_steps: 10}}
+    tasks:
+      - name: nav/certain
+        map: maps/certain.map
+        {settings}
+    """
+    write_suite(pytester.path, body, maps={"certain": CERTAIN_MAP})
+    result = pytester.runpytest("--policy-uri", policy, "--eval-json", "out.json", *args)
+    detail = task_details(pytester.path / "out.json")[("nav/certain", policy.split("://")[1] or "random")]
+    return result, detail

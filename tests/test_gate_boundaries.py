@@ -12,32 +12,14 @@ import json
 
 import numpy as np
 import pytest
-from helpers import task_details, write_suite
+from helpers import CERTAIN_MAP, run_certain, task_details, write_suite
 
 from pytest_policyeval.gates.decide import judge
 from pytest_policyeval.gates.design import GateDesign
 
-# The navigator reaches the goal beside it on every episode: score exactly 1.0, no spread.
-CERTAIN = "#####\n#@_.#\n#####"
-
-
-def run_one(pytester: pytest.Pytester, settings: str, policy: str = "scripted://navigator", *args: str):
-    body = f"""
-    name: edges
-    defaults: {{num_episodes: 4, max_steps: 10}}
-    tasks:
-      - name: nav/certain
-        map: maps/certain.map
-        {settings}
-    """
-    write_suite(pytester.path, body, maps={"certain": CERTAIN})
-    result = pytester.runpytest("--policy-uri", policy, "--eval-json", "out.json", *args)
-    detail = task_details(pytester.path / "out.json")[("nav/certain", policy.split("://")[1] or "random")]
-    return result, detail
-
 
 def test_a_score_exactly_at_the_threshold_passes_the_mean_gate(pytester: pytest.Pytester) -> None:
-    result, detail = run_one(pytester, "threshold: 1.0\n        score_range: [0, 2]\n        gate: mean")
+    result, detail = run_certain(pytester, "threshold: 1.0\n        score_range: [0, 2]\n        gate: mean")
     assert detail["episode_scores"] == [1.0] * 4  # the premise: exactly the threshold, every time
     assert detail["estimate"] == 1.0 and detail["outcome"] == "pass"
     result.assert_outcomes(passed=1)
@@ -47,13 +29,13 @@ def test_equal_scores_give_the_ci_gate_a_bound_that_holds_for_any_distribution(
     pytester: pytest.Pytester,
 ) -> None:
     # Four episodes at exactly 1.0 do not prove the mean is 1.0: Hoeffding's bound on [0, 2].
-    result, detail = run_one(pytester, "threshold: 1.0\n        score_range: [0, 2]\n        gate: ci")
+    result, detail = run_certain(pytester, "threshold: 1.0\n        score_range: [0, 2]\n        gate: ci")
     assert detail["episode_scores"] == [1.0] * 4
     assert detail["interval_method"] == "hoeffding (no spread)"
     assert detail["ci_low"] < 1.0 < detail["ci_high"] <= 2.0
     result.assert_outcomes(failed=1)
     settings = "threshold: 0.2\n        score_range: [0, 2]\n        gate: ci\n        num_episodes: 30"
-    result, detail = run_one(pytester, settings)
+    result, detail = run_certain(pytester, settings)
     assert detail["ci_low"] >= 0.2  # far enough below, with enough episodes: passes
     result.assert_outcomes(passed=1)
 
@@ -61,7 +43,7 @@ def test_equal_scores_give_the_ci_gate_a_bound_that_holds_for_any_distribution(
 def test_a_score_exactly_at_the_threshold_never_fails_the_sequential_gate(pytester: pytest.Pytester) -> None:
     # Inside the margin either verdict is allowed; with no spread the pass bettor gains on every
     # episode (the mean is a margin above threshold - margin), so it passes once its bets allow.
-    result, detail = run_one(pytester, "threshold: 1.0\n        score_range: [0, 2]")
+    result, detail = run_certain(pytester, "threshold: 1.0\n        score_range: [0, 2]")
     assert set(detail["episode_scores"]) == {1.0}
     assert detail["outcome"] == "pass" and detail["num_episodes"] > 4
     assert detail["ci_low"] >= 1.0 - detail["design"]["margin"]
@@ -74,21 +56,21 @@ INSIDE = "threshold: 1.0\n        score_range: [0, 2]\n        max_episodes: 6" 
 def test_inconclusive_counts_as_fail_by_default_and_can_count_as_pass_or_skip(
     pytester: pytest.Pytester,
 ) -> None:
-    result, detail = run_one(pytester, INSIDE)
+    result, detail = run_certain(pytester, INSIDE)
     assert detail["outcome"] == "inconclusive" and detail["passed"] is False
     assert "cap of 6 episodes" in detail["reason"]
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*INCONCLUSIVE (fail)*"])
-    result, detail = run_one(pytester, INSIDE + "\n        inconclusive: skip")
+    result, detail = run_certain(pytester, INSIDE + "\n        inconclusive: skip")
     assert detail["outcome"] == "inconclusive" and detail["passed"] is None
     result.assert_outcomes(skipped=1)
-    result, detail = run_one(pytester, INSIDE + "\n        inconclusive: pass")
+    result, detail = run_certain(pytester, INSIDE + "\n        inconclusive: pass")
     assert detail["passed"] is True
     result.assert_outcomes(passed=1)
 
 
 def test_zero_variance_far_from_the_threshold_decides_without_nan(pytester: pytest.Pytester) -> None:
-    result, detail = run_one(pytester, "threshold: 0.5")
+    result, detail = run_certain(pytester, "threshold: 0.5")
     assert detail["outcome"] == "pass"
     text = (pytester.path / "out.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
@@ -121,13 +103,13 @@ def test_lower_is_better_sequential_mirrors_higher_is_better() -> None:
 
 
 def test_a_single_episode(pytester: pytest.Pytester) -> None:
-    result, detail = run_one(pytester, "threshold: 0.5\n        gate: mean\n        num_episodes: 1")
+    result, detail = run_certain(pytester, "threshold: 0.5\n        gate: mean\n        num_episodes: 1")
     assert detail["num_episodes"] == 1
     assert detail["interval_method"] == "one episode: the whole score range"
     assert (detail["ci_low"], detail["ci_high"]) == (0.0, 1.0)
     result.assert_outcomes(passed=1)
     # The sequential gate with a first round of one episode goes on until it can decide.
-    result, detail = run_one(pytester, "threshold: 0.5\n        num_episodes: 1")
+    result, detail = run_certain(pytester, "threshold: 0.5\n        num_episodes: 1")
     assert detail["outcome"] == "pass" and detail["num_episodes"] > 1
     assert detail["episodes_run"] >= detail["num_episodes"]
 
@@ -158,7 +140,7 @@ def test_the_share_of_agents_a_policy_plays_is_rounded_not_floored(pytester: pyt
 def test_junitxml_carries_the_gate_evidence(pytester: pytest.Pytester) -> None:
     import xml.etree.ElementTree as ET
 
-    run_one(pytester, "threshold: 0.5", "scripted://navigator", "--junitxml", "junit.xml")
+    run_certain(pytester, "threshold: 0.5", "scripted://navigator", "--junitxml", "junit.xml")
     (case,) = ET.parse(pytester.path / "junit.xml").getroot().iter("testcase")
     properties = {p.get("name"): p.get("value") for p in case.iter("property")}
     assert properties["policyeval_outcome"] == "pass"
@@ -169,7 +151,7 @@ def test_junitxml_carries_the_gate_evidence(pytester: pytest.Pytester) -> None:
 
 
 def test_an_inconclusive_task_counted_as_skip_is_not_a_pass_in_the_results(pytester: pytest.Pytester) -> None:
-    result, _ = run_one(pytester, INSIDE + "\n        inconclusive: skip")
+    result, _ = run_certain(pytester, INSIDE + "\n        inconclusive: skip")
     result.assert_outcomes(skipped=1)
     assert result.ret == 0  # skip: the run does not fail...
     document = json.loads((pytester.path / "out.json").read_text())
@@ -202,7 +184,7 @@ def test_bad_gate_settings_are_suite_errors_naming_the_key(pytester: pytest.Pyte
         map: maps/certain.map
         {settings}
     """
-    write_suite(pytester.path, body, maps={"certain": CERTAIN})
+    write_suite(pytester.path, body, maps={"certain": CERTAIN_MAP})
     result = pytester.runpytest("--policy-uri", "random://")
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines([f"*key '{key}'*"])
@@ -211,7 +193,7 @@ def test_bad_gate_settings_are_suite_errors_naming_the_key(pytester: pytest.Pyte
 
 def test_a_gate_override_meeting_a_range_it_cannot_gate_is_the_task_error(pytester: pytest.Pytester) -> None:
     # Valid as a mean gate (threshold at the top of the range), not as a sequential one.
-    result, detail = run_one(
+    result, detail = run_certain(
         pytester, "threshold: 1.0\n        gate: mean", "scripted://navigator", "--eval-gate", "sequential"
     )
     assert "key 'threshold'" in detail["error"] and "score range" in detail["error"]

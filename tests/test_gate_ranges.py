@@ -12,29 +12,11 @@ import math
 
 import numpy as np
 import pytest
-from helpers import task_details, write_suite
+from helpers import run_certain, task_details, write_suite
 
 from pytest_policyeval.gates.decide import judge
 from pytest_policyeval.gates.design import GateDesign, RangeError, paired
 from pytest_policyeval.rounds import Episode, judge_pair
-
-CERTAIN = "#####\n#@_.#\n#####"
-NEVER = "###########\n#@#......_#\n#.#.#######\n#.........#\n###########"
-
-
-def run(pytester: pytest.Pytester, settings: str, policy: str, *args: str, map_text: str = CERTAIN):
-    body = f"""
-    name: ranges
-    defaults: {{num_episodes: 6, max_steps: 10}}
-    tasks:
-      - name: nav/one
-        map: maps/one.map
-        {settings}
-    """
-    write_suite(pytester.path, body, maps={"one": map_text})
-    result = pytester.runpytest("--policy-uri", policy, "--eval-json", "out.json", *args)
-    details = task_details(pytester.path / "out.json")
-    return result, next(iter(details.values()))
 
 
 @pytest.mark.parametrize("kind", ["mean", "ci"])
@@ -53,7 +35,7 @@ def test_a_fixed_gate_refuses_a_score_outside_the_range_naming_the_episode(kind:
 def test_a_fixed_gate_run_errs_on_a_score_above_the_declared_range(
     pytester: pytest.Pytester, gate: str
 ) -> None:
-    result, detail = run(
+    result, detail = run_certain(
         pytester,
         f"threshold: 0.25\n        score_range: [0, 0.5]\n        gate: {gate}",
         "scripted://navigator",
@@ -66,7 +48,7 @@ def test_a_fixed_gate_run_errs_on_a_score_above_the_declared_range(
 def test_a_baseline_gate_against_itself_still_checks_the_scores(pytester: pytest.Pytester) -> None:
     """Every difference is 0, well inside [-0.5, 0.5]: only the scores themselves show the range is
     wrong. Both policies score 1 from episode 0; the candidate's is named."""
-    result, detail = run(
+    result, detail = run_certain(
         pytester,
         "threshold: 0.25\n        score_range: [0, 0.5]",
         "scripted://navigator",
