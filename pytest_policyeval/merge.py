@@ -47,10 +47,10 @@ def regate(result: TaskResult) -> TaskResult:
     Raises ValueError for a gated task whose numbers cannot carry a verdict: no design, no
     scores, counts that disagree, or scores on which the gate decides nothing.
     """
-    from dataclasses import fields
+    from dataclasses import fields, replace
 
     from pytest_policyeval.gates.decide import judge
-    from pytest_policyeval.gates.design import GateDesign, differences
+    from pytest_policyeval.gates.design import PAIRED_SUBJECT, GateDesign, differences
     from pytest_policyeval.gating import verdict
 
     if result.error is not None:
@@ -63,8 +63,10 @@ def regate(result: TaskResult) -> TaskResult:
         raise ValueError("a gated task without its gate's design or its per-episode scores")
     if len(result.episode_scores) != result.num_episodes:
         raise ValueError(f"{len(result.episode_scores)} scores for {result.num_episodes} episodes")
-    names = {f.name for f in fields(GateDesign)} - {"subject"}  # words, set by the gate itself
+    names = {f.name for f in fields(GateDesign)} - {"subject"}  # the words are this side's own
     design = GateDesign(**{k: v for k, v in result.design.items() if k in names})
+    if result.paired:
+        design = replace(design, subject=PAIRED_SUBJECT)
     scores = result.episode_scores
     if result.paired:
         if len(result.baseline_episode_scores) != len(scores):

@@ -80,3 +80,12 @@ def test_the_service_gates_against_its_baseline_variable(pytester: pytest.Pytest
     (detail,) = document["policies"][0]["checkpoints"][0]["metrics"]["tasks"].values()
     assert detail["baseline_uri"] == "random://" and detail["outcome"] == "pass"
     assert result.ret == 0 and document["passed"] is True
+
+
+def test_a_merged_paired_result_says_what_one_run_says(pytester: pytest.Pytester) -> None:
+    from pytest_policyeval.merge import merge_shards
+
+    _, detail = run(pytester, "random://", "scripted://navigator", "--shard-id=0", "--num-shards=1")
+    assert "the mean per-seed difference to the baseline is below 0" in detail["reason"], detail["reason"]
+    (merged,) = merge_shards([pytester.path / "o.json"]).results
+    assert (merged.outcome, merged.reason) == (detail["outcome"], detail["reason"])

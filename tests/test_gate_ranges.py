@@ -72,6 +72,9 @@ def test_a_baseline_score_outside_the_range_is_named_unless_the_gate_decided_bef
         judge_pair(design, paired(design), _episodes(good), _episodes(bad))
     with pytest.raises(RangeError, match=r"episode 3: the candidate's score -0\.2 is outside"):
         judge_pair(design, paired(design), _episodes([*good[:3], -0.2, *good[4:]]), _episodes(bad))
+    # The earlier episode is named, whichever policy scored it.
+    with pytest.raises(RangeError, match=r"episode 3: the baseline's"):
+        judge_pair(design, paired(design), _episodes([*good[:5], -0.2, *good[6:]]), _episodes(bad))
     # Equal scores pass the paired gate after 20 episodes; a bad baseline score later changes nothing.
     late = [0.6] * 30 + [1.4] + [0.6] * 9
     decided = judge_pair(design, paired(design), _episodes(good), _episodes(late))

@@ -396,5 +396,8 @@ def test_reasons_name_what_was_judged_the_mean_or_the_difference_to_the_baseline
     assert "the mean per-seed difference to the baseline is above -4 " in same.reason, same.reason
     alone = decide(UNIT, np.ones(1000))
     assert "that the mean is above 0.4 " in alone.reason, alone.reason
-    # Lower-is-better keeps the words through orientation.
-    assert paired(_mirror(UNIT)).oriented().subject == paired(UNIT).subject
+    # Lower-is-better keeps the words through orientation (paired designs are already oriented).
+    worded = GateDesign("sequential", 0.5, False, 0.0, 1.0, 0.1, subject="the mean difference")
+    assert worded.oriented().subject == "the mean difference"
+    decided = decide(worded, np.zeros(1000))
+    assert decided.outcome == "pass" and "that the mean difference is below 0.6 " in decided.reason

@@ -102,6 +102,23 @@ def test_defaults_are_inherited_and_tasks_override_them(tmp_path: Path) -> None:
     assert (a.category, a.short_name) == ("nav", "a")
 
 
+def test_numbers_read_as_yaml_1_2_reads_them_and_quoted_ones_stay_strings(tmp_path: Path) -> None:
+    body = """
+    name: s
+    defaults: {alpha: 1e-2, beta: 5E-3, threshold: 0.5, max_time_s: 1.2e2}
+    tasks:
+      - {name: nav/a, map: maps/easy.map}
+    """
+    (task,) = load_suite(write_suite(tmp_path, body, maps=MAPS)).tasks
+    settings = task.settings
+    assert (settings.alpha, settings.beta, settings.max_time_s) == (0.01, 0.005, 120.0)
+    quoted = body.replace("alpha: 1e-2", 'alpha: "1e-2"')
+    with pytest.raises(SuiteError, match="key 'alpha'"):
+        load_suite(write_suite(tmp_path / "q", quoted, maps=MAPS))
+    with pytest.raises(SuiteError, match="key 'num_episodes'"):  # a count written as a float
+        load_suite(write_suite(tmp_path / "f", body.replace("alpha: 1e-2", "num_episodes: 1e2"), maps=MAPS))
+
+
 def test_shipped_navigation_suite_is_valid_and_large_enough() -> None:
     suite = load_suite(Path(__file__).resolve().parents[1] / "suites" / "navigation.yaml")
     assert len(suite.tasks) >= 12

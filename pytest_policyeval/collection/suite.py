@@ -111,13 +111,27 @@ def _errors(path: Path, context: str, exc: ValidationError) -> SuiteError:
     return SuiteError("\n".join(lines))
 
 
+class _SuiteLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading numbers as YAML 1.2 does: `1e-3` and `5E2` are numbers (YAML
+    1.1 wants a dot and a signed exponent, and would hand the suite a string)."""
+
+    yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+_SuiteLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)$"),
+    list("-+.0123456789"),
+)
+
+
 def read_yaml(path: Path) -> Any:
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_SUITE_BYTES + 1)
         if len(data) > MAX_SUITE_BYTES:
             raise SuiteError(f"{path}: over {MAX_SUITE_BYTES >> 20} MB: not a suite")
-        return yaml.safe_load(data.decode("utf-8"))
+        return yaml.load(data.decode("utf-8"), Loader=_SuiteLoader)  # a SafeLoader: no objects
     except UnicodeDecodeError as exc:
         raise SuiteError(
             f"{path}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})"
