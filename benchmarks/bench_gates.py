@@ -547,39 +547,25 @@ def _error_targets(
 ) -> None:
     """The brief's error targets at tau -/+ delta, then design.py's promise (a decision, not a cap),
     for each of the two positions this case has."""
-    if "tau+delta" in rows:
-        ff = rows["tau+delta"][index].rate("fail")
+    beta, alpha = design.beta, design.alpha
+    # (position, outcome counted, words, limit, at least (else at most), the promise rather than the brief)
+    checks = [
+        ("tau+delta", "fail", "false-fail at tau+delta", beta + 0.01, "beta + 1 point", False, False),
+        ("tau-delta", "pass", "false-pass at tau-delta", alpha + 0.01, "alpha + 1 point", False, False),
+        ("tau+delta", "pass", "passes at tau+delta", 0.99 - beta, "1 - beta - 1 point", True, True),
+        ("tau-delta", "fail", "fails at tau-delta ", 0.99 - alpha, "1 - alpha - 1 point", True, True),
+    ]
+    for position, outcome, words, limit, named, at_least, promise in checks:
+        if position not in rows:
+            continue
+        rate = rows[position][index].rate(outcome)
+        se = "" if promise else f" (se {_pct(_se(rate, n)).strip()})"
+        sign = ">=" if at_least else "<="
         targets.check(
             case,
-            f"{prefix}false-fail at tau+delta {_pct(ff)} (se {_pct(_se(ff, n)).strip()}) <= beta + 1 point = "
-            f"{_pct(design.beta + 0.01).strip()}",
-            ff <= design.beta + 0.01,
-        )
-    if "tau-delta" in rows:
-        fp = rows["tau-delta"][index].rate("pass")
-        targets.check(
-            case,
-            f"{prefix}false-pass at tau-delta {_pct(fp)} (se {_pct(_se(fp, n)).strip()}) "
-            f"<= alpha + 1 point = {_pct(design.alpha + 0.01).strip()}",
-            fp <= design.alpha + 0.01,
-        )
-    if "tau+delta" in rows:
-        passed = rows["tau+delta"][index].rate("pass")
-        targets.check(
-            case,
-            f"{prefix}passes at tau+delta {_pct(passed)} >= 1 - beta - 1 point = "
-            f"{_pct(0.99 - design.beta).strip()}",
-            passed >= 0.99 - design.beta,
-            promise=True,
-        )
-    if "tau-delta" in rows:
-        failed = rows["tau-delta"][index].rate("fail")
-        targets.check(
-            case,
-            f"{prefix}fails at tau-delta  {_pct(failed)} >= 1 - alpha - 1 point = "
-            f"{_pct(0.99 - design.alpha).strip()}",
-            failed >= 0.99 - design.alpha,
-            promise=True,
+            f"{prefix}{words} {_pct(rate)}{se} {sign} {named} = {_pct(limit).strip()}",
+            rate >= limit if at_least else rate <= limit,
+            promise=promise,
         )
 
 
