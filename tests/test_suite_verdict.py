@@ -40,3 +40,20 @@ def test_no_gated_task_and_no_verdict_reached_say_so() -> None:
     errored = suite_verdict(["error"], [False], "none")
     assert errored["outcome"] == "error" and errored["false_fail_bound"] is None
     assert errored["guarantee"].startswith("none: no gated task reached a verdict")
+
+
+def test_a_suite_whose_every_task_erred_names_no_multiplicity_and_no_guarantee(
+    pytester: pytest.Pytester,
+) -> None:
+    import json
+
+    from helpers import MINI_SUITE, write_suite
+
+    write_suite(pytester.path, MINI_SUITE.replace("gate: mean", "gate: sequential"))
+    result = pytester.runpytest("--policy-uri", "file://missing.pt", "--eval-json", "out.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    document = json.loads((pytester.path / "out.json").read_text())
+    verdict = document["policies"][0]["checkpoints"][0]["metrics"]["suite_verdict"]
+    assert verdict["outcome"] == "error" and verdict["multiplicity"] == "n/a", verdict
+    assert verdict["guarantee"].startswith("none"), verdict
+    result.stdout.fnmatch_lines(["*Suite verdict: ERROR*multiplicity: n/a)*"])

@@ -119,7 +119,8 @@ def suite_summary(results: Sequence[TaskResult], run: dict[str, Any] | None = No
     """
     from pytest_policyeval.gates.aggregate import iqm_interval, suite_verdict
 
-    multiplicity = next((r.design["multiplicity"] for r in results if "multiplicity" in r.design), "none")
+    # A task that erred before its gate carries no design: with none gated, there is none to name.
+    multiplicity = next((r.design["multiplicity"] for r in results if "multiplicity" in r.design), "n/a")
     verdict = suite_verdict(
         [r.outcome if r.error is None else "error" for r in results],
         [r.passed if r.error is None else False for r in results],
