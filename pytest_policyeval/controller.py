@@ -36,6 +36,7 @@ class Controller:
     # interrupted: what the results files say about their completeness.
     expected_tasks: set[str] | None = None
     interrupted: bool = False
+    interrupted_late: bool = False  # Ctrl-C while the results were written or published
     _reported: set[str] = field(default_factory=set)  # node ids whose result was gathered
     _planned: dict[str, dict[str, Any]] = field(default_factory=dict)  # node id -> planned result
     _document: dict[str, Any] | None = None
@@ -191,10 +192,19 @@ class Controller:
             return
         self.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         run = self.run_info()  # once: it asks git for the revision
-        self.write_files(run)
-        if self.write_errors and session.exitstatus == 0:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        self.publish(session.config.hook, run)
+        try:
+            self.write_files(run)
+            if self.write_errors and session.exitstatus == 0:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            self.publish(session.config.hook, run)
+        except KeyboardInterrupt:
+            # Ctrl-C while the files were written or published: the files say what happened (each
+            # write is atomic, so none is half-written), and nothing more is published.
+            self.interrupted = self.interrupted_late = True
+            self._document, self.written, self.write_errors = None, [], []
+            self.write_files({**run, **self.run_status()})
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+            return
         if self.publishing.errors and session.exitstatus == 0:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -214,6 +224,11 @@ class Controller:
             terminalreporter.write_line(f"results written to {path}")
         for error in self.write_errors:
             terminalreporter.write_line(f"results NOT written to {error}", red=True)
+        if self.interrupted_late:
+            terminalreporter.write_line(
+                "interrupted while the results were written or published: nothing more was published",
+                red=True,
+            )
         replays = sum(len(r.replay_urls) for r in self.results)
         if replays:
             terminalreporter.write_line(f"{replays} replays written under {self.options.replay_dir}")

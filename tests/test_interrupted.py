@@ -153,6 +153,35 @@ def test_a_whole_run_says_complete_and_a_stopped_one_does_not(pytester: pytest.P
         assert document["complete"] is False and document["passed"] is False
 
 
+def test_ctrl_c_while_publishing_rewrites_the_files_as_interrupted_without_a_traceback(
+    pytester: pytest.Pytester,
+) -> None:
+    """Every task finished; the Ctrl-C lands in a publisher (a conftest's, standing in for a slow
+    upload). The files written a moment before said passed; they are written again, interrupted."""
+    write_suite(pytester.path, SUITE.replace("slowsuite", "mini"))
+    pytester.makeconftest(
+        """
+        def pytest_policyeval_publish(document, results, publishing):
+            raise KeyboardInterrupt
+        """
+    )
+    # In a process of its own: without the handling, the interrupt would stop this test run too.
+    result = pytester.runpytest_subprocess(
+        "suites/mini.yaml",
+        "--policy-uri=random://",
+        "--eval-json=r.json",
+        "--eval-yaml=r.yaml",
+        "-k",
+        "first",
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    document = json.loads((pytester.path / "r.json").read_text())
+    assert (document["interrupted"], document["passed"], document["tasks_with_results"]) == (True, False, 1)
+    assert yaml.safe_load((pytester.path / "r.yaml").read_text())["passed"] is False
+    result.stdout.fnmatch_lines(["*interrupted while the results were written or published*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
 def test_merge_refuses_a_shard_whose_gate_does_not_follow_from_its_scores(tmp_path: Path) -> None:
     import json
 
