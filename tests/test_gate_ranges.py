@@ -136,3 +136,36 @@ def test_a_baseline_gate_without_a_range_but_with_a_margin_runs_and_writes_finit
     assert "NaN" not in text and "Infinity" not in text
     assert ".nan" not in (pytester.path / "out.yaml").read_text().lower()
     assert np.isfinite(detail["ci_low"]) and np.isfinite(detail["ci_high"])
+
+
+def test_a_plugins_gate_gets_the_same_range_check(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(
+        """
+        from pytest_policyeval.gates.sequential import Decision
+
+        class Always:
+            sequential, needs_range, guarantee = False, False, "none"
+
+            def decide(self, design, scores, trace=False):
+                return Decision("pass", len(scores), 0.0, 0.0, 0.0, None, None, "always")
+
+        def pytest_policyeval_gates():
+            return {"always": Always()}
+        """
+    )
+    result, detail = run_certain(
+        pytester,
+        "threshold: 0.25\n        score_range: [0, 0.5]\n        gate: always",
+        "scripted://navigator",
+    )
+    assert "episode 0: score 1 is outside the declared score range [0, 0.5]" in detail["error"]
+    result.assert_outcomes(failed=1)
+
+
+def test_a_sequential_gate_that_decided_before_a_bad_score_keeps_its_decision() -> None:
+    design = GateDesign("sequential", 0.5, True, 0.0, 1.0, 0.1)
+    scores = [1.0] * 30 + [7.0]  # passes within 30 episodes; episode 30 is out of range
+    decided = judge(design, scores)
+    assert decided.outcome == "pass" and decided.episodes < 30
+    with pytest.raises(RangeError, match="episode 2: score 7"):
+        judge(design, [1.0, 1.0, 7.0])  # undecided by then: the range error stands

@@ -24,10 +24,22 @@ def gate_for(kind: str) -> Gate:
 
 
 def judge(design: GateDesign, scores: list[float] | np.ndarray, trace: bool = False) -> Decision:
-    """The gate's decision on these scores; a sequential gate may answer None (more episodes)."""
+    """The gate's decision on these scores; a sequential gate may answer None (more episodes).
+
+    Every gate, a plugin's included, has its scores held to the declared range here: a score
+    outside it is an error, unless a sequential gate had decided on the episodes before it."""
+    x = np.asarray(scores, dtype=np.float64)
     if design.threshold is None:
-        return _ungated(design, np.asarray(scores, dtype=np.float64))
-    return gate_for(design.kind).decide(design, np.asarray(scores, dtype=np.float64), trace)
+        return _ungated(design, x)
+    gate = gate_for(design.kind)
+    bad = first_outside(design, x)
+    if bad is not None:
+        if bad > 0 and gate.sequential:
+            head = gate.decide(design, x[:bad], trace)
+            if head.outcome is not None:
+                return head
+        raise range_error(design, bad, float(x[bad]))
+    return gate.decide(design, x, trace)
 
 
 class SequentialGate:
@@ -52,11 +64,7 @@ class FixedGate:
 
 
 def _fixed(design: GateDesign, x: np.ndarray, kind: str) -> Decision:
-    """`mean`: the sample mean against the threshold. `ci`: the one-sided (1 - alpha) bound.
-    Every episode counts, so a score outside the declared range is an error."""
-    bad = first_outside(design, x)
-    if bad is not None:
-        raise range_error(design, bad, float(x[bad]))
+    """`mean`: the sample mean against the threshold. `ci`: the one-sided (1 - alpha) bound."""
     level = 0.95 if kind == "mean" else 1 - 2 * design.alpha
     shown = interval(x, design.low, design.high, level)
     estimate = float(np.mean(x)) if x.size else math.nan
