@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +186,7 @@ class Saved:
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Saved]:
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Saved]]:
     """Each model built and saved once per module, as `model.save()` writes it."""
     folder = tmp_path_factory.mktemp("sb3")
     cache: dict[str, Saved] = {}
@@ -198,7 +198,10 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Saved]:
             cache[name] = entry
         return cache[name]
 
-    return get
+    # learn() makes a logger folder under $TMPDIR unless SB3_LOGDIR names one: keep it in ours.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SB3_LOGDIR", str(folder / "logs"))
+        yield get
 
 
 def _actor(saved: Saved, uri: str | None = None, device: str = "cpu") -> Any:
