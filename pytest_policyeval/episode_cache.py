@@ -131,13 +131,32 @@ def _read(path: Path) -> list[CachedEpisode]:
         data = json.loads(raw.decode("utf-8"))
         return [
             CachedEpisode(
-                index=int(e["index"]),
-                seed=int(e["seed"]),
-                rewards=[float(r) for r in e["rewards"]],
-                steps=int(e["steps"]),
-                policy_agents=[int(a) for a in e["policy_agents"]],
+                index=_integer(e["index"]),
+                seed=_integer(e["seed"]),
+                rewards=[_number(r) for r in _items(e["rewards"])],
+                steps=_integer(e["steps"]),
+                policy_agents=[_integer(a) for a in _items(e["policy_agents"])],
             )
-            for e in data["episodes"]
+            for e in _items(data["episodes"])
         ]
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError, OverflowError):
         return []
+
+
+# As written, or not ours: a string, a bool or a fraction where a count belongs is never converted.
+def _integer(value: Any) -> int:
+    if type(value) is not int:
+        raise TypeError("not an integer")
+    return value
+
+
+def _number(value: Any) -> float:
+    if type(value) not in (int, float):
+        raise TypeError("not a number")
+    return float(value)
+
+
+def _items(value: Any) -> list[Any]:
+    if type(value) is not list:
+        raise TypeError("not a list")
+    return value

@@ -74,7 +74,7 @@ def outside_code_digest(obj: object) -> str | None:
         return None
     try:
         path = inspect.getsourcefile(cls)
-    except TypeError:  # a built-in or C class
+    except (TypeError, OSError):  # a built-in or C class, or one defined where no file is
         return None
     if path is None or not Path(path).is_file():
         return None

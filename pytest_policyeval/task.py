@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 DEFAULT_ENGINE = "mettagrid"
 
@@ -89,6 +89,15 @@ class TaskSettings(BaseModel):
     # What one evaluation asks of a Ray node (--eval-ray); default: --eval-ray-resources, else one
     # CPU (and one GPU with --device cuda).
     resources: Resources | None = None
+
+    @field_validator("max_episodes")
+    @classmethod
+    def _cap_holds_the_first_round(cls, value: int, info: ValidationInfo) -> int:
+        # Checked only where a suite sets it: the first round alone would break a smaller cap.
+        first = info.data.get("num_episodes")
+        if first is not None and value < first:
+            raise ValueError(f"{value} is below num_episodes ({first}), the sequential gate's first round")
+        return value
 
     @field_validator("score_range", mode="before")
     @classmethod

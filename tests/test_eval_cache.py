@@ -216,3 +216,86 @@ def test_hints_name_keys_and_nothing_else(tmp_path: Path) -> None:
     path.symlink_to(tmp_path / "elsewhere.json")
     (tmp_path / "elsewhere.json").write_text(json.dumps(keys[:2]))
     assert cache.recall(hint) == []  # a link is not followed
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("rewards", "1"),  # a string is not a list of rewards, though float() reads its characters
+        ("rewards", [True]),
+        ("rewards", ["1"]),
+        ("index", "3"),
+        ("index", 2.5),
+        ("index", True),
+        ("seed", "7"),
+        ("steps", 44.9),
+        ("policy_agents", [0.0]),
+    ],
+)
+def test_a_kept_value_of_the_wrong_type_is_never_converted(tmp_path: Path, field: str, value: object) -> None:
+    from pytest_policyeval.episode_cache import CachedEpisode, EpisodeCache
+
+    cache, key = EpisodeCache(tmp_path), "b" * 40
+    cache.store(key, [CachedEpisode(3, 7, [0.5], 10, [0])], {})
+    assert cache.load(key)[3].rewards == [0.5]  # as written, it is read
+    (path,) = round_files(tmp_path)
+    body = json.loads(path.read_text())
+    body["episodes"][0][field] = value
+    path.write_text(json.dumps(body))
+    assert cache.load(key) == {}  # not ours: played again
+
+
+TOY_ENV = """
+import gymnasium as gym
+import numpy as np
+
+REWARD = {reward}
+
+
+class Toy(gym.Env):
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {{}}
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(2, np.float32), REWARD, self.t >= 6, False, {{}}
+"""
+TOY_SUITE = """
+name: toy
+defaults: {engine: gymnasium, env: PolicyevalToy-v0, num_episodes: 3, max_steps: 10, gate: mean}
+tasks:
+  - {name: t/toy, threshold: 5}
+"""
+
+
+def test_an_edited_environment_of_ones_own_plays_again(pytester: pytest.Pytester, tmp_path) -> None:
+    # No installed distribution versions a conftest's environment: its source file must count.
+    pytester.makeconftest(
+        "import sys, gymnasium as gym\n"
+        "sys.path.insert(0, __import__('os').path.dirname(__file__))\n"
+        "gym.register('PolicyevalToy-v0', entry_point='toy_env:Toy', max_episode_steps=10)\n"
+    )
+    write_suite(pytester.path, TOY_SUITE)
+    scores = []
+    for reward in (1.0, 0.5, 0.5):
+        (pytester.path / "toy_env.py").write_text(TOY_ENV.format(reward=reward))
+        pytester.runpytest_subprocess(
+            "-p",
+            "no:importnb",
+            "--policy-uri",
+            "random://",
+            "--data-dir",
+            str(tmp_path),
+            "--eval-json",
+            "r.json",
+        )
+        (detail,) = task_details(pytester.path / "r.json").values()
+        scores.append((detail["episode_scores"], detail["episode_cached"]))
+    assert scores[0] == ([6.0] * 3, [False] * 3)
+    assert scores[1] == ([3.0] * 3, [False] * 3)  # edited: played again
+    assert scores[2] == ([3.0] * 3, [True] * 3)  # unchanged since: kept

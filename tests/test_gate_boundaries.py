@@ -168,6 +168,8 @@ def test_an_inconclusive_task_counted_as_skip_is_not_a_pass_in_the_results(pytes
         ("threshold: 0.5\n        alpha: 0.7", "alpha"),
         ("threshold: 0.5\n        beta: 0", "beta"),
         ("threshold: 0.5\n        max_episodes: 0", "max_episodes"),
+        ("threshold: 0.5\n        max_episodes: 3", "max_episodes"),  # below num_episodes (10)
+        ("threshold: 0.5\n        threshold: 0.9", "threshold"),  # said twice: which one was meant?
         ("threshold: 0.5\n        inconclusive: maybe", "inconclusive"),
         ('threshold: 0.5\n        baseline_uri: ""', "baseline_uri"),
         ('threshold: "0.5"', "threshold"),  # taken as written: a quoted number is a string

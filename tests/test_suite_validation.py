@@ -59,6 +59,14 @@ CASES = {
         ["task 'nav/bad' (tasks[0])", "key 'map'", "unknown characters ['X']"],
     ),
     "no_tasks": ("name: s\ntasks: []\n", ["suite", "key 'tasks'"]),
+    "steps_beyond_32_bits": (
+        "name: s\ntasks:\n  - {name: nav/easy, map: maps/easy.map, max_steps: 4294967296}\n",
+        ["task 'nav/easy' (tasks[0])", "key 'max_steps'", "32-bit"],
+    ),
+    "tasks_said_twice": (  # YAML would keep the second list and drop the first without a word
+        "name: s\ntasks:\n" + GOOD_TASK + "tasks:\n" + GOOD_TASK,
+        ["not valid YAML", "found the key 'tasks' twice"],
+    ),
     "not_yaml": ("name: s\ntasks: [\n", ["not valid YAML"]),
 }
 MAPS = {"easy": "#####\n#_@_#\n#####", "bad": "#####\n#X@_#\n#####"}

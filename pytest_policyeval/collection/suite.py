@@ -117,6 +117,25 @@ class _SuiteLoader(yaml.SafeLoader):
 
     yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # PyYAML keeps the last of two equal keys; a suite that says `threshold` twice (or
+        # `tasks` twice, dropping a list) is a mistake to name, not one to guess at. Keys merged
+        # in with `<<` may be overridden, as YAML means them to be.
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found the key {key!r} twice",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
 
 _SuiteLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",

@@ -67,13 +67,15 @@ class GymnasiumEngine(EngineBase):
 
         facts = env_facts(task.env)
         # The registration decides episodes as much as the suite: its arguments, time limit and
-        # wrappers, and the package its entry point comes from (a third party's environment).
+        # wrappers, the package its entry point comes from (a third party's environment) and the
+        # source of the classes it makes (an environment of one's own has no version).
         identity = {
             **super().identity(task),
             "entry_point": facts.entry_point,
             "kwargs": [list(pair) for pair in facts.kwargs],
             "time_limit": facts.time_limit,
             "extra_wrappers": facts.extra_wrappers,
+            "code": [list(pair) for pair in facts.code],
         }
         top = facts.entry_point.split(":", 1)[0].split(".", 1)[0]
         if top and top != "gymnasium":

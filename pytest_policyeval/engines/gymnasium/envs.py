@@ -33,6 +33,9 @@ class EnvFacts:
     # The constructor's arguments: the registration's, then the suite's on top (as make merges them).
     kwargs: tuple[tuple[str, Any], ...]
     extra_wrappers: bool  # the registration adds wrappers of its own (they may change rewards)
+    # Each class of the made environment, wrappers first, with a digest of the file defining it:
+    # an environment of one's own (a conftest's, a project's) has no version to tell an edit by.
+    code: tuple[tuple[str, str | None], ...] = ()
 
 
 def make_env(settings: GymnasiumSettings) -> gymnasium.Env:
@@ -88,6 +91,7 @@ def env_facts(settings: GymnasiumSettings) -> EnvFacts:
         raise _make_error(settings, exc) from None
     try:
         observation_space, action_space = env.observation_space, env.action_space
+        code = _code(env)
     finally:
         env.close()
     for key, space in (("observation", observation_space), ("action", action_space)):
@@ -104,7 +108,20 @@ def env_facts(settings: GymnasiumSettings) -> EnvFacts:
         entry_point=entry if isinstance(entry, str) else getattr(entry, "__qualname__", repr(entry)),
         kwargs=tuple(sorted({**registered.kwargs, **settings.kwargs}.items())),
         extra_wrappers=bool(registered.additional_wrappers),
+        code=code,
     )
+
+
+def _code(env: gymnasium.Env) -> tuple[tuple[str, str | None], ...]:
+    from pytest_policyeval.provenance import outside_code_digest
+
+    classes, layer = [], env
+    for _ in range(64):  # a wrapper chain is short; a cycle must not hang
+        classes.append(type(layer))
+        if not isinstance(layer, gymnasium.Wrapper):
+            break
+        layer = layer.env
+    return tuple((f"{c.__module__}.{c.__qualname__}", outside_code_digest(c)) for c in classes)
 
 
 def episode_limit(task: Task) -> int:

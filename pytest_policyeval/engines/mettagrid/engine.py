@@ -17,6 +17,8 @@ from pytest_policyeval.engines.mettagrid.settings import MettagridSettings
 from pytest_policyeval.spec import EnvSpec
 from pytest_policyeval.task import Task
 
+MAX_STEPS = 2**32 - 1  # GameConfig.max_steps is a C++ uint32
+
 
 class MettagridEngine(EngineBase):
     name = "mettagrid"
@@ -25,6 +27,11 @@ class MettagridEngine(EngineBase):
 
     def check_task(self, task: Task) -> None:
         env: MettagridSettings = task.env
+        if task.settings.max_steps > MAX_STEPS:
+            raise EngineError(
+                f"key 'max_steps': {task.settings.max_steps} is more than mettagrid can count "
+                f"({MAX_STEPS}, a 32-bit step counter)"
+            )
         path = resolve_map(task.folder, env.map)
         try:
             grid = read_map(path)
