@@ -148,11 +148,13 @@ def _merge(args: argparse.Namespace) -> int:
         write_text_atomic(args.eval_yaml, dump_yaml(evaluation_yaml(merged.results, merged.run)))
         print(f"results written to {args.eval_yaml}")
     failed = [r for r in merged.results if not r.ok]
-    passed = len(merged.results) - len(failed)
+    skipped = sum(1 for r in merged.results if r.ok and not r.claims_pass)  # inconclusive: skip
+    passed = len(merged.results) - len(failed) - skipped
     incomplete = describe(merged.run)
     if incomplete:
         print(incomplete)
-    print(f"{passed} passed, {len(failed)} failed (merged from {len(args.shards)} shards)")
+    counts = f"{passed} passed, {len(failed)} failed" + (f", {skipped} skipped" if skipped else "")
+    print(f"{counts} (merged from {len(args.shards)} shards)")
     return EXIT_FAILED if failed or incomplete else EXIT_OK
 
 

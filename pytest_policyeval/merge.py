@@ -98,6 +98,15 @@ def _partial(document: dict[str, Any]) -> str | None:
     return None
 
 
+# Run-wide settings a merged document states once; shards must agree on each.
+RUN_WIDE = {
+    "device": "devices",
+    "seed_override": "--eval-seed values",
+    "num_episodes_override": "--num-episodes values",
+    "versions": "package versions",
+}
+
+
 def merge_shards(paths: Sequence[Path], allow_partial: bool = False) -> Merged:
     """One run's results from its shards; shards that are not whole are refused unless allowed,
     and then the merged result says it is partial."""
@@ -124,6 +133,11 @@ def merge_shards(paths: Sequence[Path], allow_partial: bool = False) -> Merged:
     shas = {doc.get("git_sha") for _, doc in documents}
     if len(shas) > 1:
         raise MergeError(f"the shards ran different commits: {sorted(map(str, shas))}")
+    for key, what in RUN_WIDE.items():
+        # The merged document states these once, for every task: shards that differ make one run.
+        values = {json.dumps(doc.get(key), sort_keys=True) for _, doc in documents}
+        if len(values) > 1:
+            raise MergeError(f"the shards ran with different {what} ('{key}': {', '.join(sorted(values))})")
 
     results: list[TaskResult] = []
     owner: dict[tuple[str, str, str], Path] = {}
@@ -142,10 +156,7 @@ def merge_shards(paths: Sequence[Path], allow_partial: bool = False) -> Merged:
             except (TypeError, ValueError, AssertionError, KeyError) as exc:
                 raise MergeError(f"{path}: {result.task}: the gate cannot be checked: {exc}") from None
     first = next(doc for _, doc in documents if doc["shard"]["id"] == 0)
-    run = {
-        key: first.get(key)
-        for key in ("device", "seed_override", "num_episodes_override", "git_sha", "versions")
-    }
+    run = {key: first.get(key) for key in ("git_sha", *RUN_WIDE)}
     run["shard"] = None
     run["merged_shards"] = count
     expected = [doc.get("tasks_expected") for _, doc in documents]

@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import CERTAIN_MAP, run_certain, task_details, write_suite
+from helpers import CERTAIN_MAP, run_certain, run_policyeval, task_details, write_suite
 
 from pytest_policyeval.gates.decide import judge
 from pytest_policyeval.gates.design import GateDesign
@@ -151,11 +151,14 @@ def test_junitxml_carries_the_gate_evidence(pytester: pytest.Pytester) -> None:
 
 
 def test_an_inconclusive_task_counted_as_skip_is_not_a_pass_in_the_results(pytester: pytest.Pytester) -> None:
-    result, _ = run_certain(pytester, INSIDE + "\n        inconclusive: skip")
+    shard = ("--shard-id", "0", "--num-shards", "1")
+    result, _ = run_certain(pytester, INSIDE + "\n        inconclusive: skip", "scripted://navigator", *shard)
     result.assert_outcomes(skipped=1)
     assert result.ret == 0  # skip: the run does not fail...
     document = json.loads((pytester.path / "out.json").read_text())
     assert document["passed"] is False  # ...but its files never call it passed
+    merged = run_policyeval(pytester, "merge", "out.json")  # nor does a merge of its shards
+    merged.stdout.fnmatch_lines(["0 passed, 0 failed, 1 skipped (merged from 1 shards)"])
 
 
 @pytest.mark.parametrize(

@@ -258,6 +258,29 @@ def test_an_errored_task_has_a_detail_without_plots() -> None:
     assert ">ERROR<" in summary_html([errored])  # no gate failed, but the suite cannot pass
 
 
+def test_the_summary_counts_each_task_in_one_column() -> None:
+    from pytest_policyeval.reporting.html import summary_html
+
+    def task(name: str, passed: bool | None, outcome: str | None, error: str | None = None) -> TaskResult:
+        return TaskResult(
+            suite="s", task=f"nav/{name}", policy_uri="random://", policy_label="random", order=(0, 0, 0),
+            threshold=0.5, higher_is_better=True, gate="sequential", num_episodes=4, seed=0,
+            passed=passed, outcome=outcome, error=error, score=0.5, episode_scores=[0.5] * 4,
+        )  # fmt: skip
+
+    results = [
+        task("pass", True, "pass"),
+        task("fail", False, "fail"),
+        task("stuck", False, "inconclusive"),  # counted as fail: still only inconclusive here
+        task("lenient", True, "inconclusive"),  # counted as pass
+        task("ungated", None, None),
+        task("broken", None, None, error="boom"),
+    ]
+    row = summary_html(results).split("<tbody>", 1)[1].split("</tr>", 1)[0]
+    counts = [int(cell) for cell in re.findall(r'<td class="pe-num">(\d+)</td>', row)]
+    assert counts == [2, 1, 2, 1]  # passed, failed, inconclusive, errors: 6 tasks, each once
+
+
 # -- the report of real runs ---------------------------------------------------------------------
 
 SUITE = """

@@ -134,6 +134,13 @@ def test_merge_refuses_an_incomplete_or_overlapping_set(pytester: pytest.Pyteste
     plain = run_policyeval(pytester, "merge", "plain.json")
     assert plain.ret == 2
     plain.stderr.fnmatch_lines(["*plain.json: not a shard's results*"])
+    # Shard 2 run with another seed: the merged file could name only one.
+    pytester.runpytest_subprocess(*base, "--shard-id", "2", "--eval-seed", "7", "--eval-json", "s2.json")
+    mixed = run_policyeval(pytester, "merge", "s0.json", "s1.json", "s2.json", "--eval-json", "m.json")
+    assert mixed.ret == 2 and not (pytester.path / "m.json").exists()
+    mixed.stderr.fnmatch_lines(
+        ["*the shards ran with different --eval-seed values ('seed_override': 7, null)*"]
+    )
 
 
 def test_shard_options_are_checked(pytester: pytest.Pytester) -> None:

@@ -294,8 +294,10 @@ def summary_html(results: Sequence[TaskResult], run: dict[str, Any] | None = Non
         avg_sim, avg_cat = averages(scores)
         summary = suite_summary(group, run)
         verdict, iqm = summary["suite_verdict"], summary["iqm_normalised_score"]
-        passed = sum(1 for r in group if r.error is None and r.passed is True)
-        failed = sum(1 for r in group if r.error is None and r.passed is False)
+        # Each task in one column: an inconclusive one only under Inconclusive, whatever it counts as.
+        decided = [r for r in group if r.error is None and r.outcome != "inconclusive"]
+        passed = sum(1 for r in decided if r.passed is not False)  # an ungated task passes its test
+        failed = sum(1 for r in decided if r.passed is False)
         inconclusive = sum(1 for r in group if r.error is None and r.outcome == "inconclusive")
         errors = sum(1 for r in group if r.error is not None)
         numbers = "".join(f'<td class="pe-num">{n}</td>' for n in (_num(avg_sim), _num(avg_cat)))
