@@ -106,6 +106,7 @@ class Episodes:
                     [
                         CachedEpisode(e.index, e.seed, list(e.rewards), e.steps, list(e.policy_agents))
                         for e in played
+                        if np.all(np.isfinite(e.rewards))  # JSON has no NaN; it is played again
                     ],
                     self.meta,
                 )

@@ -29,10 +29,6 @@ class TaskTimeout(RuntimeError):
     """A task ran past its `max_time_s`."""
 
 
-class NonFiniteReward(ValueError):
-    """An engine returned a NaN or infinite reward: the episode has no score."""
-
-
 def policy_agents(teams: Sequence[int], share: float, episode: int, count: int | None = None) -> np.ndarray:
     """Boolean mask over an episode's `count` agents (default: one per team entry): True where the
     policy under test plays. Agents without a team entry are of team 0."""
@@ -159,13 +155,9 @@ def play_episodes(
             if ended:
                 for episode in ended:
                     rewards = np.asarray(batch.episode_rewards(episode), dtype=np.float64)
-                    if not np.all(np.isfinite(rewards)):
-                        # A NaN or infinite reward scores nothing and could be written nowhere.
-                        raise NonFiniteReward(
-                            f"task {task.name}: episode {indices[episode]} (seed {seeds[episode]}) ended "
-                            f"after {batch.episode_steps(episode)} steps with rewards {rewards.tolist()}: "
-                            f"the {task.engine} environment returned a reward that is not a finite number"
-                        )
+                    # A NaN or infinite reward is kept: the gate, which sees episodes in index
+                    # order, makes it the task's error unless it had decided before this episode
+                    # (as for a score outside the range), so where rounds end never matters.
                     results[episode] = EpisodeResult(
                         index=indices[episode],
                         seed=seeds[episode],

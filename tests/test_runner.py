@@ -129,6 +129,62 @@ def test_a_nan_reward_is_the_tasks_error_and_every_other_result_is_written(pytes
     result.assert_outcomes(passed=1, failed=1)
     details = {task: detail for (task, _), detail in task_details(pytester.path / "r.json").items()}
     assert details["t/fine"]["error"] is None and details["t/fine"]["episode_scores"] == [6.0] * 3
-    assert details["t/nan"]["error"].startswith("NonFiniteReward: task t/nan: episode 0 (seed ")
-    assert "returned a reward that is not a finite number" in details["t/nan"]["error"]
+    assert details["t/nan"]["error"].startswith("RangeError: episode 0: score is nan, not a finite number")
+    assert "the environment returned a NaN or infinite reward" in details["t/nan"]["error"]
     assert details["t/nan"]["passed"] is None and details["t/nan"]["episode_scores"] == []
+
+
+LATE_NAN_ENV = '''
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+
+class Late(gym.Env):
+    """Rewards 1 a step for 6 steps; NaN on the third step of the episode seeded `bad_seed`."""
+
+    observation_space = spaces.Box(-1, 1, (2,), np.float32)
+    action_space = spaces.Discrete(2)
+
+    def __init__(self, bad_seed=-1):
+        self.bad_seed = bad_seed
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t, self.bad = 0, seed == self.bad_seed
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        reward = float("nan") if self.bad and self.t == 3 else 1.0
+        return np.zeros(2, np.float32), reward, self.t >= 6, False, {}
+
+
+gym.register("PolicyevalLate-v0", entry_point=Late, max_episode_steps=10)
+'''
+
+
+@pytest.mark.parametrize(("episode", "error"), [(9, False), (2, True)])
+def test_a_nan_reward_after_the_sequential_gate_decided_leaves_the_decision(
+    pytester: pytest.Pytester, episode: int, error: bool
+) -> None:
+    # Scores of 6 on [0, 10] pass a threshold of 3 within the first round of 10 episodes; a NaN
+    # in that round after the decision is never used, as a score outside the range would not be.
+    from pytest_policyeval.seeding import episode_seed
+
+    pytester.makeconftest(LATE_NAN_ENV)
+    bad_seed = episode_seed(0, "v/late", episode)
+    (pytester.path / "suites").mkdir()
+    (pytester.path / "suites/late.yaml").write_text(
+        "name: late\nseed: 0\n"
+        "defaults: {engine: gymnasium, env: PolicyevalLate-v0, num_episodes: 10, max_steps: 10}\n"
+        "tasks:\n  - {name: v/late, score_range: [0, 10], threshold: 3, "
+        f"env_kwargs: {{bad_seed: {bad_seed}}}}}\n"
+    )
+    pytester.runpytest_subprocess("-p", "no:importnb", "--policy-uri", "random://", "--eval-json", "r.json")
+    (detail,) = task_details(pytester.path / "r.json").values()
+    if error:
+        assert detail["error"].startswith(f"RangeError: episode {episode}: score is nan, not a finite number")
+    else:
+        assert detail["error"] is None and detail["outcome"] == "pass"
+        assert episode >= detail["num_episodes"] and set(detail["episode_scores"]) == {6.0}

@@ -101,8 +101,11 @@ def first_outside(design: GateDesign, scores: object) -> int | None:
 
 def range_error(design: GateDesign, index: int, value: float, whose: str = "") -> RangeError:
     """The error for episode `index` scoring `value` (`whose`: "the baseline's " and the like)."""
-    if not design.bounded:
-        return RangeError(f"episode {index}: {whose}score is {value:g}, not a finite number")
+    if not math.isfinite(value):
+        return RangeError(
+            f"episode {index}: {whose}score is {value:g}, not a finite number "
+            "(the environment returned a NaN or infinite reward)"
+        )
     return RangeError(
         f"episode {index}: {whose}score {value:g} is outside the declared score range "
         f"[{design.low:g}, {design.high:g}]: the gate's guarantee rests on that range "
