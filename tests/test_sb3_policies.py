@@ -29,6 +29,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor  # noqa:
 
 from pytest_policyeval.policies import PolicyLoadError, load_policy  # noqa: E402
 from pytest_policyeval.policies.sb3.archive import is_sb3_archive  # noqa: E402
+from pytest_policyeval.policies.sb3.policy import ROWS as BLOCK  # noqa: E402 (rows a network sees at once)
 from pytest_policyeval.spec import EnvSpec  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -250,9 +251,33 @@ def test_deterministic_actions_equal_sb3_predict(saved: Callable[[str], Saved], 
     model = saved(name)
     observations = model.observations()
     ours = _act(_actor(model), observations, np.arange(ROWS, dtype=np.uint64))
-    theirs = model.model.predict(observations, deterministic=True)[0]
+    # SB3 given the same blocks of rows as the actor's network sees (a float32 matrix product's
+    # last bits depend on how many rows it is given: see the test below).
+    blocks = [observations[i : i + BLOCK] for i in range(0, ROWS, BLOCK)]
+    padded = [np.concatenate((b, np.zeros((BLOCK - len(b), *b.shape[1:]), b.dtype))) for b in blocks]
+    theirs = np.concatenate(
+        [model.model.predict(p, deterministic=True)[0][: len(b)] for p, b in zip(padded, blocks, strict=True)]
+    )
     assert ours.shape == theirs.shape and ours.dtype == theirs.dtype
     assert np.array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("name", ["a2c-pendulum", "a2c-sampled", "sac-pendulum", "sac-reach"])
+def test_a_slots_action_is_the_same_in_any_batch(saved: Callable[[str], Saved], name: str) -> None:
+    # Continuous actions show a float's last bit: an episode's return must not depend on how
+    # many episodes were live beside it, nor on whether it is replayed alone.
+    model = saved(name)
+    observations = model.observations()
+    seeds = np.arange(ROWS, dtype=np.uint64)
+    whole = _act(_actor(model, f"sb3://{model.path}?deterministic=false"), observations, seeds)
+    actor = _actor(model, f"sb3://{model.path}?deterministic=false")
+    actor.reset(seeds)
+    for size in (1, 2, 3, 31, 33, 77):
+        part = actor.act(observations[:size], np.arange(size), 0)
+        assert np.array_equal(part, whole[:size]), size
+    # The premise: SB3's own batched product does differ with the batch's size here.
+    alone = np.stack([model.model.predict(o[None], deterministic=True)[0][0] for o in observations[:40]])
+    assert not np.array_equal(alone, model.model.predict(observations[:40], deterministic=True)[0])
 
 
 def test_clipped_and_unscaled_actions_reach_the_bounds_as_sb3s_do(saved: Callable[[str], Saved]) -> None:

@@ -10,6 +10,11 @@ Sampled actions draw from each slot's own stream (`seeding.uniforms`), never fro
 generator, so an episode's actions do not depend on the batch it shares: categorical by
 Gumbel-max, Gaussians by Box-Muller. DQN explores epsilon-greedily with the saved
 exploration_rate, deciding per slot (SB3's `DQN.predict` decides once for a whole batch).
+
+The network always sees blocks of `ROWS` rows (the last padded with zeros): a BLAS matrix product
+sums a row's terms in an order that depends on how many rows it is given, so one slot's float32
+output, and with it a continuous action and the episode's return, would otherwise change in its
+last bits with the number of live episodes, the round or the replay it was played in.
 """
 
 from __future__ import annotations
@@ -41,6 +46,24 @@ def categorical_mode(logits: torch.Tensor) -> torch.Tensor:
     (normalised logits, then softmax), so near-ties resolve exactly as SB3's do."""
     normalised = logits - logits.logsumexp(dim=-1, keepdim=True)
     return torch.softmax(normalised, dim=-1).argmax(dim=1)
+
+
+ROWS = 32  # rows per forward pass, always
+
+
+def in_fixed_blocks(network: nn.Module, features: torch.Tensor) -> Any:
+    """`network(features)`, computed `ROWS` rows at a time so each row's result is the same in any
+    batch; a network returning a tuple of tensors gets each part joined."""
+    rows = features.shape[0]
+    if rows == 0:
+        return network(features)
+    pad = -rows % ROWS
+    if pad:
+        features = torch.cat((features, features.new_zeros((pad, *features.shape[1:]))))
+    outputs = [network(block) for block in features.split(ROWS)]
+    if isinstance(outputs[0], tuple):
+        return tuple(torch.cat(parts)[:rows] for parts in zip(*outputs, strict=True))
+    return torch.cat(outputs)[:rows]
 
 
 class SB3Actor(Actor):
@@ -80,10 +103,10 @@ class SB3Actor(Actor):
         features = self._features(observations)
         seeds = self.seeds[slots]
         if self.facts.family == SAC:
-            mean, log_std = self.network(features)
+            mean, log_std = in_fixed_blocks(self.network, features)
             check_finite(mean, self.policy.uri, step, slots)
             return self._box(torch.tanh(self._gaussian(mean, log_std, seeds, step)), squashed=True)
-        out = self.network(features)  # logits, Q-values or Gaussian means
+        out = in_fixed_blocks(self.network, features)  # logits, Q-values or Gaussian means
         check_finite(out, self.policy.uri, step, slots)
         if self.facts.family == DQN:
             return self._epsilon_greedy(out, seeds, step)
