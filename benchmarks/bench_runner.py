@@ -112,6 +112,18 @@ def bench_runner(task: Task, uri: str) -> tuple[float, int, float]:
 
 
 def bench_mettagrid(task: Task, ckpt: Path, episodes: int) -> tuple[float, int]:
+    # One agent a call, as mettagrid's runner makes them: the network on that one row, not padded
+    # to the fixed block the batched runner computes in (policies/blocks.py).
+    import pytest_policyeval.policies.torch_policy as torch_policy
+
+    blocked, torch_policy.in_fixed_blocks = torch_policy.in_fixed_blocks, lambda fn, *inputs: fn(*inputs)
+    try:
+        return _bench_mettagrid(task, ckpt, episodes)
+    finally:
+        torch_policy.in_fixed_blocks = blocked
+
+
+def _bench_mettagrid(task: Task, ckpt: Path, episodes: int) -> tuple[float, int]:
     config = build_config(task)
     BaselinePolicy.spec = task_env_spec(task)
     spec = PolicySpec(class_path=f"{__name__}.BaselinePolicy", data_path=str(ckpt))

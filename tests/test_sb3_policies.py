@@ -28,8 +28,8 @@ import gymnasium as gym  # noqa: E402 (stable-baselines3 brings it)
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor  # noqa: E402
 
 from pytest_policyeval.policies import PolicyLoadError, load_policy  # noqa: E402
+from pytest_policyeval.policies.blocks import ROWS as BLOCK  # noqa: E402 (rows a network sees at once)
 from pytest_policyeval.policies.sb3.archive import is_sb3_archive  # noqa: E402
-from pytest_policyeval.policies.sb3.policy import ROWS as BLOCK  # noqa: E402 (rows a network sees at once)
 from pytest_policyeval.spec import EnvSpec  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from pytest_policyeval.policies.base import Actor, Policy, PolicyLoadError, token_spec
+from pytest_policyeval.policies.blocks import in_fixed_blocks
 from pytest_policyeval.policies.checkpoint import Checkpoint, file_digest, read_checkpoint
 from pytest_policyeval.policies.networks import build_network
 from pytest_policyeval.policies.observations import TokenEncoder, used_tokens
@@ -108,9 +109,11 @@ class TorchActor(Actor):
         assert self.state is not None, "reset() before act()"
         tokens = torch.from_numpy(used_tokens(observations)).to(self.device, non_blocking=True)
         index = torch.from_numpy(np.asarray(slots, dtype=np.int64)).to(self.device)
-        box, globals_ = self.encoder(tokens)
+        box, globals_ = in_fixed_blocks(self.encoder, tokens)
         hidden, cell = self.state
-        logits, _value, (new_hidden, new_cell) = self.network(box, globals_, (hidden[index], cell[index]))
+        logits, _value, (new_hidden, new_cell) = in_fixed_blocks(
+            lambda b, g, h, c: self.network(b, g, (h, c)), box, globals_, hidden[index], cell[index]
+        )
         hidden[index] = new_hidden
         cell[index] = new_cell
         check_finite(logits, self.policy.uri, step, slots)

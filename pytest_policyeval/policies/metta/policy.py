@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from pytest_policyeval.policies.base import Actor, Policy, PolicyLoadError, token_spec
+from pytest_policyeval.policies.blocks import in_fixed_blocks
 from pytest_policyeval.policies.checkpoint import FORMAT, file_digest
 from pytest_policyeval.policies.metta.adapter import DERIVED, ActionMap, ObservationMap
 from pytest_policyeval.policies.metta.architecture import build_from_config, build_inferred, read_config
@@ -97,13 +98,15 @@ class MettaActor(Actor):
     @torch.inference_mode()
     def decide(self, box: torch.Tensor, slots: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
         """Sample (action type, argument) for each row from its box; advances the recurrent state."""
-        return self._sample(self.network.policy.encode(box), slots, step)
+        return self._sample(in_fixed_blocks(self.network.policy.encode, box), slots, step)
 
     def _sample(self, encoded: torch.Tensor, slots: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
         assert self.state is not None, "reset() before act()"
         index = torch.from_numpy(np.asarray(slots, dtype=np.int64)).to(self.device)
         hidden, cell = self.state
-        logits, _value, (new_hidden, new_cell) = self.network.advance(encoded, (hidden[index], cell[index]))
+        logits, _value, (new_hidden, new_cell) = in_fixed_blocks(
+            lambda rows, h, c: self.network.advance(rows, (h, c)), encoded, hidden[index], cell[index]
+        )
         hidden[index] = new_hidden
         cell[index] = new_cell
         joined = torch.cat(logits, dim=1)
@@ -125,7 +128,10 @@ class MettaActor(Actor):
     @torch.inference_mode()
     def act(self, observations: np.ndarray, slots: np.ndarray, step: int) -> np.ndarray:
         # Tokens go straight into the encoder; the box is built only for `observe` (training).
-        encoded = self.encoder(*self.observe_map.cells(*self._inputs(observations, slots, step)))
+        encoded = in_fixed_blocks(
+            lambda *inputs: self.encoder(*self.observe_map.cells(*inputs)),
+            *self._inputs(observations, slots, step),
+        )
         return self.apply(*self._sample(encoded, slots, step), slots)
 
 

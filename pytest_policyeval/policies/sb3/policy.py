@@ -11,10 +11,9 @@ generator, so an episode's actions do not depend on the batch it shares: categor
 Gumbel-max, Gaussians by Box-Muller. DQN explores epsilon-greedily with the saved
 exploration_rate, deciding per slot (SB3's `DQN.predict` decides once for a whole batch).
 
-The network always sees blocks of `ROWS` rows (the last padded with zeros): a BLAS matrix product
-sums a row's terms in an order that depends on how many rows it is given, so one slot's float32
-output, and with it a continuous action and the episode's return, would otherwise change in its
-last bits with the number of live episodes, the round or the replay it was played in.
+The network is computed in fixed blocks of rows (`policies/blocks.py`), so a slot's float32
+output, and with it a continuous action and the episode's return, does not change with the number
+of live episodes, the round or the replay it was played in.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from torch import nn
 from torch.nn import functional
 
 from pytest_policyeval.policies.base import Actor, Policy, PolicyLoadError
+from pytest_policyeval.policies.blocks import in_fixed_blocks
 from pytest_policyeval.policies.sampling import check_finite, gumbel_noise
 from pytest_policyeval.policies.sb3.metadata import ACTOR_CRITIC, DQN, SAC, ModelFacts
 from pytest_policyeval.policies.torch_policy import network_on, torch_device
@@ -46,24 +46,6 @@ def categorical_mode(logits: torch.Tensor) -> torch.Tensor:
     (normalised logits, then softmax), so near-ties resolve exactly as SB3's do."""
     normalised = logits - logits.logsumexp(dim=-1, keepdim=True)
     return torch.softmax(normalised, dim=-1).argmax(dim=1)
-
-
-ROWS = 32  # rows per forward pass, always
-
-
-def in_fixed_blocks(network: nn.Module, features: torch.Tensor) -> Any:
-    """`network(features)`, computed `ROWS` rows at a time so each row's result is the same in any
-    batch; a network returning a tuple of tensors gets each part joined."""
-    rows = features.shape[0]
-    if rows == 0:
-        return network(features)
-    pad = -rows % ROWS
-    if pad:
-        features = torch.cat((features, features.new_zeros((pad, *features.shape[1:]))))
-    outputs = [network(block) for block in features.split(ROWS)]
-    if isinstance(outputs[0], tuple):
-        return tuple(torch.cat(parts)[:rows] for parts in zip(*outputs, strict=True))
-    return torch.cat(outputs)[:rows]
 
 
 class SB3Actor(Actor):
