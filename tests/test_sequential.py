@@ -304,7 +304,13 @@ def test_lower_is_better_mirrors_higher_is_better() -> None:
 def test_score_outside_the_range_raises_naming_the_episode(index: int, bad: float) -> None:
     scores = np.full(20, 0.5)
     scores[index] = bad
-    with pytest.raises(RangeError, match=rf"episode {index}\b.*\[0, 1\]"):
+    # A finite score names the range it left; a NaN or infinite one says it is not a number.
+    expected = (
+        rf"episode {index}\b.*\[0, 1\]"
+        if math.isfinite(bad)
+        else rf"episode {index}: score is {bad}, not a finite"
+    )
+    with pytest.raises(RangeError, match=expected):
         decide(UNIT, scores)
 
 
