@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -187,11 +188,18 @@ def episodes_key(task: Task, policy: Policy, npc: Policy | None, device: str) ->
         "policy": policy_identity(policy),
         "npc": policy_identity(npc),
         "device": device,
+        # A large float32 product may sum in another order on another number of threads.
+        "threads": _torch_threads(),
         "schema": SCHEMA,
         "code": code_digest(),  # the source that plays episodes: a change there plays them again
         "versions": {k: versions.get(k) for k in ("pytest_policyeval", "torch", "numpy")},
     }
     return cache_key(meta), meta
+
+
+def _torch_threads() -> int | None:
+    torch = sys.modules.get("torch")  # only a policy that uses torch has loaded it
+    return None if torch is None else int(torch.get_num_threads())
 
 
 def episodes_hint(task: Task, uri: str, npc_uri: str | None, device: str) -> str:

@@ -76,6 +76,7 @@ def outside_code_digest(obj: object) -> str | None:
         path = inspect.getsourcefile(cls)
     except (TypeError, OSError):  # a built-in or C class, or one defined where no file is
         return None
-    if path is None or not Path(path).is_file():
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else None
+    except OSError:  # gone or unreadable: nothing to tell an edit by
         return None
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]

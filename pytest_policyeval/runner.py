@@ -155,13 +155,17 @@ def play_episodes(
             if ended:
                 for episode in ended:
                     rewards = np.asarray(batch.episode_rewards(episode), dtype=np.float64)
-                    # A NaN or infinite reward is kept: the gate, which sees episodes in index
-                    # order, makes it the task's error unless it had decided before this episode
-                    # (as for a score outside the range), so where rounds end never matters.
+                    mine = rewards[scored_in(episode)]
+                    if not np.all(np.isfinite(rewards)):
+                        # Kept, as NaN: the gate, which sees episodes in index order, makes it the
+                        # task's error unless it had decided before this episode (as for a score
+                        # outside the range), so where rounds end never matters. An npc's NaN
+                        # counts too: the environment that returned it is not to be trusted.
+                        mine = np.full(mine.shape, np.nan)
                     results[episode] = EpisodeResult(
                         index=indices[episode],
                         seed=seeds[episode],
-                        rewards=rewards[scored_in(episode)].tolist(),
+                        rewards=mine.tolist(),
                         steps=batch.episode_steps(episode),
                         policy_agents=np.flatnonzero(scored_in(episode)).tolist(),
                         replay=batch.replay(episode),

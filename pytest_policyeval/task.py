@@ -93,7 +93,8 @@ class TaskSettings(BaseModel):
     @field_validator("max_episodes")
     @classmethod
     def _cap_holds_the_first_round(cls, value: int, info: ValidationInfo) -> int:
-        # Checked only where a suite sets it: the first round alone would break a smaller cap.
+        # Checked only where a suite sets it (pydantic validates no default): the first round
+        # alone would break a smaller cap.
         first = info.data.get("num_episodes")
         if first is not None and value < first:
             raise ValueError(f"{value} is below num_episodes ({first}), the sequential gate's first round")

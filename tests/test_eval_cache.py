@@ -245,14 +245,23 @@ def test_a_kept_value_of_the_wrong_type_is_never_converted(tmp_path: Path, field
     assert cache.load(key) == {}  # not ours: played again
 
 
+TOY_BASE = """
+import gymnasium as gym
+
+
+class Paying(gym.Env):
+    def pay(self):
+        return {pay}
+"""
 TOY_ENV = """
 import gymnasium as gym
 import numpy as np
+from toy_base import Paying
 
 REWARD = {reward}
 
 
-class Toy(gym.Env):
+class Toy(Paying):
     observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
     action_space = gym.spaces.Discrete(2)
 
@@ -263,7 +272,7 @@ class Toy(gym.Env):
 
     def step(self, action):
         self.t += 1
-        return np.zeros(2, np.float32), REWARD, self.t >= 6, False, {{}}
+        return np.zeros(2, np.float32), REWARD * self.pay(), self.t >= 6, False, {{}}
 """
 TOY_SUITE = """
 name: toy
@@ -282,8 +291,9 @@ def test_an_edited_environment_of_ones_own_plays_again(pytester: pytest.Pytester
     )
     write_suite(pytester.path, TOY_SUITE)
     scores = []
-    for reward in (1.0, 0.5, 0.5):
+    for reward, pay in ((1.0, 1), (0.5, 1), (0.5, 1), (0.5, 2)):
         (pytester.path / "toy_env.py").write_text(TOY_ENV.format(reward=reward))
+        (pytester.path / "toy_base.py").write_text(TOY_BASE.format(pay=pay))
         pytester.runpytest_subprocess(
             "-p",
             "no:importnb",
@@ -299,3 +309,4 @@ def test_an_edited_environment_of_ones_own_plays_again(pytester: pytest.Pytester
     assert scores[0] == ([6.0] * 3, [False] * 3)
     assert scores[1] == ([3.0] * 3, [False] * 3)  # edited: played again
     assert scores[2] == ([3.0] * 3, [True] * 3)  # unchanged since: kept
+    assert scores[3] == ([6.0] * 3, [False] * 3)  # a base class edited in its own file: played again

@@ -116,6 +116,7 @@ defaults: {engine: gymnasium, env: PolicyevalFlaky-v0, num_episodes: 3, max_step
 tasks:
   - {name: t/fine, threshold: 5}
   - {name: t/nan, env_kwargs: {nan: true}, threshold: 5}
+  - {name: t/ungated, env_kwargs: {nan: true}}
 """
 
 
@@ -126,8 +127,10 @@ def test_a_nan_reward_is_the_tasks_error_and_every_other_result_is_written(pytes
     result = pytester.runpytest_subprocess(
         "-p", "no:importnb", "--policy-uri", "random://", "--eval-json", "r.json"
     )
-    result.assert_outcomes(passed=1, failed=1)
+    result.assert_outcomes(passed=1, failed=2)
     details = {task: detail for (task, _), detail in task_details(pytester.path / "r.json").items()}
+    # With no gate to hold it to a range, a NaN is still no score (and the file is still written).
+    assert details["t/ungated"]["error"].startswith("RangeError: episode 0: score is nan")
     assert details["t/fine"]["error"] is None and details["t/fine"]["episode_scores"] == [6.0] * 3
     assert details["t/nan"]["error"].startswith("RangeError: episode 0: score is nan, not a finite number")
     assert "the environment returned a NaN or infinite reward" in details["t/nan"]["error"]

@@ -127,6 +127,15 @@ def test_numbers_read_as_yaml_1_2_reads_them_and_quoted_ones_stay_strings(tmp_pa
         load_suite(write_suite(tmp_path / "f", body.replace("alpha: 1e-2", "num_episodes: 1e2"), maps=MAPS))
 
 
+def test_a_default_cap_below_a_large_first_round_is_no_error(tmp_path: Path) -> None:
+    # The default max_episodes (1000) is not the suite's word; a declared smaller one is.
+    body = "name: s\ndefaults: {num_episodes: 1500, gate: mean}\ntasks:\n" + GOOD_TASK
+    (task,) = load_suite(write_suite(tmp_path, body, maps=MAPS)).tasks
+    assert task.settings.num_episodes == 1500
+    with pytest.raises(SuiteError, match="key 'max_episodes'"):
+        load_suite(write_suite(tmp_path / "d", body.replace("gate: mean", "max_episodes: 1000"), maps=MAPS))
+
+
 def test_shipped_navigation_suite_is_valid_and_large_enough() -> None:
     suite = load_suite(Path(__file__).resolve().parents[1] / "suites" / "navigation.yaml")
     assert len(suite.tasks) >= 12

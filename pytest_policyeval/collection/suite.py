@@ -288,7 +288,11 @@ def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
         task = Task(
             suite=suite.name,
             name=model.name,
-            settings=TaskSettings.model_validate(model.model_dump(include=set(TaskSettings.model_fields))),
+            # What the suite set, validated again; defaults are not (a default cap of 1000 is
+            # no mistake beside num_episodes 1500, a declared one is).
+            settings=TaskSettings.model_validate(
+                model.model_dump(include=set(TaskSettings.model_fields), exclude_unset=True)
+            ),
             seed=suite.seed,
             engine=model.engine,
             env=env,

@@ -30,6 +30,10 @@ def judge(design: GateDesign, scores: list[float] | np.ndarray, trace: bool = Fa
     outside it is an error, unless a sequential gate had decided on the episodes before it."""
     x = np.asarray(scores, dtype=np.float64)
     if design.threshold is None:
+        # No gate to hold to a range, but a score that is not a number is still no score.
+        bad = np.flatnonzero(~np.isfinite(x))
+        if bad.size:
+            raise range_error(design, int(bad[0]), float(x[bad[0]]))
         return _ungated(design, x)
     gate = gate_for(design.kind)
     bad = first_outside(design, x)

@@ -8,7 +8,7 @@ discrete one now and then (a near-tie of two Gumbel-perturbed logits), so an epi
 alone for its replay, or resumed in a smaller round, could play differently from the one kept.
 Given a fixed number of rows, the product gives each row the same bits whatever the other rows
 hold and wherever it sits among them (checked in tests/test_policy_blocks.py), so every call here
-is made with exactly `ROWS` rows, the last block padded with copies of its first row (always a
+is made with exactly `ROWS` rows, the last block padded with copies of the batch's first row (always a
 valid input; the padding's results are dropped).
 """
 

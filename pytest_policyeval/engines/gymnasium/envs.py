@@ -117,7 +117,8 @@ def _code(env: gymnasium.Env) -> tuple[tuple[str, str | None], ...]:
 
     classes, layer = [], env
     for _ in range(64):  # a wrapper chain is short; a cycle must not hang
-        classes.append(type(layer))
+        # The class and every base it inherits behaviour from (an edited base changes episodes).
+        classes += [c for c in type(layer).__mro__ if c is not object and c not in classes]
         if not isinstance(layer, gymnasium.Wrapper):
             break
         layer = layer.env
