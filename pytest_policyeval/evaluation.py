@@ -122,6 +122,7 @@ class Evaluation:
             policy_label=label,
             order=order,
             threshold=settings.threshold,
+            gated=settings.threshold is not None or self.baseline_uri(task) is not None,
             higher_is_better=settings.higher_is_better,
             gate=settings.gate,
             num_episodes=settings.num_episodes,
@@ -156,6 +157,8 @@ class Evaluation:
         secret_bearing = [u for u in (uri, npc_uri) if u]
         cache = cache if cache is not None else self.episode_cache()
         result, films = self._evaluate(task, uri, npc_uri, label, nodeid, result, cache)
+        if result.error is not None and not result.episode_scores:
+            result.num_episodes = 0  # none to rest on: not the episodes it was set to play
         # Results leave this process: no password or signature of a URI goes with them.
         result.policy = redact_data(result.policy, secret_bearing)
         result.error = redact_text(result.error, secret_bearing) if result.error else result.error
@@ -166,6 +169,11 @@ class Evaluation:
 
     def baseline_uri(self, task: Task) -> str | None:
         return self.options.baseline_uri or task.settings.baseline_uri
+
+    @property
+    def every_task_gated(self) -> bool:
+        """One baseline for the whole run gates every task, ungated ones included."""
+        return self.options.baseline_uri is not None
 
     def episode_cache(self) -> Any:
         if not self.options.eval_cache:
@@ -228,7 +236,7 @@ class Evaluation:
             return Episodes(play, cache, key, meta, fresh, check=episode_check(task))
 
         try:
-            design = gate_design(task, paired=baseline is not None)
+            design = gate_design(task, baseline is not None, self.every_task_gated)
             with self.tuning.hard_limit(nodeid, task):
                 run = gate_task(
                     design,
@@ -241,7 +249,7 @@ class Evaluation:
             result.traceback = traceback.format_exc(limit=8)
             return result, []
         self.tuning.freeze_heap_once()
-        fill_result(result, task, run, baseline_uri)
+        fill_result(result, task, run, baseline_uri, self.every_task_gated)
         result.wall_time_s = time.perf_counter() - started
         if math.isnan(result.score):
             result.error = "no agent-episodes were scored"

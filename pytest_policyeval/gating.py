@@ -94,7 +94,13 @@ def _check_paired(task: Task, low: float | None, margin: float | None) -> None:
         )
 
 
-def gate_design(task: Task, paired: bool = False) -> GateDesign:
+def gated_tasks(task: Task, every_task_gated: bool) -> int:
+    """K, the tasks the suite's false-fail rate is shared among: those gated by a threshold or
+    their own baseline, or every task when one baseline (--baseline-uri) gates them all."""
+    return task.suite_tasks if every_task_gated else task.gated_tasks
+
+
+def gate_design(task: Task, paired: bool = False, every_task_gated: bool = False) -> GateDesign:
     """The task's gate. Raises ScoreRangeError (naming the key) when overrides such as
     --eval-gate sequential meet a threshold the range cannot gate."""
     settings = task.settings
@@ -105,9 +111,8 @@ def gate_design(task: Task, paired: bool = False) -> GateDesign:
         if settings.margin is not None
         else default_margin(low, high, settings.margin_fraction)
     )
-    # The suite verdict's false-fail rate is shared among its gated tasks (Bonferroni); with a
-    # baseline every task is gated.
-    gated = task.suite_tasks if paired else task.gated_tasks
+    # The suite verdict's false-fail rate is shared among its gated tasks (Bonferroni).
+    gated = gated_tasks(task, every_task_gated)
     beta = settings.beta / gated if task.multiplicity == "bonferroni" else settings.beta
     threshold = settings.threshold
     if paired:
@@ -221,7 +226,9 @@ def episodes_hint(task: Task, uri: str, npc_uri: str | None, device: str) -> str
     )
 
 
-def fill_result(result: TaskResult, task: Task, run: GatePlay, baseline_uri: str | None) -> None:
+def fill_result(
+    result: TaskResult, task: Task, run: GatePlay, baseline_uri: str | None, every_task_gated: bool = False
+) -> None:
     """Write a played-out gate into the task's result."""
     from dataclasses import asdict
 
@@ -245,7 +252,7 @@ def fill_result(result: TaskResult, task: Task, run: GatePlay, baseline_uri: str
     result.design = {
         **asdict(run.design),
         "multiplicity": task.multiplicity,
-        "gated_tasks": task.suite_tasks if run.baseline is not None else task.gated_tasks,
+        "gated_tasks": gated_tasks(task, every_task_gated),
         "suite_beta": task.settings.beta,
         "score_range": list(score_range(task) or ()) or None,
     }

@@ -38,6 +38,7 @@ class TaskResult:
     traceback: str | None = None  # where an unexpected error came from
     # The gate (gates/): its design, its outcome and why, and the interval it agrees with.
     outcome: str | None = None  # "pass", "fail", "inconclusive"; None: not gated or no result
+    gated: bool = False  # by a threshold or a baseline: an error counts in the suite verdict
     inconclusive: str = "fail"  # what an inconclusive outcome counts as: fail, pass or skip
     design: dict[str, Any] = field(default_factory=dict)  # gates.design.GateDesign's fields
     guarantee: str = ""  # what the gate promises, in words
@@ -71,6 +72,16 @@ class TaskResult:
         """What a results file may call passed: gated and passed, or not gated at all. An
         inconclusive task counted as skip did not pass."""
         return self.error is None and (self.passed is True or (self.passed is None and self.outcome is None))
+
+    @property
+    def deciding_evidence(self) -> tuple[float | None, str]:
+        """The e-value that decided (pass or fail) and its side, else the larger one; (None, "")
+        for a fixed gate. The one to show beside the outcome: the other side's may be larger."""
+        values = {side: _finite(self.evidence.get(side)) for side in ("pass", "fail")}
+        if self.outcome in values and values[self.outcome] is not None:
+            return values[self.outcome], self.outcome
+        known = [(v, side) for side, v in values.items() if v is not None]
+        return max(known) if known else (None, "")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -129,3 +140,20 @@ class TaskResult:
             f"{self.task} [{self.policy_label}]: {self.outcome_text}, {judged}, {self.num_episodes} episodes"
         )
         return f"{line}: {self.reason}" if self.reason else line
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def baselines_text(group: list[TaskResult]) -> str | None:
+    """What the group was gated against: one baseline for all, or how many tasks had their own."""
+    uris = [r.baseline_uri for r in group]
+    if not any(uris):
+        return None
+    if all(uris) and len(set(uris)) == 1:
+        return f"baseline {uris[0]}"
+    named = sorted({u for u in uris if u})
+    return f"{sum(1 for u in uris if u)} of {len(uris)} tasks against baselines ({', '.join(named)})"

@@ -89,3 +89,27 @@ def test_a_merged_paired_result_says_what_one_run_says(pytester: pytest.Pytester
     assert "the mean per-seed difference to the baseline is below 0" in detail["reason"], detail["reason"]
     (merged,) = merge_shards([pytester.path / "o.json"]).results
     assert (merged.outcome, merged.reason) == (detail["outcome"], detail["reason"])
+
+
+def test_a_tasks_own_baseline_shares_beta_among_the_gated_tasks_only(pytester: pytest.Pytester) -> None:
+    # K counts tasks gated by a threshold or their own baseline; --baseline-uri alone gates all.
+    body = """
+    name: mixed
+    defaults: {num_episodes: 4, max_steps: 8, map: maps/near.map}
+    tasks:
+      - {name: nav/threshold, threshold: 0.5}
+      - {name: nav/own_baseline, baseline_uri: "random://"}
+      - {name: nav/free}
+      - {name: nav/also_free}
+    """
+    write_suite(pytester.path, body, maps={"near": NEAR})
+    pytester.runpytest("--policy-uri", "scripted://navigator", "--eval-json", "out.json")
+    details = {task: d for (task, _), d in task_details(pytester.path / "out.json").items()}
+    for task in ("nav/threshold", "nav/own_baseline"):
+        assert details[task]["design"]["gated_tasks"] == 2, task
+        assert details[task]["design"]["beta"] == pytest.approx(0.01 / 2)
+    pytester.runpytest(
+        "--policy-uri", "scripted://navigator", "--baseline-uri", "random://", "--eval-json", "all.json"
+    )
+    everything = task_details(pytester.path / "all.json").values()
+    assert {d["design"]["gated_tasks"] for d in everything} == {4}

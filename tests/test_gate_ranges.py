@@ -31,6 +31,17 @@ def test_a_fixed_gate_refuses_a_score_outside_the_range_naming_the_episode(kind:
     assert judge(design, [0.0, 1.0, 1.0]).outcome is not None  # the range's ends are inside it
 
 
+def test_an_ungated_task_is_held_to_its_range_too() -> None:
+    # Its interval is drawn within the range: a score of 1.0 on [0, 0.9] would sit outside it.
+    design = GateDesign("sequential", None, True, 0.0, 0.9, 0.09)
+    with pytest.raises(RangeError, match=r"episode 0: score 1 is outside the declared score range"):
+        judge(design, [1.0, 1.0])
+    with pytest.raises(RangeError, match=r"episode 1: score is inf, not a finite number"):
+        judge(GateDesign("sequential", None, True, None, None, None), [0.5, math.inf])
+    kept = judge(design, [0.9, 0.0])
+    assert kept.outcome is None and 0.0 <= kept.low <= kept.estimate <= kept.high <= 0.9
+
+
 @pytest.mark.parametrize("gate", ["mean", "ci"])
 def test_a_fixed_gate_run_errs_on_a_score_above_the_declared_range(
     pytester: pytest.Pytester, gate: str

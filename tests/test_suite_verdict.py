@@ -57,3 +57,72 @@ def test_a_suite_whose_every_task_erred_names_no_multiplicity_and_no_guarantee(
     assert verdict["outcome"] == "error" and verdict["multiplicity"] == "n/a", verdict
     assert verdict["guarantee"].startswith("none"), verdict
     result.stdout.fnmatch_lines(["*Suite verdict: ERROR*multiplicity: n/a)*"])
+
+
+def test_a_one_episode_task_beside_others_keeps_the_headline_interval() -> None:
+    from pytest_policyeval.gates.aggregate import iqm_interval
+
+    # scipy's bootstrap refuses a sample of one; the task's one episode is its mean every time.
+    headline = iqm_interval([[0.5], [0.1, 0.9, 0.3, 0.7], [0.2, 0.4]])
+    assert headline["low"] is not None and headline["low"] <= headline["iqm"] <= headline["high"]
+
+
+def _result(task: str, suite: str = "s", **fields):
+    from pytest_policyeval.results import TaskResult
+
+    base = dict(
+        suite=suite, task=task, policy_uri="random://", policy_label="random", order=(0, 0, 0),
+        threshold=None, higher_is_better=True, gate="sequential", num_episodes=2, seed=0,
+    )  # fmt: skip
+    return TaskResult(**{**base, **fields})
+
+
+def test_an_ungated_task_that_erred_is_not_counted_among_the_gated() -> None:
+    from pytest_policyeval.reporting.documents import suite_summary
+
+    results = [
+        _result("nav/gated", threshold=0.5, outcome="pass", passed=True, score=0.9),
+        _result("nav/free", error="TaskTimeout: too slow"),
+        _result("nav/own_baseline", gated=True, error="baseline policy could not be loaded"),
+    ]
+    verdict = suite_summary(results)["suite_verdict"]
+    assert (verdict["gated_tasks"], verdict["error_tasks"], verdict["outcome"]) == (2, 1, "error")
+
+
+def test_the_terminal_shows_the_evidence_that_decided() -> None:
+    from pytest_policyeval.reporting.terminal import summary_lines
+
+    # Passed at 3.36 >= 1/alpha while the fail side's evidence had grown larger.
+    result = _result(
+        "nav/t", threshold=1.1, outcome="pass", passed=True, score=1.4, evidence={"pass": 3.36, "fail": 59.4}
+    )
+    assert result.deciding_evidence == (3.36, "pass")
+    (row,) = [line for line in summary_lines([result]) if "nav/t" in line and "PASS" in line]
+    assert "3.36" in row and "59.4" not in row
+
+
+def test_a_task_named_alike_in_two_suites_keeps_both_results() -> None:
+    from pytest_policyeval.reporting.documents import (
+        evaluation_yaml,
+        evaluator_json,
+        results_from_evaluator_json,
+    )
+
+    results = [
+        _result("nav/shared", "a", order=(0, 0, 0), score=0.0, threshold=0.5, outcome="fail", passed=False),
+        _result("nav/only_a", "a", order=(0, 1, 0), score=0.29),
+        _result("nav/shared", "b", order=(1, 0, 0), score=0.145, threshold=0.2, outcome="pass", passed=True),
+    ]
+    run = {"complete": True}
+    document = evaluator_json(results, run)
+    tasks = document["policies"][0]["checkpoints"][0]["metrics"]["tasks"]
+    assert sorted(tasks) == ["nav/only_a", "nav/shared@a", "nav/shared@b"]
+    back = results_from_evaluator_json(document)
+    assert sorted((r.suite, r.task) for r in back) == [
+        ("a", "nav/only_a"),
+        ("a", "nav/shared"),
+        ("b", "nav/shared"),
+    ]
+    metta = evaluation_yaml(results, run)
+    assert metta["results"]["avg_simulation_score"] == pytest.approx((0.0 + 0.29 + 0.145) / 3)
+    assert set(metta["gates"]) == {"nav/only_a", "nav/shared@a", "nav/shared@b"}

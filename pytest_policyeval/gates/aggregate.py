@@ -82,6 +82,10 @@ def iqm_interval(normalised: Sequence[Sequence[float]], level: float = 0.95) -> 
         return {"iqm": point, "low": point, "high": point, "method": "no spread to resample"}
     from scipy.stats import bootstrap
 
+    # A one-episode task has nothing to resample: as two equal values it keeps its mean in every
+    # resample (scipy refuses a sample of one).
+    samples = [s if s.size > 1 else np.repeat(s, 2) for s in samples]
+
     def statistic(*resampled: np.ndarray, axis: int = -1) -> np.ndarray:
         means = np.stack([r.mean(axis=axis) for r in resampled], axis=-1)
         return _iqm(means, axis=-1)

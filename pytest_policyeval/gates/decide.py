@@ -30,10 +30,11 @@ def judge(design: GateDesign, scores: list[float] | np.ndarray, trace: bool = Fa
     outside it is an error, unless a sequential gate had decided on the episodes before it."""
     x = np.asarray(scores, dtype=np.float64)
     if design.threshold is None:
-        # No gate to hold to a range, but a score that is not a number is still no score.
-        bad = np.flatnonzero(~np.isfinite(x))
-        if bad.size:
-            raise range_error(design, int(bad[0]), float(x[bad[0]]))
+        # No gate, but its interval is still drawn within the range: a score outside it (or no
+        # number at all) says the range is wrong, as it would under a gate.
+        bad = first_outside(design, x)
+        if bad is not None:
+            raise range_error(design, bad, float(x[bad]))
         return _ungated(design, x)
     gate = gate_for(design.kind)
     bad = first_outside(design, x)

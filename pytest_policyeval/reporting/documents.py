@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
@@ -38,9 +39,20 @@ def by_policy(results: Sequence[TaskResult]) -> dict[str, list[TaskResult]]:
     return grouped
 
 
+def task_keys(results: Sequence[TaskResult]) -> list[str]:
+    """Each result's name in a document's mappings: its task's, or `task@suite` where two suites
+    of the run name a task alike (one would hide the other)."""
+    counts = Counter(r.task for r in results)
+    return [r.task if counts[r.task] == 1 else f"{r.task}@{r.suite}" for r in results]
+
+
 def scored(results: Sequence[TaskResult]) -> dict[str, float]:
     """Task scores that count toward averages: tasks that ran to the end."""
-    return {r.task: r.score for r in results if r.error is None and not math.isnan(r.score)}
+    return {
+        key: r.score
+        for key, r in zip(task_keys(results), results, strict=True)
+        if r.error is None and not math.isnan(r.score)
+    }
 
 
 def suite_names(results: Sequence[TaskResult]) -> list[str]:
@@ -49,7 +61,9 @@ def suite_names(results: Sequence[TaskResult]) -> list[str]:
 
 def _task_detail(result: TaskResult) -> dict[str, Any]:
     return {
+        "task": result.task,
         "suite": result.suite,
+        "gated": result.gated,
         "order": list(result.order),
         "category": result.category,
         "score": _finite(result.score),
@@ -111,6 +125,10 @@ def normalised_scores(result: TaskResult) -> list[float]:
     return scores if result.higher_is_better else [1 - s for s in scores]
 
 
+def _was_gated(result: TaskResult) -> bool:
+    return result.gated or result.threshold is not None or result.outcome is not None
+
+
 def suite_summary(results: Sequence[TaskResult], run: dict[str, Any] | None = None) -> dict[str, Any]:
     """The suite verdict (multiplicity-controlled) and the IQM headline of one policy's tasks.
 
@@ -122,7 +140,8 @@ def suite_summary(results: Sequence[TaskResult], run: dict[str, Any] | None = No
     # A task that erred before its gate carries no design: with none gated, there is none to name.
     multiplicity = next((r.design["multiplicity"] for r in results if "multiplicity" in r.design), "n/a")
     verdict = suite_verdict(
-        [r.outcome if r.error is None else "error" for r in results],
+        # An errored task counts where it was to be gated (K counts it too), and nowhere else.
+        [r.outcome if r.error is None else ("error" if _was_gated(r) else None) for r in results],
         [r.passed if r.error is None else False for r in results],
         multiplicity,
         [r.design["beta"] for r in results if r.outcome is not None and "beta" in r.design],
@@ -149,7 +168,7 @@ def policy_metrics(results: Sequence[TaskResult], run: dict[str, Any] | None = N
         "num_errors": sum(1 for r in results if r.error is not None),
         "num_inconclusive": sum(1 for r in results if r.outcome == "inconclusive"),
         **suite_summary(results, run),
-        "tasks": {r.task: _task_detail(r) for r in results},
+        "tasks": {key: _task_detail(r) for key, r in zip(task_keys(results), results, strict=True)},
     }
 
 
@@ -194,10 +213,12 @@ def evaluator_json(results: Sequence[TaskResult], run: dict[str, Any]) -> dict[s
 def _metta_layout(uri: str, results: Sequence[TaskResult], run: dict[str, Any]) -> dict[str, Any]:
     scores = scored(results)
     avg_sim, avg_cat = averages(scores)
+    keys = task_keys(results)
     detailed: dict[str, dict[str, float]] = {}
-    for result in results:
-        if result.task in scores:
-            detailed.setdefault(result.category, {})[result.short_task] = float(scores[result.task])
+    for key in keys:
+        if key in scores:
+            category, short = key.split("/", 1)
+            detailed.setdefault(category, {})[short] = float(scores[key])
     episodes = sorted({r.num_episodes for r in results})
     info = next((r.policy for r in results if r.policy), {})
     # What a Metta checkpoint's channels and actions were read as: part of what its scores mean.
@@ -205,7 +226,9 @@ def _metta_layout(uri: str, results: Sequence[TaskResult], run: dict[str, Any]) 
     return {
         "policy": uri,
         "suite": ",".join(suite_names(results)),
-        "num_episodes": episodes[0] if len(episodes) == 1 else {r.task: r.num_episodes for r in results},
+        "num_episodes": episodes[0]
+        if len(episodes) == 1
+        else {key: r.num_episodes for key, r in zip(keys, results, strict=True)},
         "device": run.get("device", "cpu"),
         **preset,
         "results": {
@@ -216,13 +239,13 @@ def _metta_layout(uri: str, results: Sequence[TaskResult], run: dict[str, Any]) 
         # Beyond Metta's keys: each task's gate with its evidence, and the suite's verdict.
         **suite_summary(results, run),
         "gates": {
-            r.task: {
+            key: {
                 **gate_detail(r),
                 "episodes": r.num_episodes,
                 "interval": [_finite(r.ci_low), _finite(r.ci_high)],
                 "passed": r.passed,
             }
-            for r in results
+            for key, r in zip(keys, results, strict=True)
         },
     }
 
@@ -265,7 +288,7 @@ def results_from_evaluator_json(document: dict[str, Any]) -> list[TaskResult]:
                         key: _number(detail.get(key))
                         for key in ("score", "ci_low", "ci_high", "estimate", "baseline_score")
                     },
-                    "task": task,
+                    "task": detail.get("task", task),  # the key is `task@suite` where names repeat
                     "policy_uri": policy["policy_uri"],
                     "policy_label": checkpoint["name"],
                     "order": tuple(detail["order"]),

@@ -21,7 +21,7 @@ from pytest_policyeval.reporting.documents import by_policy, scored, suite_summa
 from pytest_policyeval.reporting.gate_plot import differences_svg, trace_svg
 from pytest_policyeval.reporting.plot import score_plot_svg
 from pytest_policyeval.reporting.replays import mettascope_url
-from pytest_policyeval.results import TaskResult
+from pytest_policyeval.results import TaskResult, baselines_text
 from pytest_policyeval.scoring import averages, category_scores
 
 if TYPE_CHECKING:
@@ -62,15 +62,6 @@ def _verdict(result: TaskResult) -> str:
 
 def method_text(result: TaskResult) -> str:
     return ", ".join(part for part in (result.interval_method, result.interval_level) if part)
-
-
-def deciding_evidence(result: TaskResult) -> tuple[float | None, str]:
-    """The e-value that decided (pass or fail), else the larger one; (None, "") for a fixed gate."""
-    values = {k: _finite(result.evidence.get(k)) for k in ("pass", "fail")}
-    if result.outcome in values and values[result.outcome] is not None:
-        return values[result.outcome], result.outcome
-    known = [(v, k) for k, v in values.items() if v is not None]
-    return max(known) if known else (None, "")
 
 
 def evidence_text(result: TaskResult) -> str:
@@ -139,7 +130,8 @@ def design_text(result: TaskResult) -> str:
     parts.append(beta_text)
     low, high = _finite(design.get("low")), _finite(design.get("high"))
     if low is not None and high is not None:
-        parts.append(f"score range [{low:g}, {high:g}]")
+        what = "difference range" if result.paired else "score range"  # a paired gate's are d's
+        parts.append(f"{what} [{low:g}, {high:g}]")
     if design.get("kind") == "sequential" and threshold is not None:
         parts.append(f"cap {design.get('max_episodes')} episodes (at least {design.get('min_episodes')})")
     return "; ".join(parts)
@@ -242,7 +234,7 @@ def row_cells(result: TaskResult) -> list[str]:
     cached = cached_count(result)
     if cached:
         episodes += f' <small class="pe-small">({cached} cached)</small>'
-    evidence, side = deciding_evidence(result)
+    evidence, side = result.deciding_evidence
     label = side if side == result.outcome else f"to {side}"  # undecided: the larger e-value, for what
     return [
         f'<td class="col-policy" title="{escape(result.policy_uri)}">{escape(result.policy_label)}</td>',
@@ -303,10 +295,8 @@ def summary_html(results: Sequence[TaskResult], run: dict[str, Any] | None = Non
         numbers = "".join(f'<td class="pe-num">{n}</td>' for n in (_num(avg_sim), _num(avg_cat)))
         counts = "".join(f'<td class="pe-num">{n}</td>' for n in (passed, failed, inconclusive, errors))
         label = escape(group[0].policy_label)
-        baseline = next((r.baseline_uri for r in group if r.baseline_uri), None)
-        against = (
-            f'<br><small class="pe-small">against baseline {escape(baseline)}</small>' if baseline else ""
-        )
+        baseline = baselines_text(list(group))
+        against = f'<br><small class="pe-small">against {escape(baseline)}</small>' if baseline else ""
         rows.append(
             f"<tr><td>{label}</td><td>{escape(uri)}{against}</td>{numbers}{_iqm_cell(iqm)}"
             f"{_verdict_cell(verdict)}{counts}</tr>"

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 
 from pytest_policyeval.reporting.documents import by_policy, scored
-from pytest_policyeval.results import TaskResult
+from pytest_policyeval.results import TaskResult, baselines_text
 from pytest_policyeval.scoring import averages
 
 
@@ -21,8 +21,8 @@ def _first_line(text: str, limit: int = 240) -> str:
 
 def _evidence(r: TaskResult) -> str:
     """The e-value that decided (or the larger one), '-' for fixed gates."""
-    values = [v for v in (r.evidence.get("pass"), r.evidence.get("fail")) if v is not None]
-    return f"{max(values):.3g}" if values else "-"
+    value, _ = r.deciding_evidence
+    return "-" if value is None else f"{value:.3g}"
 
 
 def _judged(r: TaskResult) -> str:
@@ -55,10 +55,10 @@ def summary_lines(results: Sequence[TaskResult], run: dict | None = None) -> lis
         avg_sim, avg_cat = averages(scored(group))
         width = max(len("task"), *(len(r.task) for r in group))
         lines.append(f"policy {group[0].policy_label} ({uri})")
-        baseline = next((r.baseline_uri for r in group if r.baseline_uri), None)
+        baseline = baselines_text(list(group))
         if baseline:
             lines.append(
-                f"  gated against baseline {baseline} on the same seeds "
+                f"  gated against {baseline} on the same seeds "
                 "(d = score - baseline's, negated where lower is better: d > 0 is better)"
             )
         lines.append(f"  Average simulation score: {_num(avg_sim)}")
