@@ -158,3 +158,26 @@ def test_evaluations_are_found_by_whole_suite_names(store_url: str) -> None:
         keys("navigation") == {"a"} and keys("laser_tag") == {"b", "c"} and keys("navigation_single") == {"b"}
     )
     assert keys("%") == set() and keys("navigation_%") == set() and keys("navigation!single") == set()
+
+
+def test_a_request_never_passes_an_option_to_the_workers_pytest(tmp_path: Path) -> None:
+    # pytest imports `-pNAME` as a plugin wherever it stands on its command line, before parsing.
+    import pydantic
+
+    from pytest_policyeval.serve.worker import Worker, WorkerSettings
+
+    for hostile in ({"policy_uri": "-pthis"}, {"suites": ("-pthis",)}, {"baseline_uri": "-pantigravity"}):
+        with pytest.raises(pydantic.ValidationError):
+            EvaluationRequest(**{"policy_uri": "random://", **hostile})
+    # And were one to get past the request's checks, the command still reads it as a value.
+    request = EvaluationRequest.model_construct(
+        policy_uri="-pthis",
+        suites=("-pantigravity",),
+        num_episodes=None,
+        baseline_uri="-pthis",
+        output_uri="-pthis",
+    )
+    job = type("Job", (), {"request": request})()
+    command = Worker(None, WorkerSettings(tmp_path, tmp_path)).command(job, tmp_path)  # type: ignore[arg-type]
+    assert not [arg for arg in command if arg.startswith("-p") and arg != "-p"]
+    assert "--policy-uri=-pthis" in command and "--eval-suite=-pantigravity" in command

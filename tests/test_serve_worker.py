@@ -19,7 +19,9 @@ from pytest_policyeval.serve.store import open_store
 pytest.importorskip("psycopg")
 
 
-def start_worker(database: str, tmp_path: Path, lease: float = 5.0) -> subprocess.Popen:
+def start_worker(
+    database: str, tmp_path: Path, lease: float = 5.0, heartbeat: float = 0.5
+) -> subprocess.Popen:
     env = {
         **os.environ,
         "POLICYEVAL_REPORTS_DIR": str(tmp_path / "reports"),
@@ -32,7 +34,7 @@ def start_worker(database: str, tmp_path: Path, lease: float = 5.0) -> subproces
         "--lease",
         str(lease),
         "--heartbeat",
-        "0.5",
+        str(heartbeat),
         "--poll",
         "0.2",
     ]
@@ -127,4 +129,22 @@ def test_a_user_error_is_final_and_sigterm_hands_the_lease_back(database: str, t
     output = stop(worker)
     assert worker.returncode == 0 and time.monotonic() - started < 30, output[-2000:]
     handed_back = store.get(long_job)
+    assert (handed_back.status, handed_back.attempts, handed_back.lease_owner) == ("queued", 0, None)
+
+
+def test_sigterm_hands_the_evaluation_back_at_once_whatever_the_heartbeat(
+    database: str, tmp_path: Path
+) -> None:
+    # docker stop sends SIGKILL 10 s after SIGTERM: the hand-back cannot wait for a 15 s heartbeat.
+    store = open_store(database)
+    job, _ = store.enqueue(EvaluationRequest(policy_uri="random://", num_episodes=150), "slow", "api")
+    worker = start_worker(database, tmp_path, lease=60.0, heartbeat=15.0)
+    try:
+        wait_for(lambda: store.get(job).status == "running", what="the claim")
+        time.sleep(1.0)
+        worker.send_signal(signal.SIGTERM)
+        wait_for(lambda: store.get(job).status == "queued", timeout=3.0, what="the hand-back")
+    finally:
+        stop(worker)
+    handed_back = store.get(job)
     assert (handed_back.status, handed_back.attempts, handed_back.lease_owner) == ("queued", 0, None)

@@ -29,6 +29,8 @@ class EvaluationRequest(BaseModel):
             # A name the suite lookup resolves, never a path: a request must not name files.
             if not name or len(name) > 64 or not all(c.isalnum() or c in "_-" for c in name):
                 raise ValueError(f"{name[:64]!r} is not a suite name (letters, digits, '_' and '-')")
+            if not name[0].isalnum():  # never read as an option
+                raise ValueError(f"{name[:64]!r} is not a suite name (it must start with a letter or digit)")
         return value
 
     @field_validator("policy_uri", "baseline_uri", "output_uri")
@@ -36,6 +38,8 @@ class EvaluationRequest(BaseModel):
     def _no_control_characters(cls, value: str | None) -> str | None:
         if value is not None and any(ord(c) < 32 for c in value):
             raise ValueError("contains control characters")
+        if value is not None and value.startswith("-"):  # an option, not a URI
+            raise ValueError("starts with '-': not a URI")
         return value
 
 

@@ -35,6 +35,9 @@ from pytest_policyeval.serve.store import Evaluation, Store
 USER_ERROR_EXITS = {4: "usage error (a suite name or option the run refused)", 5: "no tests were collected"}
 
 
+STOP_POLL_S = 0.2  # how often a running evaluation's worker looks for a stop
+
+
 @dataclass
 class WorkerSettings:
     work_dir: Path  # each evaluation's attempt runs in a folder of its own below it
@@ -79,18 +82,24 @@ class Worker:
             self.command(job, folder), cwd=self.settings.cwd, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
         )  # fmt: skip
-        started = time.monotonic()
+        started = beat = time.monotonic()
         try:
             while True:
+                # Short waits: a SIGTERM (docker stop gives 10 s before SIGKILL) is acted on at
+                # once, not at the next heartbeat.
                 try:
-                    code = child.wait(timeout=self.settings.heartbeat_s)
+                    code = child.wait(timeout=min(STOP_POLL_S, self.settings.heartbeat_s))
                     break
                 except subprocess.TimeoutExpired:
                     pass
                 if self.stopping.is_set():
-                    _stop(child)
+                    # Handed back first: should the stop be cut short, no attempt is spent.
                     self.store.release(job.id, self.id)
+                    _stop(child)
                     return "released"
+                if time.monotonic() - beat < self.settings.heartbeat_s:
+                    continue
+                beat = time.monotonic()
                 if not self.store.heartbeat(job.id, self.id, self.settings.lease_s):
                     _stop(child)  # the lease expired and the evaluation is another worker's now
                     return "lease lost"
@@ -110,17 +119,18 @@ class Worker:
         request = job.request
         command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--rootdir", str(folder)]
         command += ["-c", str(folder / "pytest.ini")]
-        for suite in request.suites:
-            command += ["--eval-suite", suite]
-        command += ["--policy-uri", request.policy_uri, "--eval-json", str(folder / "results.json")]
+        # What a request says goes in `--option=value` form only: pytest reads any argument
+        # starting with `-p` as a plugin to import before parsing, whatever option it follows.
+        command += [f"--eval-suite={suite}" for suite in request.suites]
+        command += [f"--policy-uri={request.policy_uri}", "--eval-json", str(folder / "results.json")]
         if importlib.util.find_spec("pytest_html") is not None:  # the report, where pytest-html is
             command += ["--html", str(folder / "report.html"), "--self-contained-html"]
         if request.num_episodes is not None:
             command += ["--num-episodes", str(request.num_episodes)]
         if request.baseline_uri:
-            command += ["--baseline-uri", request.baseline_uri]
+            command += [f"--baseline-uri={request.baseline_uri}"]
         if request.output_uri:
-            command += ["--eval-output-uri", request.output_uri]
+            command += [f"--eval-output-uri={request.output_uri}"]
         if self.settings.device:
             command += ["--device", self.settings.device]
         return command
