@@ -100,6 +100,10 @@ def test_pickled_objects_are_never_unpickled(tmp_path: Path, capsys: pytest.Capt
     [
         ("nope://x", "unknown policy URI scheme 'nope://'"),
         ("file:///does/not/exist.pt", "no such file"),
+        ("file:///tmp/" + "A" * 300 + ".pt", "File name too long"),
+        ("pytorch:///tmp/" + "A" * 300 + ".pt", "File name too long"),
+        ("sb3:///tmp/x.zip?x=" + "A" * 300, "unknown option"),
+        ("file:///dev/zero", "not a regular file"),
         ("random://extra", "takes no path"),
         ("scripted://dancer", "unknown scripted policy 'dancer'"),
     ],

@@ -261,3 +261,64 @@ def test_a_stable_baselines3_zip_downloads_and_is_read_by_its_content(
         == "sha256:" + hashlib.sha256(model.read_bytes()).hexdigest()
     )
     assert policy_label(f"{http_server.url}/models/cartpole_ppo.zip") == "cartpole_ppo"
+
+
+class _RawServer:
+    """A loopback socket that answers every connection with these bytes, HTTP or not."""
+
+    def __init__(self, answer: bytes):
+        import socket
+        import threading
+
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.answer = answer
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(self.answer)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"SSH-2.0-OpenSSH_9.6\r\n",  # not HTTP at all
+        b"HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\nxx",
+        "HTTP/1.1 200 OK\r\nContent-Length: \u00b2\r\n\r\nxx".encode(),  # '²'.isdigit() is true
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nnot a chunk",
+        b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(150)) + b"\r\n",
+    ],
+)
+def test_a_server_that_does_not_speak_http_properly_is_one_error_naming_the_uri(
+    answer: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLICYEVAL_DATA_DIR", str(tmp_path))
+    server = _RawServer(answer)
+    uri = f"http://127.0.0.1:{server.port}/models/nav.pt"
+    try:
+        with pytest.raises(PolicyLoadError) as error:
+            load_policy(uri)
+    finally:
+        server.close()
+    message = str(error.value)
+    assert message.startswith(uri) and "\n" not in message, message
+
+
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:abc/x.pt", "http://[::1/x.pt", "http://u:p@[::1/x.pt"])
+def test_a_url_that_does_not_parse_is_one_error(
+    uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLICYEVAL_DATA_DIR", str(tmp_path))
+    with pytest.raises(PolicyLoadError) as error:
+        load_policy(uri)
+    assert "\n" not in str(error.value)  # (passwords are redacted where results leave the process)

@@ -148,3 +148,37 @@ def test_config_sizes_are_checked_before_anything_is_built(tmp_path: Path, line:
     config.write_text(f"_target_: metta.agent.external.example.Recurrent\n{line}\n")
     with pytest.raises(PolicyLoadError, match=message):
         load_policy(f"pytorch://{path}", LoadOptions(pytorch_config=config))
+
+
+def test_a_view_repeating_a_tiny_storage_counts_at_its_loaded_size(tmp_path: Path) -> None:
+    # 2 bytes stored, 2**36 elements once copied: the weights check's float() would allocate 256 GB.
+    path = tmp_path / "expanded.pt"
+    torch.save({"junk": torch.zeros(1, dtype=torch.float16).expand(1 << 36)}, path)
+    assert path.stat().st_size < 10_000
+    _refused(path, r"its tensors stand for 256.0 GB once loaded \(views repeating a small storage\)")
+
+
+def _encode_call(text: str, encoding: str) -> bytes:
+    """A protocol-2 pickle of `_codecs.encode(text, encoding)`, as torch writes bytes."""
+    t, e = text.encode("utf-8"), encoding.encode()
+    return (
+        b"\x80\x02c_codecs\nencode\nX" + len(t).to_bytes(4, "little") + t
+        + b"X" + len(e).to_bytes(4, "little") + e + b"\x86R."
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "encoding, why",
+    [
+        ("punycode", "'punycode', which this loader does not accept"),  # quadratic in the text
+        ("zlib_c", "'zlib_c', which this loader does not accept"),  # a LookupError on the way
+    ],
+)
+def test_bytes_are_decoded_only_as_torch_writes_them(tmp_path: Path, encoding: str, why: str) -> None:
+    text = "".join(chr(0x100 + i) for i in range(20_000))
+    records = [
+        (name, _encode_call(text, encoding) if name.endswith("data.pkl") else data)
+        for name, data in _records({"a": torch.zeros(2)})
+        if not name.endswith("data/0")
+    ]
+    _refused(_write(tmp_path / f"{encoding}.pt", records), why)

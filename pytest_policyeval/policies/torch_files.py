@@ -5,8 +5,9 @@ the size the pickle claims (a 600 KB file can ask for 220 GB), and a pickle nest
 crashes the interpreter. So the file is first checked as a zip (stored entries only, as
 `torch.save` writes them: no decompression bombs; one `data.pkl`, names unique even ignoring case,
 so torch reads what was checked), its pickle's opcodes are walked for size and nesting depth,
-and the pickle is replayed by `_Scan`, an unpickler whose only globals are harmless stand-ins that
-record what the file claims (storage sizes, tensor shapes); nothing is imported or called. Each
+and the pickle is replayed by `pickle_claims.Scan`, an unpickler whose only globals are harmless
+stand-ins that record what the file claims (storage sizes, tensor shapes); nothing is imported or
+called. Each
 claimed storage must match the bytes actually stored for it, and the total must stay under a
 limit. Only then does torch load it.
 
@@ -15,20 +16,18 @@ Every problem is one `PolicyLoadError` naming the file and the cause.
 
 from __future__ import annotations
 
-import io
 import logging
 import os
 import pickle
 import pickletools
 import stat
 import zipfile
-from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pytest_policyeval.policies.base import PolicyLoadError
+from pytest_policyeval.policies.pickle_claims import FLOAT_BYTES, Claims, Scan
 
 log = logging.getLogger(__name__)
 
@@ -37,120 +36,9 @@ MAX_TENSOR_BYTES = int(os.environ.get("POLICYEVAL_MAX_CHECKPOINT_BYTES", 4 << 30
 MAX_PICKLE_BYTES = 4 << 20  # the pickle only describes tensors: a few KB for a policy
 MAX_OPCODES = 1_000_000
 MAX_DEPTH = 100  # nesting of containers; a state dict nests about 5 deep
-MAX_DIMS = 64
-MAX_DIM = 1 << 62
 LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8"  # torch.save before torch 1.6
 
-ITEM_SIZES = {
-    "FloatStorage": 4, "DoubleStorage": 8, "HalfStorage": 2, "BFloat16Storage": 2,
-    "LongStorage": 8, "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1,
-    "BoolStorage": 1, "ComplexFloatStorage": 8, "ComplexDoubleStorage": 16,
-}  # fmt: skip
-# Harmless values torch's weights-only loader also accepts, found in training loops' checkpoints.
-SAFE_GLOBALS = {
-    ("builtins", "set"): set, ("builtins", "frozenset"): frozenset, ("builtins", "complex"): complex,
-    ("__builtin__", "set"): set, ("__builtin__", "frozenset"): frozenset,
-    ("collections", "OrderedDict"): OrderedDict,
-}  # fmt: skip
 CONTAINER_OPS = {"APPEND", "APPENDS", "SETITEM", "SETITEMS", "ADDITEMS", "BUILD"}
-
-
-@dataclass(frozen=True)
-class _Marker:
-    """Stands in for a torch global (a storage type, dtype, device or Size) during the scan."""
-
-    name: str
-
-    def __call__(self, *args: Any) -> _Marker:
-        return self
-
-
-@dataclass(frozen=True)
-class _Storage:
-    key: str
-    numel: int
-    item_size: int
-
-
-@dataclass
-class _Claims:
-    storages: dict[str, _Storage] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-
-
-def _shape_text(size: tuple) -> str:
-    return str(tuple(size)) if len(size) <= 6 else f"({', '.join(map(str, size[:6]))}, ... {len(size)} dims)"
-
-
-def _dims(values: Any) -> bool:
-    return (
-        isinstance(values, tuple)
-        and len(values) <= MAX_DIMS
-        and all(type(value) is int and -MAX_DIM < value < MAX_DIM for value in values)
-    )
-
-
-class _TensorClaim:
-    """What the file says a tensor is; stands in for the tensor during the scan."""
-
-    def __init__(self, claims: _Claims, storage: Any, offset: Any, size: Any, stride: Any, *_: Any):
-        if (
-            not isinstance(storage, _Storage)
-            or not _dims(size)
-            or not _dims(stride)
-            or len(size) != len(stride)
-        ):
-            claims.problems.append("a tensor record is malformed")
-            return
-        if any(dim < 0 for dim in size) or type(offset) is not int or not 0 <= offset < MAX_DIM:
-            claims.problems.append(f"a tensor claims a negative size or offset {_shape_text(size)}")
-            return
-        if all(size):
-            extent = offset + sum((dim - 1) * abs(step) for dim, step in zip(size, stride, strict=True)) + 1
-            if extent > storage.numel:
-                claims.problems.append(
-                    f"a tensor of shape {_shape_text(size)} reaches element {extent} of a "
-                    f"{storage.numel}-element storage"
-                )
-
-
-class _Scan(pickle.Unpickler):
-    """Replays a checkpoint's pickle with stand-ins for the few globals torch writes."""
-
-    def __init__(self, data: bytes, claims: _Claims):
-        super().__init__(io.BytesIO(data))
-        self.claims = claims
-
-    def find_class(self, module: str, name: str) -> Any:
-        claims = self.claims
-        if (module, name) in SAFE_GLOBALS:
-            return SAFE_GLOBALS[module, name]
-        if module == "torch._utils" and name == "_rebuild_tensor_v2":
-            return lambda *args: _TensorClaim(claims, *args)
-        if module == "torch._utils" and name in ("_rebuild_parameter", "_rebuild_parameter_with_state"):
-            return lambda data, *_: data
-        if (module, name) == ("_codecs", "encode"):  # how protocol 2 writes bytes
-            return lambda text, encoding="utf-8": text.encode(encoding)
-        if module == "torch" and (name in ITEM_SIZES or name in ("Size", "device") or _is_dtype(name)):
-            return _Marker(name)
-        raise pickle.UnpicklingError(f"it names {module[:80]}.{name[:80]}, which this loader does not accept")
-
-    def persistent_load(self, pid: Any) -> Any:
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
-            raise pickle.UnpicklingError("a storage record is malformed")
-        _, kind, key, _location, numel = pid
-        valid = isinstance(kind, _Marker) and kind.name in ITEM_SIZES and isinstance(key, str)
-        if not valid or type(numel) is not int or not 0 <= numel < MAX_DIM:
-            raise pickle.UnpicklingError("a storage record is malformed")
-        storage = _Storage(key[:64], numel, ITEM_SIZES[kind.name])
-        self.claims.storages[storage.key] = storage
-        return storage
-
-
-def _is_dtype(name: str) -> bool:
-    import torch
-
-    return isinstance(getattr(torch, name, None), torch.dtype)  # an attribute read, never a call
 
 
 def _human(size: int) -> str:
@@ -270,10 +158,10 @@ def read_pickle(path: Path) -> tuple[bytes, dict[str, zipfile.ZipInfo], str]:
 def check_claims(path: Path, max_tensor_bytes: int = MAX_TENSOR_BYTES) -> None:
     """Refuse a file whose pickle claims more than it stores, or more than the limit."""
     data, entries, prefix = read_pickle(path)
-    claims = _Claims()
+    claims = Claims()
     try:
         _check_opcodes(data)
-        _Scan(data, claims).load()
+        Scan(data, claims).load()
     except (
         pickle.UnpicklingError,
         EOFError,
@@ -282,6 +170,7 @@ def check_claims(path: Path, max_tensor_bytes: int = MAX_TENSOR_BYTES) -> None:
         KeyError,
         IndexError,
         AttributeError,
+        LookupError,
     ) as exc:
         raise PolicyLoadError(f"{path}: refused: {str(exc)[:300]}") from None
     except (RecursionError, MemoryError, OverflowError):
@@ -301,6 +190,12 @@ def check_claims(path: Path, max_tensor_bytes: int = MAX_TENSOR_BYTES) -> None:
         raise PolicyLoadError(
             f"{path}: holds {_human(total)} of tensors, over the {_human(max_tensor_bytes)} limit "
             "(POLICYEVAL_MAX_CHECKPOINT_BYTES)"
+        )
+    loaded = claims.elements * FLOAT_BYTES  # as float32, which every weight is read as
+    if loaded > max_tensor_bytes:
+        raise PolicyLoadError(
+            f"{path}: its tensors stand for {_human(loaded)} once loaded (views repeating a small "
+            f"storage), over the {_human(max_tensor_bytes)} limit (POLICYEVAL_MAX_CHECKPOINT_BYTES)"
         )
     if claims.problems:
         raise PolicyLoadError(f"{path}: refused: {claims.problems[0]}")

@@ -15,6 +15,7 @@ the built-in ones), remote stores through `pytest_policyeval_policy_sources`.
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,11 +34,19 @@ def load_random(uri: str, rest: str, options: LoadOptions) -> Policy:
 
 
 def _existing_file(uri: str, rest: str) -> Path:
+    """The file a local URI names, or one message saying what is there instead."""
     path = Path(rest).expanduser()
-    if path.is_dir():
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:  # missing, a name too long, a loop of links, no permission
+        reason = (
+            "no such file" if isinstance(exc, FileNotFoundError) else (exc.strerror or type(exc).__name__)
+        )
+        raise PolicyLoadError(f"{uri}: {reason}: {str(path)[:200]}") from None
+    if stat.S_ISDIR(mode):
         raise PolicyLoadError(f"{uri}: is a directory, not a checkpoint file: {path}")
-    if not path.is_file():
-        raise PolicyLoadError(f"{uri}: no such file: {path}")
+    if not stat.S_ISREG(mode):
+        raise PolicyLoadError(f"{uri}: not a regular file (a FIFO, device or socket): {path}")
     return path
 
 
@@ -90,7 +99,15 @@ def load_remote(uri: str, rest: str, options: LoadOptions) -> Policy:
         fetched = fetch_once(uri, source, cache, options)
     except StorageError as exc:  # the store's own refusal (a malformed URI, no client library)
         raise PolicyLoadError(str(exc)) from None
-    policy = load_local_checkpoint(uri, fetched.path, options)
+    try:
+        policy = load_local_checkpoint(uri, fetched.path, options)
+    except PolicyLoadError as exc:
+        # Named by what the user asked for: the cache's blob path means nothing to them.
+        text = str(exc)
+        local = str(fetched.path)
+        raise PolicyLoadError(
+            f"{uri}: {text[len(local) + 2 :]}" if text.startswith(local + ": ") else f"{uri}: {text}"
+        ) from None
     policy.info["source"] = fetched.describe()
     return policy
 

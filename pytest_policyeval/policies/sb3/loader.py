@@ -32,10 +32,17 @@ from pytest_policyeval.policies.sb3.policy import SB3Policy, describe_architectu
 OPTIONS = {"deterministic": {"true": True, "false": False, "1": True, "0": False}}
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long for the file system (Python 3.11 raises it)
+        return False
+
+
 def split_rest(uri: str, rest: str) -> tuple[Path, bool]:
     """The model's path and whether it acts deterministically, from what follows `sb3://`."""
     path_text, query = rest, ""
-    if "?" in rest and not Path(rest).expanduser().exists():  # a file named with "?" stays a path
+    if "?" in rest and not _exists(Path(rest).expanduser()):  # a file named with "?" stays a path
         path_text, query = rest.rsplit("?", 1)
     deterministic = True
     for key, value in parse_qsl(query, keep_blank_values=True):

@@ -7,6 +7,8 @@ server cannot be reached, the cached copy is used and the results say so (`offli
 from __future__ import annotations
 
 import base64
+import http.client
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path, PurePosixPath
@@ -41,19 +43,23 @@ class HttpSource:
 
     def fetch(self, uri: str, cache: DataCache, options: Any = None) -> Fetched:
         ref = cache.ref(self.scheme, uri)
-        url, headers = _without_userinfo(uri)
-        request = urllib.request.Request(url, headers=headers)
-        if ref and ref.get("etag"):
-            request.add_header("If-None-Match", ref["etag"])
-        if ref and ref.get("last_modified"):
-            request.add_header("If-Modified-Since", ref["last_modified"])
         try:
+            url, headers = _without_userinfo(uri)
+            request = urllib.request.Request(url, headers=headers)
+            if ref and ref.get("etag"):
+                request.add_header("If-None-Match", ref["etag"])
+            if ref and ref.get("last_modified"):
+                request.add_header("If-Modified-Since", ref["last_modified"])
             with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-                expected = response.headers.get("Content-Length")
-                check_announced(uri, int(expected) if expected is not None and expected.isdigit() else None)
+                header = response.headers.get("Content-Length")
+                # Only plain ASCII digits are a length ('²'.isdigit() is true, int() refuses it).
+                expected = (
+                    int(header) if header is not None and re.fullmatch(r"[0-9]{1,20}", header) else None
+                )
+                check_announced(uri, expected)
 
                 def complete(path: Path) -> None:
-                    if expected is not None and path.stat().st_size != int(expected):
+                    if expected is not None and path.stat().st_size != expected:
                         raise FetchError(
                             f"{uri}: download cut short ({path.stat().st_size} of {expected} bytes)"
                         )
@@ -64,8 +70,11 @@ class HttpSource:
             if exc.code == 304 and ref:
                 return cache.cached(uri, ref)
             raise FetchError(f"{uri}: the server answered HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
+        except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:
+            # Unreachable, or not speaking HTTP as it should (a bad status line, a broken chunked
+            # body, too many headers, a port or IPv6 address that does not parse).
+            reason = getattr(exc, "reason", None) or f"{type(exc).__name__}: {str(exc)[:200]}"
+            reason = " ".join(str(reason).split())  # what a non-HTTP peer sent may hold newlines
             if ref:
                 return cache.cached(uri, ref, offline=True)
             raise FetchError(f"{uri}: cannot download ({reason}) and there is no cached copy") from None
