@@ -126,3 +126,16 @@ def test_a_task_named_alike_in_two_suites_keeps_both_results() -> None:
     metta = evaluation_yaml(results, run)
     assert metta["results"]["avg_simulation_score"] == pytest.approx((0.0 + 0.29 + 0.145) / 3)
     assert set(metta["gates"]) == {"nav/only_a", "nav/shared@a", "nav/shared@b"}
+
+
+def test_the_headline_says_which_tasks_it_covers() -> None:
+    from pytest_policyeval.reporting.documents import suite_summary
+
+    ranged = dict(threshold=0.5, outcome="pass", passed=True, design={"low": 0.0, "high": 1.0})
+    results = [
+        _result("nav/a", score=0.5, episode_scores=[0.4, 0.6], **ranged),
+        _result("nav/b", score=0.9, episode_scores=[0.9, 0.9], **ranged),
+        _result("nav/free", score=7.0, episode_scores=[6.0, 8.0]),  # no range: not normalised
+    ]
+    headline = suite_summary(results)["iqm_normalised_score"]
+    assert headline["tasks_covered"] == 2 and "over 2 of 3 tasks" in headline["method"]

@@ -152,7 +152,15 @@ def suite_summary(results: Sequence[TaskResult], run: dict[str, Any] | None = No
             "outcome": "incomplete" if verdict.get("outcome") else None,
             "guarantee": "none: the run is not whole (interrupted or tasks missing)",
         }
-    headline = iqm_interval([normalised_scores(r) for r in results])
+    normalised = [normalised_scores(r) for r in results]
+    headline = iqm_interval(normalised)
+    covered = sum(1 for scores in normalised if len(scores))
+    headline["tasks_covered"] = covered
+    if headline.get("iqm") is not None and covered < len(results):
+        # Said wherever the headline is shown: it leaves out tasks it cannot put on [0, 1].
+        headline["method"] += (
+            f"; over {covered} of {len(results)} tasks (the others have no range or no scores)"
+        )
     return {"suite_verdict": verdict, "iqm_normalised_score": headline}
 
 
