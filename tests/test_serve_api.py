@@ -170,3 +170,24 @@ def test_sigterm_hands_the_embedded_workers_evaluation_back(tmp_path) -> None:
         api.stop()
     left = open_store(database).get(posted["id"])
     assert (left.status, left.attempts, left.lease_owner) == ("queued", 0, None)
+
+
+def test_a_service_limited_to_remote_schemes_refuses_local_files(database: str) -> None:
+    # A token holder must not make the workers read (and quote) or write the workers' own files.
+    server = ServeProcess(database, POLICYEVAL_ALLOWED_SCHEMES="random, s3,wandb")
+    try:
+        for body in (
+            {"policy_uri": "file:///etc/passwd"},
+            {"policy_uri": "/etc/passwd"},
+            {"policy_uri": "random://", "baseline_uri": "pytorch:///root/secret.pt"},
+            {"policy_uri": "random://", "output_uri": "file:///etc/cron.d/x"},
+        ):
+            answer = httpx.post(f"{server.url}/evaluations", json=body, headers=AUTH, timeout=30)
+            assert answer.status_code == 422 and "POLICYEVAL_ALLOWED_SCHEMES" in answer.text, answer.text
+        assert listed(server) == []  # nothing queued for a refused request
+        ok = httpx.post(
+            f"{server.url}/evaluations", json={"policy_uri": "random://"}, headers=AUTH, timeout=30
+        )
+        assert ok.status_code == 202, ok.text
+    finally:
+        server.stop()

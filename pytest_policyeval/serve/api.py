@@ -27,7 +27,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
-from pytest_policyeval.serve.requests import EvaluationRequest
+from pytest_policyeval.serve.requests import EvaluationRequest, disallowed_uri
 from pytest_policyeval.serve.settings import ServeSettings
 from pytest_policyeval.serve.store import STATUSES, Evaluation, Store, open_store
 from pytest_policyeval.serve.webhooks import (
@@ -71,6 +71,9 @@ def create_app(
             raise Refused(401, "a valid bearer token is needed (Authorization: Bearer TOKEN)")
 
     async def accept(request_: EvaluationRequest, key: str, source: str) -> JSONResponse:
+        refused = disallowed_uri(request_, settings.allowed_schemes)
+        if refused is not None:
+            raise Refused(422, refused)
         evaluation_id, created = await run_in_threadpool(
             queue.enqueue, request_, key, source, settings.max_attempts
         )

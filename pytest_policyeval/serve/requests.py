@@ -43,6 +43,25 @@ class EvaluationRequest(BaseModel):
         return value
 
 
+def disallowed_uri(request: EvaluationRequest, allowed: frozenset[str] | None) -> str | None:
+    """Why the request names a URI whose scheme the service does not take, or None."""
+    if allowed is None:
+        return None
+    from pytest_policyeval.policies.naming import split_uri
+
+    for field_name in ("policy_uri", "baseline_uri", "output_uri"):
+        uri = getattr(request, field_name)
+        if uri is None:
+            continue
+        scheme = split_uri(uri)[0]  # a bare path is file://
+        if scheme not in allowed:
+            return (
+                f"{field_name}: this service takes only {', '.join(sorted(allowed))} URIs "
+                f"(POLICYEVAL_ALLOWED_SCHEMES), not {scheme}://"
+            )
+    return None
+
+
 def content_key(source: str, parts: dict[str, Any]) -> str:
     """An idempotency key from what a delivery says, for senders without a delivery id."""
     text = json.dumps({"source": source, **parts}, sort_keys=True, separators=(",", ":"))

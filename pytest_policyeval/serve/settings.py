@@ -17,6 +17,9 @@ DEFAULT_SUITES_VAR = "POLICYEVAL_DEFAULT_SUITES"  # suites of webhook evaluation
 DEFAULT_OUTPUT_VAR = "POLICYEVAL_DEFAULT_OUTPUT_URI"  # where webhook evaluations publish
 DEFAULT_BASELINE_VAR = "POLICYEVAL_DEFAULT_BASELINE_URI"  # what webhook evaluations gate against
 REPORTS_VAR = "POLICYEVAL_REPORTS_DIR"  # results and reports the workers keep and the API serves
+# Comma-separated URI schemes a request may name (its policy, baseline and output); unset: any.
+# A service others can reach should leave out the local ones (file, pytorch, sb3 and bare paths).
+ALLOWED_SCHEMES_VAR = "POLICYEVAL_ALLOWED_SCHEMES"
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class ServeSettings:
     webhook_defaults: dict[str, Any] = field(default_factory=dict)
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     reports_dir: Path = Path("reports")
+    allowed_schemes: frozenset[str] | None = None  # None: any scheme
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None, database_url: str | None = None) -> ServeSettings:
@@ -48,6 +52,13 @@ class ServeSettings:
             webhook_secret=env.get(WEBHOOK_SECRET_VAR) or None,
             webhook_defaults=defaults,
             reports_dir=Path(env.get(REPORTS_VAR) or service_dir() / "reports"),
+            allowed_schemes=frozenset(
+                scheme.strip().removesuffix("://")
+                for scheme in env[ALLOWED_SCHEMES_VAR].split(",")
+                if scheme.strip()
+            )
+            if env.get(ALLOWED_SCHEMES_VAR, "").strip()
+            else None,
         )
 
 
