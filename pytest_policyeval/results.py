@@ -77,7 +77,7 @@ class TaskResult:
     def deciding_evidence(self) -> tuple[float | None, str]:
         """The e-value that decided (pass or fail) and its side, else the larger one; (None, "")
         for a fixed gate. The one to show beside the outcome: the other side's may be larger."""
-        values = {side: _finite(self.evidence.get(side)) for side in ("pass", "fail")}
+        values = {side: finite_number(self.evidence.get(side)) for side in ("pass", "fail")}
         if self.outcome in values and values[self.outcome] is not None:
             return values[self.outcome], self.outcome
         known = [(v, side) for side, v in values.items() if v is not None]
@@ -142,7 +142,8 @@ class TaskResult:
         return f"{line}: {self.reason}" if self.reason else line
 
 
-def _finite(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
+    """A real, finite number as a float; None for anything else (NaN, a bool, a string)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value) if math.isfinite(value) else None

@@ -29,22 +29,16 @@ def judge(design: GateDesign, scores: list[float] | np.ndarray, trace: bool = Fa
     Every gate, a plugin's included, has its scores held to the declared range here: a score
     outside it is an error, unless a sequential gate had decided on the episodes before it."""
     x = np.asarray(scores, dtype=np.float64)
-    if design.threshold is None:
-        # No gate, but its interval is still drawn within the range: a score outside it (or no
-        # number at all) says the range is wrong, as it would under a gate.
-        bad = first_outside(design, x)
-        if bad is not None:
-            raise range_error(design, bad, float(x[bad]))
-        return _ungated(design, x)
-    gate = gate_for(design.kind)
+    # An ungated task is held to the range too: its interval is drawn within it.
+    gate = gate_for(design.kind) if design.threshold is not None else None
     bad = first_outside(design, x)
     if bad is not None:
-        if bad > 0 and gate.sequential:
+        if gate is not None and bad > 0 and gate.sequential:
             head = gate.decide(design, x[:bad], trace)
             if head.outcome is not None:
                 return head
         raise range_error(design, bad, float(x[bad]))
-    return gate.decide(design, x, trace)
+    return _ungated(design, x) if gate is None else gate.decide(design, x, trace)
 
 
 class SequentialGate:

@@ -11,7 +11,6 @@ Everything is inline, so `--self-contained-html` (or the plain report) opens wit
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from html import escape
 from importlib import resources
@@ -21,7 +20,7 @@ from pytest_policyeval.reporting.documents import by_policy, scored, suite_summa
 from pytest_policyeval.reporting.gate_plot import differences_svg, trace_svg
 from pytest_policyeval.reporting.plot import score_plot_svg
 from pytest_policyeval.reporting.replays import mettascope_url
-from pytest_policyeval.results import TaskResult, baselines_text
+from pytest_policyeval.results import TaskResult, baselines_text, finite_number
 from pytest_policyeval.scoring import averages, category_scores
 
 if TYPE_CHECKING:
@@ -37,19 +36,13 @@ def asset(name: str) -> str:
     return resources.files("pytest_policyeval.reporting").joinpath("assets", name).read_text("utf-8")
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def _num(value: float | None) -> str:
-    value = _finite(value)
+    value = finite_number(value)
     return "n/a" if value is None else f"{value + 0.0:.3f}"
 
 
 def _g(value: Any) -> str:
-    value = _finite(value)
+    value = finite_number(value)
     return "n/a" if value is None else f"{value + 0.0:.3g}"
 
 
@@ -67,10 +60,10 @@ def method_text(result: TaskResult) -> str:
 def evidence_text(result: TaskResult) -> str:
     """Both e-values and what each needs to decide, or why there are none."""
     design = result.design
-    alpha, beta = _finite(design.get("alpha")), _finite(design.get("beta"))
+    alpha, beta = finite_number(design.get("alpha")), finite_number(design.get("beta"))
     parts = []
     for side, rate, name in (("pass", alpha, "alpha"), ("fail", beta, "beta")):
-        value = _finite(result.evidence.get(side))
+        value = finite_number(result.evidence.get(side))
         if value is None:
             continue
         needs = f" (decides at 1/{name} = {1 / rate:.4g})" if rate else ""
@@ -84,7 +77,7 @@ def evidence_text(result: TaskResult) -> str:
 
 def threshold_text(result: TaskResult) -> str:
     """What the gate compared its estimate with: the task's threshold, or the difference threshold."""
-    threshold = _finite(result.design.get("threshold"))
+    threshold = finite_number(result.design.get("threshold"))
     if result.paired and threshold is not None:
         return f"d >= {threshold:g}"
     return result.threshold_text
@@ -112,7 +105,7 @@ def design_text(result: TaskResult) -> str:
     if not design:
         return "none (the task has no result)"
     higher = design.get("higher_is_better", True)
-    threshold, margin = _finite(design.get("threshold")), _finite(design.get("margin"))
+    threshold, margin = finite_number(design.get("threshold")), finite_number(design.get("margin"))
     parts = [f"{design.get('kind', result.gate)} gate"]
     if threshold is None:
         parts.append("no threshold (not gated)")
@@ -121,14 +114,14 @@ def design_text(result: TaskResult) -> str:
         parts.append(f"{judged} {'>=' if higher else '<='} {threshold:g}")
         if margin:
             parts.append(f"margin {margin:g} (band [{threshold - margin:g}, {threshold + margin:g}])")
-    alpha, beta, suite_beta = (_finite(design.get(k)) for k in ("alpha", "beta", "suite_beta"))
+    alpha, beta, suite_beta = (finite_number(design.get(k)) for k in ("alpha", "beta", "suite_beta"))
     parts.append(f"alpha {_g(alpha)} (false pass)")
     beta_text = f"beta {_g(beta)} (false fail)"
     gated = design.get("gated_tasks")
     if design.get("multiplicity") == "bonferroni" and suite_beta is not None and gated:
         beta_text += f" = suite beta {suite_beta:g} / {gated} gated tasks (bonferroni)"
     parts.append(beta_text)
-    low, high = _finite(design.get("low")), _finite(design.get("high"))
+    low, high = finite_number(design.get("low")), finite_number(design.get("high"))
     if low is not None and high is not None:
         what = "difference range" if result.paired else "score range"  # a paired gate's are d's
         parts.append(f"{what} [{low:g}, {high:g}]")
