@@ -39,9 +39,14 @@ rate is the smallest Kullback-Leibler divergence from the case's distribution to
 on the declared range that the gate must not decide for, and by Wald's argument no test whose
 error there is at most alpha (beta) averages fewer than about log(1/alpha) (log(1/beta)) over it
 when it decides the case correctly. An episode target below that floor is marked OUT OF REACH
-rather than MISS. A paired ratio target has no such floor (a ratio of oracles does not bound the
-gates' ratio, and at tau no verdict is the wrong one), so a missed one is a MISS that quotes the
-oracles' ratio.
+rather than MISS. A paired ratio target is bounded the same way: the ratio is the unpaired gate's
+mean episodes over the paired gate's, and no paired test that meets the error targets (erring at
+most level + 1 point, and reaching the cap in at most 1 point more, so deciding correctly with
+probability >= 1 - level - 2 points) averages fewer than the floor on the paired differences.
+Where the unpaired gate's episodes over that floor fall below 2, no paired test could meet the
+target: OUT OF REACH. At tau no verdict is the wrong one and there is no floor; a missed ratio
+there, or one a better paired test could still reach, is a MISS that quotes the oracles' ratio
+(which, unlike the floor, bounds nothing).
 
     python benchmarks/bench_gates.py [--decisions 1000] [--seed 0]      # about 80 s on one core
     python benchmarks/bench_gates.py --cap-factor 1e9                    # without the variance cap
@@ -459,7 +464,7 @@ def paired_study(args: argparse.Namespace, targets: Targets) -> None:
         f"{'paired: err':>11} {'inc':>6} {'mean':>6} {'p95':>5} {'oracle':>6} | "
         f"{'unpaired: err':>13} {'inc':>6} {'mean':>6} {'p95':>5} {'oracle':>6} | {'ratio':>5} {'oracle':>6}"
     )
-    summary: list[tuple[str, float, str, Result, Result, float]] = []
+    summary: list[tuple[str, float, str, Result, Result, float, float]] = []
     for mi, marginal in enumerate(MARGINALS):
         for ri, target in enumerate(CORRELATIONS):
             for pi, (k, label) in enumerate(POSITIONS):
@@ -487,7 +492,7 @@ def paired_study(args: argparse.Namespace, targets: Targets) -> None:
                     z = (differences[:, : max(1, ORACLE_SAMPLES // n)].ravel() - design.low) / width
                     oracle = oracle_episodes(
                         z, m0, m1, (diff - design.low) / width, design.alpha, design.beta
-                    ).episodes
+                    )
                     if diff < design.threshold:
                         err = _pct(result.rate("pass"))
                     elif diff > design.threshold:
@@ -496,24 +501,36 @@ def paired_study(args: argparse.Namespace, targets: Targets) -> None:
                         err = "-"
                     columns.append((result, oracle, err))
                 (same, same_oracle, same_err), (other, other_oracle, other_err) = columns
-                summary.append((marginal, target, label, same, other, other_oracle / same_oracle))
+                # Outside the margin, no paired test that meets the error targets averages fewer
+                # episodes than Wald's floor; at tau no verdict is wrong, so there is none.
+                floor = same_oracle.floor(1 - same_oracle.level - 0.02) if pi != 2 else 0.0
+                summary.append(
+                    (
+                        marginal,
+                        target,
+                        label,
+                        same,
+                        other,
+                        other_oracle.episodes / same_oracle.episodes,
+                        floor,
+                    )
+                )
                 print(
                     f"  {marginal:<9} {target:6.1f} {rho:5.3f} {r:5.2f} {label:<11} {diff:5.2f} | "
                     f"{same_err:>11} {_pct(same.rate('inconclusive')):>6} {same.mean:6.1f} {same.p95:5.0f} "
-                    f"{same_oracle:6.1f} | "
+                    f"{same_oracle.episodes:6.1f} | "
                     f"{other_err:>13} {_pct(other.rate('inconclusive')):>6} "
                     f"{other.mean:6.1f} {other.p95:5.0f} "
-                    f"{other_oracle:6.1f} | {other.mean / same.mean:5.2f} {other_oracle / same_oracle:6.2f}"
+                    f"{other_oracle.episodes:6.1f} | {other.mean / same.mean:5.2f} "
+                    f"{other_oracle.episodes / same_oracle.episodes:6.2f}"
                 )
     print("  targets (paired study):")
     for marginal in MARGINALS:
         for target in CORRELATIONS:
-            rows = {
-                label: (same, other)
-                for m, r, label, same, other, _ in summary
-                if m == marginal and r == target
-            }
-            bounds = {label: bound for m, r, label, *_, bound in summary if m == marginal and r == target}
+            mine = [row for row in summary if row[0] == marginal and row[1] == target]
+            rows = {label: (same, other) for _, _, label, same, other, *_ in mine}
+            bounds = {label: bound for *_, label, _, _, bound, _ in mine}
+            floors = {label: floor for *_, label, _, _, _, floor in mine}
             case = f"paired {marginal} r {target}"
             for name, index in (("paired", 0), ("unpaired", 1)):
                 prefix = f"{marginal:<9} r {target}: {name:<8} "
@@ -521,11 +538,17 @@ def paired_study(args: argparse.Namespace, targets: Targets) -> None:
             if target >= 0.5:
                 for label, (same, other) in rows.items():
                     ratio = other.mean / same.mean
+                    best = other.mean / floors[label] if floors[label] > 0 else math.inf
                     targets.check(
                         case,
                         f"{marginal:<9} r {target}: episodes unpaired / paired at {label:<10} "
                         f"{ratio:5.2f} >= 2",
                         ratio >= 2,
+                        unreachable=""
+                        if best >= 2
+                        else f"any paired test meeting the error targets needs >= {floors[label]:.1f} "
+                        f"episodes here, so at best {best:.2f}x fewer than this unpaired gate's "
+                        f"{other.mean:.1f}",
                         note=f"the oracles' ratio: {bounds[label]:.2f}",
                     )
 
