@@ -153,7 +153,9 @@ SERVE_VARIABLES = {
     "POLICYEVAL_DATABASE_URL", "POLICYEVAL_API_TOKENS", "POLICYEVAL_WANDB_TOKEN", "POLICYEVAL_WEBHOOK_SECRET",
     "POLICYEVAL_DEFAULT_SUITES", "POLICYEVAL_DEFAULT_OUTPUT_URI", "POLICYEVAL_DEFAULT_BASELINE_URI",
     "POLICYEVAL_REPORTS_DIR", "POLICYEVAL_DATA_DIR", "POLICYEVAL_ALLOWED_SCHEMES",
+    "POLICYEVAL_HTTP_PUBLIC_ONLY",
 }  # fmt: skip
+READ_BELOW_SERVE = {"POLICYEVAL_DATA_DIR", "POLICYEVAL_HTTP_PUBLIC_ONLY"}  # by the policy sources
 
 
 def test_serve_settings_read_exactly_the_variables_the_manifests_set() -> None:
@@ -163,11 +165,15 @@ def test_serve_settings_read_exactly_the_variables_the_manifests_set() -> None:
 
     source = (REPO / "pytest_policyeval/serve/settings.py").read_text()
     read = set(regex.findall(r'"(POLICYEVAL_[A-Z_]+)"', source))
-    assert read | {"POLICYEVAL_DATA_DIR"} == SERVE_VARIABLES
+    assert read | READ_BELOW_SERVE == SERVE_VARIABLES
     assert settings.DATABASE_VAR in read
+    from pytest_policyeval.policies.sources import cache, public_only
+
+    assert {cache.ENV_VAR, public_only.PUBLIC_ONLY_VAR} == READ_BELOW_SERVE
 
 
 def test_kubernetes_service_runs_the_api_and_gpu_workers_with_real_commands() -> None:
+    from pytest_policyeval.policies.sources import public_only
     from pytest_policyeval.serve.api import create_app
     from pytest_policyeval.serve.settings import ServeSettings
 
@@ -195,6 +201,8 @@ def test_kubernetes_service_runs_the_api_and_gpu_workers_with_real_commands() ->
     assert service["ports"][0]["targetPort"] == api_container["ports"][0]["containerPort"]
     # Workers: a GPU each, a long grace for handing back, reports on the volume the API serves.
     args = cli_parser().parse_args(worker_container["command"][1:])
+    # The workers fetch what requests name: never from inside the cluster.
+    assert public_only.enabled({item["name"]: item["value"] for item in worker_container["env"]})
     assert worker_container["resources"]["limits"]["nvidia.com/gpu"] == "1" and args.device == "cuda"
     assert worker["terminationGracePeriodSeconds"] >= 30 and args.heartbeat < args.lease
     claim = "policyeval-reports"

@@ -322,3 +322,50 @@ def test_a_url_that_does_not_parse_is_one_error(
     with pytest.raises(PolicyLoadError) as error:
         load_policy(uri)
     assert "\n" not in str(error.value)  # (passwords are redacted where results leave the process)
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.215.14", True),
+        ("2606:2800:21f:cb07:6820:80da:af6b:8b2c", True),
+        ("127.0.0.1", False),
+        ("10.1.2.3", False),
+        ("172.16.0.1", False),
+        ("192.168.1.1", False),
+        ("169.254.169.254", False),  # a cloud's metadata address
+        ("100.64.0.1", False),  # carrier-grade NAT
+        ("0.0.0.0", False),
+        ("224.0.0.1", False),
+        ("::1", False),
+        ("fe80::1%eth0", False),
+        ("fd00::1", False),
+        ("::ffff:10.0.0.1", False),  # IPv4-mapped: reaches 10.0.0.1
+        ("::ffff:93.184.215.14", True),
+    ],
+)
+def test_which_addresses_count_as_public(address: str, public: bool) -> None:
+    from pytest_policyeval.policies.sources.public_only import is_public
+
+    assert is_public(address) is public
+
+
+def test_public_only_refuses_a_private_host_and_keeps_its_cached_copy_out(
+    http_server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _serve_checkpoint(http_server, tmp_path)
+    data = tmp_path / "data"
+    for host in ("127.0.0.1", "localhost"):
+        uri = http_server.url.replace("127.0.0.1", host) + "/models/nav.pt"
+        load_policy(uri, LoadOptions(data_dir=data))  # allowed by default, and now cached
+        monkeypatch.setenv("POLICYEVAL_HTTP_PUBLIC_ONLY", "1")
+        with pytest.raises(PolicyLoadError) as error:
+            load_policy(uri, LoadOptions(data_dir=data))
+        message = str(error.value)
+        assert message.startswith(f"{uri}: refused (") and "is not a public address" in message
+        assert "POLICYEVAL_HTTP_PUBLIC_ONLY" in message and "\n" not in message
+        monkeypatch.setenv("POLICYEVAL_HTTP_PUBLIC_ONLY", "0")
+        load_policy(uri, LoadOptions(data_dir=data))
+        monkeypatch.delenv("POLICYEVAL_HTTP_PUBLIC_ONLY")
+    # Per host name: a download, then a revalidation once allowed again; a refusal never connects.
+    assert [status for *_, status in http_server.log] == [200, 304, 200, 304]

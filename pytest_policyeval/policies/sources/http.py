@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from pytest_policyeval.policies.sources import Fetched, FetchError
+from pytest_policyeval.policies.sources import Fetched, FetchError, public_only
 from pytest_policyeval.policies.sources.cache import DataCache, blob_digest, bounded, check_announced, chunks
 
 TIMEOUT_S = 60  # each read; the whole download has cache.DOWNLOAD_DEADLINE_S
@@ -50,7 +50,8 @@ class HttpSource:
                 request.add_header("If-None-Match", ref["etag"])
             if ref and ref.get("last_modified"):
                 request.add_header("If-Modified-Since", ref["last_modified"])
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+            open_url = public_only.opener().open if public_only.enabled() else urllib.request.urlopen
+            with open_url(request, timeout=TIMEOUT_S) as response:
                 header = response.headers.get("Content-Length")
                 # Only plain ASCII digits are a length ('²'.isdigit() is true, int() refuses it).
                 expected = (
@@ -66,6 +67,9 @@ class HttpSource:
 
                 path = cache.store(bounded(chunks(response), uri), file_name(uri), check=complete)
                 etag, modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
+        except public_only.PrivateAddress as exc:
+            # Refused, not unreachable: no cached copy stands in for it.
+            raise FetchError(f"{uri}: refused ({exc}; {public_only.PUBLIC_ONLY_VAR} is set)") from None
         except urllib.error.HTTPError as exc:
             if exc.code == 304 and ref:
                 return cache.cached(uri, ref)
