@@ -65,9 +65,13 @@ def code_digest() -> str:
 def outside_code_digest(obj: object) -> str | None:
     """A digest of the source file defining `obj`'s class when that class is not this package's
     (a plugin's or a conftest's engine or policy): its code decides episodes too, and
-    `code_digest` does not see it. None for this package's own classes or where no file is found."""
+    `code_digest` does not see it. The modules of one's own that the file uses (a helper imported
+    by name, the module of a function or class it imports) count too, transitively; installed
+    packages count by their versions elsewhere. None for this package's own classes or where no
+    file is found."""
     import hashlib
     import inspect
+    import sys
 
     cls = obj if isinstance(obj, type) else type(obj)
     if cls.__module__.split(".", 1)[0] == __name__.split(".", 1)[0]:
@@ -76,7 +80,83 @@ def outside_code_digest(obj: object) -> str | None:
         path = inspect.getsourcefile(cls)
     except (TypeError, OSError):  # a built-in or C class, or one defined where no file is
         return None
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path else None
-    except OSError:  # gone or unreadable: nothing to tell an edit by
+    own = _file_digest(path) if path else None
+    if own is None:  # gone or unreadable: nothing to tell an edit by
         return None
+    helpers = _helper_files(sys.modules.get(cls.__module__), path)
+    if not helpers:
+        return own  # the digest a lone file always had
+    # By module name, not path: the same code checked out elsewhere (a Ray node) plays the same.
+    digest = hashlib.sha256(own.encode())
+    for name, file in sorted(helpers.items()):
+        digest.update(b"\0" + name.encode() + b"\0" + (_file_digest(file) or "unreadable").encode())
+    return digest.hexdigest()[:16]
+
+
+MAX_HELPERS = 256  # modules followed from one class: a bound, not a limit anyone should reach
+
+
+def _file_digest(path: str) -> str | None:
+    import hashlib
+
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
+def _helper_files(module: object, own_path: str) -> dict[str, str]:
+    """Source files of one's own modules reachable from `module` through its globals: modules
+    imported by name and the modules of the functions and classes it imports. Only modules,
+    classes and functions are looked at (an arbitrary object's attributes could run code)."""
+    import inspect
+    import sys
+
+    found: dict[str, str] = {}
+    seen: set[str] = set()
+    own = Path(own_path).resolve()
+    todo = [module] if inspect.ismodule(module) else []
+    while todo and len(seen) < MAX_HELPERS:
+        current = todo.pop()
+        if current.__name__ in seen:
+            continue
+        seen.add(current.__name__)
+        for value in list(vars(current).values()):
+            if inspect.ismodule(value):
+                target = value
+            elif inspect.isclass(value) or inspect.isfunction(value):
+                target = sys.modules.get(getattr(value, "__module__", None) or "")
+            else:
+                continue
+            if target is None or target.__name__ in seen:
+                continue
+            file = _own_source(target)
+            if file is not None:
+                if Path(file).resolve() != own:
+                    found[target.__name__] = file
+                todo.append(target)
+    return found
+
+
+def _own_source(module: object) -> str | None:
+    """The .py file of a module of one's own: not the standard library's, not an installed
+    package's, not this package's; None otherwise."""
+    file = getattr(module, "__file__", None)
+    if not isinstance(file, str) or not file.endswith(".py"):
+        return None
+    name = getattr(module, "__name__", "")
+    if name.split(".", 1)[0] == __name__.split(".", 1)[0]:
+        return None
+    resolved = str(Path(file).resolve())
+    return None if resolved.startswith(_installed_roots()) else file
+
+
+@lru_cache(maxsize=1)
+def _installed_roots() -> tuple[str, ...]:
+    import site
+    import sysconfig
+
+    roots = {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    roots.update(site.getsitepackages() if hasattr(site, "getsitepackages") else [])
+    roots.add(site.getusersitepackages())
+    return tuple(str(Path(root).resolve()) + "/" for root in roots if root)

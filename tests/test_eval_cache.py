@@ -253,10 +253,15 @@ class Paying(gym.Env):
     def pay(self):
         return {pay}
 """
+TOY_RULES = """
+def bonus():
+    return {bonus}
+"""
 TOY_ENV = """
 import gymnasium as gym
 import numpy as np
 from toy_base import Paying
+import toy_rules
 
 REWARD = {reward}
 
@@ -272,7 +277,7 @@ class Toy(Paying):
 
     def step(self, action):
         self.t += 1
-        return np.zeros(2, np.float32), REWARD * self.pay(), self.t >= 6, False, {{}}
+        return np.zeros(2, np.float32), REWARD * self.pay() + toy_rules.bonus(), self.t >= 6, False, {{}}
 """
 TOY_SUITE = """
 name: toy
@@ -291,9 +296,10 @@ def test_an_edited_environment_of_ones_own_plays_again(pytester: pytest.Pytester
     )
     write_suite(pytester.path, TOY_SUITE)
     scores = []
-    for reward, pay in ((1.0, 1), (0.5, 1), (0.5, 1), (0.5, 2)):
+    for reward, pay, bonus in ((1.0, 1, 0), (0.5, 1, 0), (0.5, 1, 0), (0.5, 2, 0), (0.5, 2, 1)):
         (pytester.path / "toy_env.py").write_text(TOY_ENV.format(reward=reward))
         (pytester.path / "toy_base.py").write_text(TOY_BASE.format(pay=pay))
+        (pytester.path / "toy_rules.py").write_text(TOY_RULES.format(bonus=bonus))
         pytester.runpytest_subprocess(
             "-p",
             "no:importnb",
@@ -310,3 +316,30 @@ def test_an_edited_environment_of_ones_own_plays_again(pytester: pytest.Pytester
     assert scores[1] == ([3.0] * 3, [False] * 3)  # edited: played again
     assert scores[2] == ([3.0] * 3, [True] * 3)  # unchanged since: kept
     assert scores[3] == ([6.0] * 3, [False] * 3)  # a base class edited in its own file: played again
+    assert scores[4] == ([12.0] * 3, [False] * 3)  # a helper module it imports, edited: played again
+
+
+def test_helpers_of_ones_own_count_and_installed_or_standard_modules_do_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+    import sys
+
+    from pytest_policyeval.provenance import _helper_files, outside_code_digest
+
+    (tmp_path / "mine_deep.py").write_text("DEPTH = 1\n")
+    (tmp_path / "mine_helper.py").write_text(
+        "import mine_deep\n\ndef shaped():\n    return mine_deep.DEPTH\n"
+    )
+    (tmp_path / "mine_env.py").write_text(
+        "import json\nimport numpy as np\nfrom mine_helper import shaped\n\nclass Env:\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("mine_env", "mine_helper", "mine_deep"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    module = importlib.import_module("mine_env")
+    helpers = _helper_files(module, module.__file__)
+    assert set(helpers) == {"mine_helper", "mine_deep"}  # by function, then transitively; not json, numpy
+    before = outside_code_digest(module.Env)
+    (tmp_path / "mine_deep.py").write_text("DEPTH = 2\n")
+    assert outside_code_digest(module.Env) != before
