@@ -78,6 +78,11 @@ class HtmlReport:
         ]
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        # pytest-html writes the test id unescaped, and a suite file's name is part of it: a file
+        # named `<img onerror=...>.yaml` would run script in the report.
+        test_id = report.nodeid + ("" if report.when == "call" else f"::{report.when}")
+        if len(cells) > 1 and cells[1] == f'<td class="col-testId">{test_id}</td>':
+            cells[1] = f'<td class="col-testId">{escape(test_id)}</td>'
         data = getattr(report, "policyeval", None)
         if data is None:
             cells[2:2] = ['<td class="col-policy"></td>', *("<td></td>" for _ in COLUMNS[1:])]

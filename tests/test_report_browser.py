@@ -194,8 +194,10 @@ def test_hostile_names_show_as_text_and_run_no_script(browser, tmp_path: Path) -
     shutil.copy(REPO / "examples/policies/navigation.pt", hostile)
     baseline = tmp_path / "<svg onload=alert(3)>.pt"
     shutil.copy(REPO / "examples/policies/navigation.pt", baseline)
-    suite = write_suite(
-        tmp_path, MINI_SUITE.replace("name: mini", "name: mini\ndescription: '<script>alert(2)</script>'")
+    suite = write_suite(  # the file's name is part of every test id
+        tmp_path,
+        MINI_SUITE.replace("name: mini", "name: mini\ndescription: '<script>alert(2)</script>'"),
+        name="suites/<img src=y onerror=alert(4)>.yaml",
     )
     out = tmp_path / "report.html"
     command = [
@@ -215,6 +217,7 @@ def test_hostile_names_show_as_text_and_run_no_script(browser, tmp_path: Path) -
     page.wait_for_timeout(500)
     assert dialogs == []
     assert page.locator("img[onerror]").count() == 0 and page.locator("b", has_text="missing").count() == 0
+    assert page.locator("td.col-testId", has_text="<img src=y onerror=alert(4)>.yaml::").count() > 0
     assert page.locator("svg[onload]").count() == 0
     assert page.locator("text=<img src=x onerror=alert(1)>").count() > 0  # the URI, shown as text
     assert (
