@@ -323,7 +323,8 @@ def test_range_error_for_lower_is_better_speaks_in_the_users_units() -> None:
 
 
 def test_interval_agrees_with_the_decision() -> None:
-    """pass => the lower end clears threshold - margin; fail => the upper end is below threshold + margin."""
+    """pass => the lower end clears threshold - margin; fail => the upper end is below threshold + margin,
+    strictly: the interval shown never touches the edge its gate rejected."""
     rng = np.random.default_rng(4)
     seen = set()
     for i in range(240):
@@ -340,13 +341,26 @@ def test_interval_agrees_with_the_decision() -> None:
         assert design.low is not None and design.high is not None
         assert design.low <= d.low <= d.high <= design.high
         good, bad = (d.low, d.high) if design.higher_is_better else (-d.high, -d.low)
-        # Up to rounding: the end is computed on [0, 1] and scaled back (0.5999999999999996 for 0.6).
-        slack = 1e-9 * oriented.width
         if d.outcome == "pass":
-            assert good >= oriented.threshold - oriented.margin - slack, (design, d)
+            assert good > oriented.threshold - oriented.margin, (design, d)
         if d.outcome == "fail":
-            assert bad <= oriented.threshold + oriented.margin + slack, (design, d)
+            assert bad < oriented.threshold + oriented.margin, (design, d)
     assert {"pass", "fail"} <= seen
+
+
+@pytest.mark.parametrize("mu", [0.3, 0.45, 0.55, 0.75])
+def test_the_reported_interval_covers_the_true_mean_at_its_levels(mu: float) -> None:
+    """The ends found between grid points stay on the rejected side: the mean lies below the lower
+    end in at most alpha of runs and above the upper end in at most beta (plus simulation error)."""
+    rng = np.random.default_rng(int(mu * 100))
+    runs = 400
+    above = below = 0
+    for _ in range(runs):
+        d = decide(UNIT, rng.beta(2 * mu, 2 * (1 - mu), 400))
+        above += d.low > mu
+        below += d.high < mu
+    assert above / runs <= UNIT.alpha + 3 * math.sqrt(UNIT.alpha * (1 - UNIT.alpha) / runs)
+    assert below / runs <= UNIT.beta + 3 * math.sqrt(UNIT.beta * (1 - UNIT.beta) / runs)
 
 
 def test_decision_ignores_episodes_after_it() -> None:

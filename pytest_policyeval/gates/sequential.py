@@ -21,6 +21,7 @@ how episodes were grouped into rounds, processes or shards.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -238,7 +239,40 @@ def _interval(
         rejected_high.all(axis=1), -1, grid.size - 1 - np.argmin(rejected_high[:, ::-1], axis=1)
     )
     high = np.where(last_kept < grid.size - 1, grid[np.minimum(last_kept + 1, grid.size - 1)], 1.0)
+    # The ends shown last are the ones reported: find them between their two grid points, so a
+    # decision's interval clears the band edge it rejected instead of touching it (the edge is a
+    # grid point). Each end stays on the rejected side of the boundary, so coverage is kept.
+    if z.size and points[-1] == z.size:
+        level_up, level_down = math.log(1 / design.alpha), math.log(1 / design.beta)
+        if 0 < first_kept[-1] < grid.size:
+
+            def rejected_up(mean: float) -> bool:
+                cap = BET_CAP / max(mean, m0, 1e-12)
+                return float(np.sum(np.log1p(np.minimum(up, cap) * (z - mean)))) >= level_up
+
+            low[-1] = _boundary(rejected_up, float(grid[first_kept[-1] - 1]), float(grid[first_kept[-1]]))
+        if -1 < last_kept[-1] < grid.size - 1:
+
+            def rejected_down(mean: float) -> bool:
+                cap = BET_CAP / max(1 - min(mean, m1), 1e-12)
+                return float(np.sum(np.log1p(-np.minimum(down, cap) * (z - mean)))) >= level_down
+
+            high[-1] = _boundary(rejected_down, float(grid[last_kept[-1] + 1]), float(grid[last_kept[-1]]))
     return low, np.maximum(high, low)
+
+
+def _boundary(rejected: Callable[[float], bool], out: float, kept: float, steps: int = 48) -> float:
+    """Bisection between a rejected mean and a kept one (either order); returns a rejected mean
+    within (kept - out) / 2**steps of the boundary. Rejection is monotone in the mean tested."""
+    for _ in range(steps):
+        middle = (out + kept) / 2
+        if middle in (out, kept):
+            break
+        if rejected(middle):
+            out = middle
+        else:
+            kept = middle
+    return out
 
 
 def _reason(outcome: Outcome | None, n: int, design: GateDesign, e_pass: float, e_fail: float) -> str:
