@@ -93,6 +93,11 @@ class Controller:
         # Under xdist the controller collects nothing itself; its workers report their ids below.
         if session.items:
             self.expected_tasks = {item.nodeid for item in session.items if is_task_id(item.nodeid)}
+        elif self.options.shard and self.expected_tasks is None:
+            self.expected_tasks = set()  # a shard can be given no task; it still says so in its files
+
+    def _empty_shard(self) -> bool:
+        return bool(self.options.shard) and self.expected_tasks == set() and not self.results
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
@@ -188,8 +193,12 @@ class Controller:
                 publishing.errors.append(f"W&B run not finished: {type(exc).__name__}: {exc}")
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if not (self.results or self.expected_tasks):
+        if not (self.results or self.expected_tasks or self._empty_shard()):
             return
+        if self._empty_shard() and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+            # Tasks are split after -k, so a shard may get none: its share of the run is complete
+            # (the merge refuses a run in which no shard had any task).
+            session.exitstatus = pytest.ExitCode.OK
         self.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         run = self.run_info()  # once: it asks git for the revision
         try:
@@ -209,6 +218,13 @@ class Controller:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        if self._empty_shard():
+            shard_id, count = self.options.shard
+            terminalreporter.write_sep("=", "policy evaluation")
+            terminalreporter.write_line(f"shard {shard_id} of {count} has no task")
+            for path in self.written:
+                terminalreporter.write_line(f"results written to {path}")
+            return
         if not (self.results or self.expected_tasks):
             return
         from pytest_policyeval.completeness import describe

@@ -153,8 +153,13 @@ def merge_shards(paths: Sequence[Path], allow_partial: bool = False) -> Merged:
             owner[key] = path
             try:
                 results.append(regate(result))
-            except (TypeError, ValueError, AssertionError, KeyError) as exc:
-                raise MergeError(f"{path}: {result.task}: the gate cannot be checked: {exc}") from None
+            except Exception as exc:  # what a shard file says is data: any failure is its fault
+                message = f"{path}: {result.task}: the gate cannot be checked ({type(exc).__name__}: {exc})"
+                if isinstance(exc, LookupError):  # an unknown gate, most likely
+                    message += "; a gate from a conftest or plugin must be importable where the merge runs"
+                raise MergeError(message) from None
+    if not results:
+        raise MergeError(f"no shard of the {count} has any task (did -k or -m deselect every task?)")
     first = next(doc for _, doc in documents if doc["shard"]["id"] == 0)
     run = {key: first.get(key) for key in ("git_sha", *RUN_WIDE)}
     run["shard"] = None

@@ -165,6 +165,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return suite_file
 
 
+@pytest.hookimpl(trylast=True)  # after -k and -m: shards split what is left, not what they drop
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list) -> None:
     from pytest_policyeval.collection.items import COLLECTING_KEY
 

@@ -143,6 +143,54 @@ def test_merge_refuses_an_incomplete_or_overlapping_set(pytester: pytest.Pyteste
     )
 
 
+def test_shards_split_what_k_leaves_and_an_empty_shard_is_a_complete_share(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path, SUITE)
+    base = ("-p", "no:importnb", "--policy-uri", "random://", "--num-shards", "4")
+    # Two tasks are left after -k: they go to two shards (split after deselection), two get none.
+    runs = [
+        pytester.runpytest_subprocess(
+            *base, "-k", "nav/easy", "--shard-id", str(i), "--eval-json", f"k{i}.json"
+        )
+        for i in range(4)
+    ]
+    assert [run.ret for run in runs] == [0, 0, 0, 0]
+    sizes = [json.loads((pytester.path / f"k{i}.json").read_text())["tasks_expected"] for i in range(4)]
+    assert sorted(sizes) == [0, 0, 1, 1]
+    empty = runs[sizes.index(0)]
+    empty.stdout.fnmatch_lines([f"shard {sizes.index(0)} of 4 has no task", "results written to *"])
+    merged = run_policyeval(pytester, "merge", *(f"k{i}.json" for i in range(4)), "--eval-json", "m.json")
+    assert merged.ret == 0, merged.stderr.str()
+    assert {task for task, _ in task_details(pytester.path / "m.json")} == {"nav/easy", "nav/easy2"}
+    # A -k that leaves nothing: every shard is empty, and the merge says so.
+    for i in range(2):
+        none = pytester.runpytest_subprocess(
+            *base[:-1], "2", "-k", "no_such_task", "--shard-id", str(i), "--eval-json", f"n{i}.json"
+        )
+        assert none.ret == 0
+    nothing = run_policyeval(pytester, "merge", "n0.json", "n1.json")
+    assert nothing.ret == 2
+    nothing.stderr.fnmatch_lines(["*no shard of the 2 has any task*"])
+
+
+def test_merge_of_a_shard_naming_an_unknown_gate_is_one_error(pytester: pytest.Pytester) -> None:
+    write_suite(pytester.path, SUITE)
+    base = ("-p", "no:importnb", "--policy-uri", "random://", "--num-shards", "1", "--shard-id", "0")
+    pytester.runpytest_subprocess(*base, "--eval-json", "s0.json")
+    document = json.loads((pytester.path / "s0.json").read_text())
+    for policy in document["policies"]:
+        for checkpoint in policy["checkpoints"]:
+            for detail in checkpoint["metrics"]["tasks"].values():
+                if detail.get("design"):
+                    detail["design"]["kind"] = "median"
+    (pytester.path / "s0.json").write_text(json.dumps(document))
+    merged = run_policyeval(pytester, "merge", "s0.json")
+    assert merged.ret == 2
+    merged.stderr.fnmatch_lines(
+        ["*s0.json: nav/*: the gate cannot be checked (RegistryError: *median*importable*"]
+    )
+    assert "Traceback" not in merged.stderr.str()
+
+
 def test_shard_options_are_checked(pytester: pytest.Pytester) -> None:
     write_suite(pytester.path, SUITE)
     alone = pytester.runpytest("--policy-uri", "random://", "--shard-id", "0")
