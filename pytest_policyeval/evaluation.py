@@ -115,6 +115,7 @@ class Evaluation:
         from pytest_policyeval.results import TaskResult
 
         settings = task.settings
+        baseline = self.baseline_uri(task)
         return TaskResult(
             suite=task.suite,
             task=task.name,
@@ -122,7 +123,9 @@ class Evaluation:
             policy_label=label,
             order=order,
             threshold=settings.threshold,
-            gated=settings.threshold is not None or self.baseline_uri(task) is not None,
+            gated=settings.threshold is not None or baseline is not None,
+            # Set before it runs, so a task that errors still reads as paired (its threshold is d's).
+            baseline_uri=redact_uri(baseline) if baseline else None,
             higher_is_better=settings.higher_is_better,
             gate=settings.gate,
             num_episodes=settings.num_episodes,
@@ -154,7 +157,7 @@ class Evaluation:
         """
         result = self.new_result(task, uri, label, order)
         npc_uri = self.npc_uri(task)
-        secret_bearing = [u for u in (uri, npc_uri) if u]
+        secret_bearing = [u for u in (uri, npc_uri, self.baseline_uri(task)) if u]
         cache = cache if cache is not None else self.episode_cache()
         result, films = self._evaluate(task, uri, npc_uri, label, nodeid, result, cache)
         if result.error is not None and not result.episode_scores:

@@ -263,12 +263,7 @@ def fill_result(
     from pytest_policyeval.gates.decide import gate_for
 
     gate = gate_for(task.settings.gate)
-    paired = run.baseline is not None
-    result.guarantee = (
-        GUARANTEES["paired"]
-        if paired and gate.sequential
-        else gate.guarantee + (" (on per-seed differences to the baseline)" if paired else "")
-    )
+    result.guarantee = guarantee_text(gate, run.design, paired=run.baseline is not None)
     if run.baseline is not None:
         result.baseline_uri = redact_uri(baseline_uri or "")
         result.baseline_episode_scores = [e.score for e in run.baseline]
@@ -276,6 +271,21 @@ def fill_result(
         result.baseline_score = float(sum(base) / len(base)) if base else math.nan
     result.outcome = decision.outcome
     result.passed = verdict(decision.outcome, task.settings.inconclusive)
+
+
+def guarantee_text(gate: Any, design: Any, paired: bool) -> str:
+    """What the task's verdict promises, in words: on the side its direction makes bad, and
+    nothing for a task without a threshold."""
+    if design.threshold is None and not paired:
+        return "none: no threshold, so no verdict (the score is reported only)"
+    if paired and gate.sequential:
+        return GUARANTEES["paired"]
+    if gate.sequential and not design.higher_is_better:  # lower is better: the bad side is above
+        return (
+            "anytime-valid: false pass <= alpha at threshold + margin, "
+            "false fail <= beta at threshold - margin"
+        )
+    return gate.guarantee + (" (on per-seed differences to the baseline)" if paired else "")
 
 
 def verdict(outcome: str | None, inconclusive: str) -> bool | None:

@@ -97,8 +97,9 @@ class TaskResult:
     @property
     def threshold_text(self) -> str:
         """The gate as people read it: '>= 0.5', '<= 3', 'd >= -0.1' against a baseline, or '-'."""
-        if self.paired and self.design:
-            return f"d >= {self.design['threshold']:g}"
+        if self.paired:  # on the differences; an errored task has no design to say the threshold
+            threshold = finite_number(self.design.get("threshold")) if self.design else None
+            return f"d >= {threshold:g}" if threshold is not None else "d vs baseline"
         if self.threshold is None:
             return "-"
         return f"{'>=' if self.higher_is_better else '<='} {self.threshold:g}"

@@ -368,3 +368,54 @@ def test_a_baseline_run_shows_the_per_seed_differences(pytester: pytest.Pytester
         assert 'class="pe-gate-plot pe-trace"' in detail  # the sequential trace too, on the differences
     summary = (pytester.path / "report.html").read_text()
     assert "against baseline random://" in summary
+
+
+MIXED = """
+name: mixed
+seed: 3
+defaults: {num_episodes: 4, max_steps: 10, score_range: [0, 1]}
+tasks:
+  - {name: nav/lower, map: maps/certain.map, threshold: 0.5, higher_is_better: false}
+  - {name: nav/plain, map: maps/certain.map}
+  - {name: nav/outside, map: maps/certain.map, threshold: 0.25, score_range: [0, 0.5], gate: mean}
+"""
+
+
+def test_guarantees_junit_and_verdict_say_what_each_task_is(pytester: pytest.Pytester) -> None:
+    """Lower is better: the bad side is above the threshold. No threshold: no guarantee. An errored
+    task: outcome `error` in junitxml and counted in the suite verdict's tally."""
+    import xml.etree.ElementTree as ET
+
+    from helpers import CERTAIN_MAP, task_details, write_suite
+
+    write_suite(pytester.path, MIXED, maps={"certain": CERTAIN_MAP})
+    run = pytester.runpytest(
+        "--policy-uri", "scripted://navigator", "--eval-json", "out.json", "--junitxml", "j.xml",
+        "--html", "r.html", "--self-contained-html",
+    )  # fmt: skip
+    details = {task: d for (task, _), d in task_details(pytester.path / "out.json").items()}
+    assert "false pass <= alpha at threshold + margin" in details["nav/lower"]["guarantee"]
+    assert details["nav/plain"]["guarantee"].startswith("none: no threshold")
+    assert "outside the declared score range" in details["nav/outside"]["error"]
+    properties = {
+        case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
+        for case in ET.parse(pytester.path / "j.xml").getroot().iter("testcase")
+    }
+    outside = next(v for k, v in properties.items() if "outside" in k)
+    assert outside["policyeval_outcome"] == "error" and "outside" in outside["policyeval_error"]
+    assert "policyeval_interval" not in outside  # nothing measured is claimed
+    run.stdout.fnmatch_lines(["*Suite verdict: *, 1 with errors of 2 gated*"])
+    report = (pytester.path / "r.html").read_text()
+    assert ", 1 with errors of 2 gated" in report
+
+
+def test_an_errored_paired_task_still_reads_as_paired(pytester: pytest.Pytester, tmp_path) -> None:
+    from helpers import run_certain
+
+    missing = tmp_path / "missing.pt"
+    run, detail = run_certain(
+        pytester, "threshold: 0.5", "scripted://navigator", "--baseline-uri", str(missing)
+    )
+    assert detail["error"].startswith("baseline policy could not be loaded")
+    assert detail["baseline_uri"]
+    run.stdout.fnmatch_lines(["*nav/certain*d vs baseline*"])

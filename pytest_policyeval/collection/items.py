@@ -47,7 +47,14 @@ COLLECTING_KEY = pytest.StashKey[Collecting]()
 
 
 def gate_properties(result: TaskResult) -> list[tuple[str, object]]:
-    """What junitxml and other consumers of user_properties get: the gate's evidence."""
+    """What junitxml and other consumers of user_properties get: the gate's evidence (for an
+    errored task, the outcome `error` and the error, nothing it did not measure)."""
+    if result.error is not None:
+        return [
+            ("policyeval_outcome", "error"),
+            ("policyeval_episodes", result.num_episodes),
+            ("policyeval_error", result.error),
+        ]
     return [
         ("policyeval_score", result.score),
         ("policyeval_outcome", result.outcome or "-"),

@@ -304,3 +304,12 @@ def results_from_evaluator_json(document: dict[str, Any]) -> list[TaskResult]:
                 }
                 results.append(TaskResult(**{**stored, **rebuilt}))
     return results
+
+
+def verdict_counts(verdict: dict[str, Any]) -> str:
+    """A suite verdict's tally, as the terminal and the report show it."""
+    errors = f", {verdict['error_tasks']} with errors" if verdict.get("error_tasks") else ""
+    return (
+        f"{verdict['passed_tasks']} pass, {verdict['failed_tasks']} fail, "
+        f"{verdict['inconclusive_tasks']} inconclusive{errors} of {verdict['gated_tasks']} gated"
+    )

@@ -16,7 +16,7 @@ from html import escape
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from pytest_policyeval.reporting.documents import by_policy, scored, suite_summary
+from pytest_policyeval.reporting.documents import by_policy, scored, suite_summary, verdict_counts
 from pytest_policyeval.reporting.gate_plot import differences_svg, trace_svg
 from pytest_policyeval.reporting.plot import score_plot_svg
 from pytest_policyeval.reporting.replays import mettascope_url
@@ -75,14 +75,6 @@ def evidence_text(result: TaskResult) -> str:
     return f"none: a fixed gate ({result.gate}) weighs no evidence, it judges all its episodes at once"
 
 
-def threshold_text(result: TaskResult) -> str:
-    """What the gate compared its estimate with: the task's threshold, or the difference threshold."""
-    threshold = finite_number(result.design.get("threshold"))
-    if result.paired and threshold is not None:
-        return f"d >= {threshold:g}"
-    return result.threshold_text
-
-
 def cached_count(result: TaskResult) -> int:
     return sum(1 for cached in result.episode_cached if cached)
 
@@ -109,6 +101,10 @@ def design_text(result: TaskResult) -> str:
     parts = [f"{design.get('kind', result.gate)} gate"]
     if threshold is None:
         parts.append("no threshold (not gated)")
+        low, high = finite_number(design.get("low")), finite_number(design.get("high"))
+        if low is not None and high is not None:
+            parts.append(f"score range [{low:g}, {high:g}]")
+        return "; ".join(parts)  # no error rates: nothing is decided
     else:
         judged = "per-seed difference" if result.paired else "mean score"
         parts.append(f"{judged} {'>=' if higher else '<='} {threshold:g}")
@@ -217,7 +213,7 @@ def row_cells(result: TaskResult) -> list[str]:
     method = method_text(result)
     if method:
         interval += f'<br><small class="pe-small">{escape(method)}</small>'
-    threshold = escape(threshold_text(result))
+    threshold = escape(result.threshold_text)
     threshold_title = (
         f' title="{escape(f"per-seed difference to the baseline {result.baseline_uri}")}"'
         if result.paired
@@ -250,10 +246,7 @@ def _verdict_cell(verdict: dict[str, Any]) -> str:
     if not outcome:
         return '<td title="no task has a threshold">-</td>'
     css = {"pass": "pe-pass", "fail": "pe-fail"}.get(outcome, "pe-inconclusive")
-    counts = (
-        f"{verdict['passed_tasks']} pass, {verdict['failed_tasks']} fail, "
-        f"{verdict['inconclusive_tasks']} inconclusive of {verdict['gated_tasks']} gated"
-    )
+    counts = verdict_counts(verdict)
     title = f"multiplicity {verdict['multiplicity']}: {verdict['guarantee']}"
     return (
         f'<td class="pe-suite-verdict" title="{escape(title)}"><span class="{css}">{escape(outcome.upper())}'

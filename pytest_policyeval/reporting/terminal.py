@@ -31,17 +31,15 @@ def _judged(r: TaskResult) -> str:
 
 
 def suite_lines(group: Sequence[TaskResult], run: dict | None = None) -> list[str]:
-    from pytest_policyeval.reporting.documents import suite_summary
+    from pytest_policyeval.reporting.documents import suite_summary, verdict_counts
 
     summary = suite_summary(group, run)
     verdict, iqm = summary["suite_verdict"], summary["iqm_normalised_score"]
     lines = []
     if verdict.get("outcome"):
-        errors = f", {verdict['error_tasks']} with errors" if verdict["error_tasks"] else ""
         lines.append(
-            f"  Suite verdict: {verdict['outcome'].upper()} ({verdict['passed_tasks']} pass, "
-            f"{verdict['failed_tasks']} fail, {verdict['inconclusive_tasks']} inconclusive{errors} of "
-            f"{verdict['gated_tasks']} gated; multiplicity: {verdict['multiplicity']})"
+            f"  Suite verdict: {verdict['outcome'].upper()} ({verdict_counts(verdict)}; "
+            f"multiplicity: {verdict['multiplicity']})"
         )
     if iqm.get("iqm") is not None:
         interval = f" [{_num(iqm['low'])}, {_num(iqm['high'])}]" if iqm.get("low") is not None else ""
