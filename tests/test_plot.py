@@ -65,3 +65,54 @@ def test_outcomes_label_the_bars_and_a_paired_result_has_no_score_interval_or_th
     assert len(thresholds) == 1 + 1
     labels = [text for text in root.iter(f"{SVG}text") if text.text == "0.5 inconclusive"]
     assert labels[0].get("class") == "inconclusive"
+
+
+def test_the_legend_wraps_inside_the_plot_however_long_the_labels() -> None:
+    labels = [f"file:///runs/navigation_ppo_run_2025_06_12_epoch_{i:06d}.pt" for i in range(6)]
+    results = [_result("nav/a", label, 0.5, 0.5, (0, 0, i)) for i, label in enumerate(labels)]
+    svg = score_plot_svg(results)
+    root = ET.fromstring(svg)
+    width = float(root.get("width"))
+    groups = [g for g in root.iter(f"{SVG}g") if g.get("transform", "").startswith("translate(")]
+    texts = {g.find(f"{SVG}text").text: g for g in groups}
+    assert set(labels) <= set(texts)  # every policy is named
+    for text, group in texts.items():
+        x = float(group.get("transform")[len("translate(") :].split(",")[0])
+        assert x + 16 + 7.2 * len(text) <= width, text  # no entry runs past the plot's edge
+    lines = {group.get("transform").split(",")[1] for group in groups}
+    assert len(lines) > 1  # wrapped
+    bars = [rect for rect in root.iter(f"{SVG}rect") if rect.find(f"{SVG}title") is not None]
+    top_of_rows = min(float(bar.get("y")) for bar in bars)
+    assert top_of_rows > max(float(y.rstrip(")")) for y in lines)  # the rows start below the legend
+
+
+def test_two_suites_naming_a_task_alike_get_a_row_each() -> None:
+    first = _result("nav/a", "p", 1.0, 0.5, (0, 0, 0))
+    second = _result("nav/a", "p", 0.2, 0.9, (1, 0, 0))
+    second.suite = "other"
+    root = ET.fromstring(score_plot_svg([first, second]))
+    texts = [text.text for text in root.iter(f"{SVG}text")]
+    assert "nav/a@s" in texts and "nav/a@other" in texts
+
+
+def test_paired_bars_share_the_declared_range_and_mark_the_baseline() -> None:
+    design = {"score_range": [0.0, 1.0]}
+    results = [
+        _result(
+            "nav/a", "cand", 0.3, None, (0, 0, 0), baseline_uri="b://", baseline_score=0.8, design=design
+        ),
+        _result(
+            "nav/b", "cand", 0.6, None, (0, 1, 0), baseline_uri="b://", baseline_score=0.5, design=design
+        ),
+    ]
+    root = ET.fromstring(score_plot_svg(results))
+    bars = [rect for rect in root.iter(f"{SVG}rect") if rect.find(f"{SVG}title") is not None]
+    widths = [float(bar.get("width")) for bar in bars]
+    assert abs(widths[1] - 2 * widths[0]) <= 0.2  # 0.6 against 0.3 on one scale: twice as long
+    ticks = [line for line in root.iter(f"{SVG}line") if line.get("class") == "baseline" and
+             line.find(f"{SVG}title") is not None]  # fmt: skip
+    assert [t.find(f"{SVG}title").text for t in ticks] == [
+        "the baseline's score on the same seeds: 0.800",
+        "the baseline's score on the same seeds: 0.500",
+    ]
+    assert float(ticks[0].get("x1")) > float(ticks[1].get("x1"))

@@ -5,7 +5,10 @@ has its own axis from its lowest to its highest value; bars are labelled with th
 gate's outcome. In a row each policy has a bar with the gate's interval (anytime-valid for a
 sequential gate), and the threshold is a dashed red line. A result gated against a baseline has
 its interval on the per-seed differences, not on the score, and the task's threshold was not what
-it was judged on: its bar has neither, and its outcome says "vs baseline".
+it was judged on: its bar has neither, its outcome says "vs baseline", and a tick marks the
+baseline's score on the same seeds. A row's axis spans the task's declared score range where it
+has one, so bars of different tasks read alike. Rows are named as the result files name tasks
+(`task@suite` where two suites name a task alike), and the legend wraps.
 """
 
 from __future__ import annotations
@@ -50,10 +53,17 @@ def _verdict(result: TaskResult) -> str:
     return {True: "pass", False: "FAIL", None: ""}[result.passed]
 
 
+def _declared_range(result: TaskResult) -> tuple[float, ...]:
+    bounds = (result.design or {}).get("score_range") or ()
+    return tuple(float(v) for v in bounds if isinstance(v, int | float) and math.isfinite(v))
+
+
 def _row_scale(results: Sequence[TaskResult]) -> tuple[float, float]:
     values = _finite(
         *(r.score for r in results),
         *(v for r in results if _on_score(r) for v in (r.ci_low, r.ci_high, r.threshold)),
+        *(r.baseline_score for r in results if r.paired),
+        *(v for r in results for v in _declared_range(r)),
     )
     low = min([0.0, *values])
     high = max([0.0, *values])
@@ -64,15 +74,19 @@ def _row_scale(results: Sequence[TaskResult]) -> tuple[float, float]:
 
 def score_plot_svg(results: Sequence[TaskResult]) -> str:
     """The plot for all results: rows ordered as collected, bars ordered by policy."""
+    from pytest_policyeval.reporting.documents import task_keys
+
+    ordered = sorted(results, key=lambda r: r.order)
     tasks: dict[str, list[TaskResult]] = {}
-    for result in sorted(results, key=lambda r: r.order):
-        tasks.setdefault(result.task, []).append(result)
+    for name, result in zip(task_keys(ordered), ordered, strict=True):
+        tasks.setdefault(name, []).append(result)
     policies = list(dict.fromkeys(r.policy_label for r in sorted(results, key=lambda r: r.order[2])))
     color = {label: POLICY_COLORS[i % len(POLICY_COLORS)] for i, label in enumerate(policies)}
 
     width = LABEL_WIDTH + BAR_AREA + VALUE_WIDTH
+    legend, legend_height = _legend(policies, color, width, any(r.paired for r in results))
     parts: list[str] = []
-    y = TOP
+    y = TOP + legend_height
     for task, group in tasks.items():
         low, high = _row_scale(group)
 
@@ -107,6 +121,10 @@ def score_plot_svg(results: Sequence[TaskResult]) -> str:
             if _on_score(result) and not math.isnan(result.ci_low) and not math.isnan(result.ci_high):
                 ci_low, ci_high = x_of(max(result.ci_low, low)), x_of(min(result.ci_high, high))
                 parts.append(_svg("line", x1=ci_low, x2=ci_high, y1=middle, y2=middle, class_="ci"))
+            if result.paired and _finite(result.baseline_score):
+                x = x_of(result.baseline_score)
+                tick = _svg("title", f"the baseline's score on the same seeds: {result.baseline_score:.3f}")
+                parts.append(_svg("line", tick, x1=x, x2=x, y1=top, y2=top + BAR_HEIGHT, class_="baseline"))
             parts.append(
                 _svg(
                     "text",
@@ -123,21 +141,11 @@ def score_plot_svg(results: Sequence[TaskResult]) -> str:
             parts.append(_svg("line", title, x1=x, x2=x, y1=y - 3, y2=y + row_height + 3, class_="threshold"))
         y += row_height + ROW_GAP
 
-    legend = []
-    lx = LABEL_WIDTH
-    for label in policies:
-        legend.append(_svg("rect", x=lx, y=8, width=12, height=12, fill=color[label]))
-        legend.append(_svg("text", escape(label), x=lx + 16, y=18))
-        lx += 24 + 8 * len(label)
-    legend.append(_svg("line", x1=lx, x2=lx, y1=6, y2=22, class_="threshold"))
-    legend.append(_svg("text", "threshold", x=lx + 6, y=18))
-    legend.append(_svg("line", x1=lx + 80, x2=lx + 104, y1=14, y2=14, class_="ci"))
-    legend.append(_svg("text", "interval", x=lx + 110, y=18))
-
     height = y + 4
     style = (
         "text{font:12px sans-serif;fill:#222}.axis{stroke:#888;stroke-width:1}"
         ".ci{stroke:#111;stroke-width:1.5}.threshold{stroke:#c62828;stroke-width:2;stroke-dasharray:4 2}"
+        ".baseline{stroke:#111;stroke-width:3}"
         ".fail,.err{fill:#c62828;font-weight:bold}.pass{fill:#2e7d32}.inconclusive{fill:#b26a00}"
     )
     return (
@@ -145,3 +153,51 @@ def score_plot_svg(results: Sequence[TaskResult]) -> str:
         f'viewBox="0 0 {width} {height}" role="img" aria-label="task scores against thresholds">'
         f"<style>{style}</style>{''.join(legend)}{''.join(parts)}</svg>"
     )
+
+
+LEGEND_LINE = 18
+CHAR_WIDTH = 7.2  # 12px sans-serif, a little generous: an entry never runs into the next
+
+
+def _legend(policies: list[str], color: dict[str, str], width: int, paired: bool) -> tuple[list[str], int]:
+    """The legend's elements, wrapped onto as many lines as the plot's width needs, and the height
+    it adds below the first line."""
+    entries: list[tuple[float, list[str]]] = []  # (width, elements drawn at x=0, y=0)
+    for label in policies:
+        shown = label if len(label) <= 60 else label[:57] + "..."
+        entries.append(
+            (
+                22 + CHAR_WIDTH * len(shown),
+                [
+                    _svg("rect", x=0.0, y=-10.0, width=12, height=12, fill=color[label]),
+                    _svg("text", escape(shown), x=16.0, y=0.0),
+                ],
+            )
+        )
+    entries.append(
+        (
+            80.0,
+            [_svg("line", x1=0, x2=0, y1=-12, y2=4, class_="threshold"), _svg("text", "threshold", x=6, y=0)],
+        )
+    )
+    entries.append(
+        (76.0, [_svg("line", x1=0, x2=24, y1=-4, y2=-4, class_="ci"), _svg("text", "interval", x=30, y=0)])
+    )
+    if paired:
+        entries.append(
+            (
+                140.0,
+                [
+                    _svg("line", x1=2, x2=2, y1=-12, y2=2, class_="baseline"),
+                    _svg("text", "baseline's score", x=10, y=0),
+                ],
+            )
+        )
+    elements, x, line = [], 8.0, 0
+    for entry_width, drawn in entries:
+        if x > 8.0 and x + entry_width > width - 8:
+            x, line = 8.0, line + 1
+        y = 18 + line * LEGEND_LINE
+        elements.append(f'<g transform="translate({x:.1f},{y})">{"".join(drawn)}</g>')
+        x += entry_width + 12
+    return elements, line * LEGEND_LINE

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from pytest_policyeval.reporting.documents import by_policy, scored
+from pytest_policyeval.reporting.documents import by_policy, scored, task_keys
 from pytest_policyeval.results import TaskResult, baselines_text
 from pytest_policyeval.scoring import averages
 
@@ -47,11 +47,16 @@ def suite_lines(group: Sequence[TaskResult], run: dict | None = None) -> list[st
     return lines
 
 
+def _method(result: TaskResult) -> str:
+    return f"{result.interval_method} ({result.interval_level})"
+
+
 def summary_lines(results: Sequence[TaskResult], run: dict | None = None) -> list[str]:
     lines: list[str] = []
     for uri, group in by_policy(results).items():
         avg_sim, avg_cat = averages(scored(group))
-        width = max(len("task"), *(len(r.task) for r in group))
+        names = task_keys(group)  # task@suite where two suites name a task alike
+        width = max(len("task"), *(len(name) for name in names))
         lines.append(f"policy {group[0].policy_label} ({uri})")
         baseline = baselines_text(list(group))
         if baseline:
@@ -62,22 +67,29 @@ def summary_lines(results: Sequence[TaskResult], run: dict | None = None) -> lis
         lines.append(f"  Average simulation score: {_num(avg_sim)}")
         lines.append(f"  Average category score:   {_num(avg_cat)}")
         lines.extend(suite_lines(group, run))
+        # Each interval's method: one for all, or numbered where the tasks' differ.
+        methods = sorted({_method(r) for r in group if r.interval_method and r.error is None})
+        marks = {method: f" ({i})" for i, method in enumerate(methods, 1)} if len(methods) > 1 else {}
+        intervals = [
+            f"[{_num(r.ci_low)}, {_num(r.ci_high)}]" + marks.get(_method(r), "") if r.error is None else "-"
+            for r in group
+        ]
+        span = max(17, *(len(interval) for interval in intervals))
         lines.append(
-            f"  {'task':<{width}}  {'score':>8}  {'interval':>17}  {'threshold':>10}  {'episodes':>8}  "
+            f"  {'task':<{width}}  {'score':>8}  {'interval':>{span}}  {'threshold':>10}  {'episodes':>8}  "
             f"{'evidence':>8}  result"
         )
-        for r in group:
-            interval = f"[{_num(r.ci_low)}, {_num(r.ci_high)}]"
+        for name, r, interval in zip(names, group, intervals, strict=True):
             lines.append(
-                f"  {r.task:<{width}}  {_judged(r):>8}  {interval:>17}  {r.threshold_text:>10}  "
+                f"  {name:<{width}}  {_judged(r):>8}  {interval:>{span}}  {r.threshold_text:>10}  "
                 f"{r.num_episodes:>8}  {_evidence(r):>8}  {r.outcome_text}"
             )
-        methods = sorted({f"{r.interval_method} ({r.interval_level})" for r in group if r.interval_method})
         if methods:
-            lines.append(f"  intervals: {'; '.join(methods)}")
-        errors = [r for r in group if r.error is not None]
+            listed = [f"{marks.get(method, '').strip()} {method}".strip() for method in methods]
+            lines.append(f"  intervals: {'; '.join(listed)}")
+        errors = [(name, r) for name, r in zip(names, group, strict=True) if r.error is not None]
         if errors:
             lines.append("  errors:")
-            lines.extend(f"    {r.task}: {_first_line(r.error)}" for r in errors)
+            lines.extend(f"    {name}: {_first_line(r.error)}" for name, r in errors)
         lines.append("")
     return lines
