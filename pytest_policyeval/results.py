@@ -120,10 +120,20 @@ class TaskResult:
         return self.outcome.upper()
 
     @property
+    def interval_ends(self) -> str:
+        """'[low, high]' to 3 decimals, or more where an end would print as the band edge it
+        cleared (a gate decides as soon as it can, so its interval ends just past that edge)."""
+        edges = []
+        threshold, margin = (finite_number((self.design or {}).get(k)) for k in ("threshold", "margin"))
+        if threshold is not None and margin is not None:
+            edges = [threshold - margin, threshold + margin]
+        return f"[{_end(self.ci_low, edges)}, {_end(self.ci_high, edges)}]"
+
+    @property
     def interval_text(self) -> str:
         if math.isnan(self.ci_low):
             return "[n/a]"
-        return f"[{self.ci_low:.3f}, {self.ci_high:.3f}] ({self.interval_method}, {self.interval_level})"
+        return f"{self.interval_ends} ({self.interval_method}, {self.interval_level})"
 
     def summary_line(self) -> str:
         if self.paired:
@@ -141,6 +151,17 @@ class TaskResult:
             f"{self.task} [{self.policy_label}]: {self.outcome_text}, {judged}, {self.num_episodes} episodes"
         )
         return f"{line}: {self.reason}" if self.reason else line
+
+
+def _end(value: float, edges: list[float]) -> str:
+    if value is None or math.isnan(value):
+        return "n/a"
+    digits = 3
+    while digits < 6 and any(
+        value != edge and f"{value:.{digits}f}" == f"{edge:.{digits}f}" for edge in edges
+    ):
+        digits += 1
+    return f"{value:.{digits}f}"
 
 
 def finite_number(value: Any) -> float | None:

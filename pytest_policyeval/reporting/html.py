@@ -127,7 +127,7 @@ def design_text(result: TaskResult) -> str:
 
 
 def estimate_text(result: TaskResult) -> str:
-    interval = f"[{_num(result.ci_low)}, {_num(result.ci_high)}]"
+    interval = result.interval_ends
     method = method_text(result)
     shown = f"{interval} ({method})" if method else interval
     if result.paired:
@@ -209,7 +209,7 @@ def row_cells(result: TaskResult) -> list[str]:
     score = _num(result.score)
     if result.paired:
         score += f' <small class="pe-small">d = {_num(result.estimate)}</small>'
-    interval = f"[{_num(result.ci_low)}, {_num(result.ci_high)}]"
+    interval = result.interval_ends
     method = method_text(result)
     if method:
         interval += f'<br><small class="pe-small">{escape(method)}</small>'

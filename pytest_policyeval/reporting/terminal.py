@@ -70,10 +70,7 @@ def summary_lines(results: Sequence[TaskResult], run: dict | None = None) -> lis
         # Each interval's method: one for all, or numbered where the tasks' differ.
         methods = sorted({_method(r) for r in group if r.interval_method and r.error is None})
         marks = {method: f" ({i})" for i, method in enumerate(methods, 1)} if len(methods) > 1 else {}
-        intervals = [
-            f"[{_num(r.ci_low)}, {_num(r.ci_high)}]" + marks.get(_method(r), "") if r.error is None else "-"
-            for r in group
-        ]
+        intervals = [r.interval_ends + marks.get(_method(r), "") if r.error is None else "-" for r in group]
         span = max(17, *(len(interval) for interval in intervals))
         lines.append(
             f"  {'task':<{width}}  {'score':>8}  {'interval':>{span}}  {'threshold':>10}  {'episodes':>8}  "
