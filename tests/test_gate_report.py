@@ -419,3 +419,17 @@ def test_an_errored_paired_task_still_reads_as_paired(pytester: pytest.Pytester,
     assert detail["error"].startswith("baseline policy could not be loaded")
     assert detail["baseline_uri"]
     run.stdout.fnmatch_lines(["*nav/certain*d vs baseline*"])
+
+
+def test_an_interval_end_next_to_a_band_edge_prints_apart_from_it() -> None:
+    result = TaskResult(
+        suite="s", task="nav/t", policy_uri="random://", policy_label="random", order=(0, 0, 0),
+        threshold=0.6, higher_is_better=True, gate="sequential", num_episodes=66, seed=0,
+        ci_low=0.3141, ci_high=0.69996, design={"threshold": 0.6, "margin": 0.1},
+    )  # fmt: skip
+    assert result.interval_ends == "[0.314, 0.69996]"  # the edge is 0.7: 0.700 would hide the gap
+    result.ci_low, result.ci_high = 0.5, 0.7
+    assert result.interval_ends == "[0.500, 0.700]"  # on the edge (the threshold's own band) it says so
+    result.design = {}
+    result.ci_high = 0.69996
+    assert result.interval_ends == "[0.500, 0.700]"  # no band: nothing to tell apart
