@@ -433,3 +433,19 @@ def test_an_interval_end_next_to_a_band_edge_prints_apart_from_it() -> None:
     result.design = {}
     result.ci_high = 0.69996
     assert result.interval_ends == "[0.500, 0.700]"  # no band: nothing to tell apart
+
+
+def test_a_fixed_gates_design_claims_no_band_or_rate_it_does_not_use() -> None:
+    from pytest_policyeval.reporting.html import design_text
+
+    def text(kind: str) -> str:
+        result = TaskResult(
+            suite="s", task="nav/t", policy_uri="random://", policy_label="random", order=(0, 0, 0),
+            threshold=0.5, higher_is_better=True, gate=kind, num_episodes=4, seed=0,
+            design={"kind": kind, "threshold": 0.5, "margin": 0.1, "alpha": 0.05, "beta": 0.01},
+        )  # fmt: skip
+        return design_text(result)
+
+    assert "band [0.4, 0.6]" in text("sequential") and "beta 0.01 (false fail)" in text("sequential")
+    assert "band" not in text("ci") and "beta" not in text("ci") and "false fail not controlled" in text("ci")
+    assert "band" not in text("mean") and "alpha" not in text("mean") and "no error rates" in text("mean")

@@ -92,13 +92,17 @@ def episodes_text(result: TaskResult) -> str:
     return text
 
 
+FIXED_GATES = ("mean", "ci")  # the built-in gates that judge a fixed number of episodes once
+
+
 def design_text(result: TaskResult) -> str:
     design = result.design
     if not design:
         return "none (the task has no result)"
     higher = design.get("higher_is_better", True)
     threshold, margin = finite_number(design.get("threshold")), finite_number(design.get("margin"))
-    parts = [f"{design.get('kind', result.gate)} gate"]
+    kind = design.get("kind", result.gate)
+    parts = [f"{kind} gate"]
     if threshold is None:
         parts.append("no threshold (not gated)")
         low, high = finite_number(design.get("low")), finite_number(design.get("high"))
@@ -108,15 +112,21 @@ def design_text(result: TaskResult) -> str:
     else:
         judged = "per-seed difference" if result.paired else "mean score"
         parts.append(f"{judged} {'>=' if higher else '<='} {threshold:g}")
-        if margin:
+        if margin and kind not in FIXED_GATES:  # a fixed gate has no band: it compares once
             parts.append(f"margin {margin:g} (band [{threshold - margin:g}, {threshold + margin:g}])")
     alpha, beta, suite_beta = (finite_number(design.get(k)) for k in ("alpha", "beta", "suite_beta"))
-    parts.append(f"alpha {_g(alpha)} (false pass)")
-    beta_text = f"beta {_g(beta)} (false fail)"
-    gated = design.get("gated_tasks")
-    if design.get("multiplicity") == "bonferroni" and suite_beta is not None and gated:
-        beta_text += f" = suite beta {suite_beta:g} / {gated} gated tasks (bonferroni)"
-    parts.append(beta_text)
+    if kind == "mean":
+        parts.append("no error rates (the sample mean against the threshold)")
+    else:
+        parts.append(f"alpha {_g(alpha)} (false pass)")
+    if kind == "ci":
+        parts.append("false fail not controlled")
+    elif kind != "mean":
+        beta_text = f"beta {_g(beta)} (false fail)"
+        gated = design.get("gated_tasks")
+        if design.get("multiplicity") == "bonferroni" and suite_beta is not None and gated:
+            beta_text += f" = suite beta {suite_beta:g} / {gated} gated tasks (bonferroni)"
+        parts.append(beta_text)
     low, high = finite_number(design.get("low")), finite_number(design.get("high"))
     if low is not None and high is not None:
         what = "difference range" if result.paired else "score range"  # a paired gate's are d's
