@@ -82,6 +82,7 @@ def test_ctrl_c_leaves_files_that_say_interrupted_and_never_passed(tmp_path: Pat
     # The tasks it has all passed, yet the suite has no verdict: the run is not whole.
     assert document["policies"][0]["checkpoints"][0]["metrics"]["suite_verdict"]["outcome"] == "incomplete"
     assert "Suite verdict: INCOMPLETE" in output
+    assert "gated with a result;" in output  # the tally covers only what finished
     metta = yaml.safe_load((tmp_path / "r.yaml").read_text())
     assert (metta["complete"], metta["interrupted"], metta["passed"]) == (False, True, False)
     assert "run INTERRUPTED: " in output and "the results files say passed: false" in output

@@ -309,7 +309,9 @@ def results_from_evaluator_json(document: dict[str, Any]) -> list[TaskResult]:
 def verdict_counts(verdict: dict[str, Any]) -> str:
     """A suite verdict's tally, as the terminal and the report show it."""
     errors = f", {verdict['error_tasks']} with errors" if verdict.get("error_tasks") else ""
+    # A run that is not whole counts only the tasks that have a result: say so.
+    whose = " with a result" if verdict.get("outcome") == "incomplete" else ""
     return (
         f"{verdict['passed_tasks']} pass, {verdict['failed_tasks']} fail, "
-        f"{verdict['inconclusive_tasks']} inconclusive{errors} of {verdict['gated_tasks']} gated"
+        f"{verdict['inconclusive_tasks']} inconclusive{errors} of {verdict['gated_tasks']} gated{whose}"
     )
