@@ -256,6 +256,12 @@ class Evaluation:
         result.wall_time_s = time.perf_counter() - started
         if math.isnan(result.score):
             result.error = "no agent-episodes were scored"
+        elif overflowed(result):
+            largest = max((abs(s) for s in result.episode_scores), default=math.nan)
+            result.error = (
+                f"the task's {overflowed(result)} overflows to infinity: episode scores as large as "
+                f"{largest:.3g} cannot be averaged (scale the rewards)"
+            )
         try:
             films = self._keep_replays(result, run.episodes, self.options.recorded_episodes)
         except Exception as exc:  # the score stands; the missing replay is the task's error
@@ -317,3 +323,17 @@ class Evaluation:
                 title = f"episode {episode.index} (seed {episode.seed}): score {episode.score:.4g}"
                 films.append(film(episode.replay, title, episode.policy_agents))
         return films
+
+
+def overflowed(result: TaskResult) -> str:
+    """Which of the task's aggregates is infinite though every episode's score is finite (a sum
+    of scores near the largest float), or ""."""
+    for name, value in (
+        ("score", result.score),
+        ("estimate", result.estimate),
+        ("interval", result.ci_low),
+        ("interval", result.ci_high),
+    ):
+        if isinstance(value, float) and math.isinf(value):
+            return name
+    return ""

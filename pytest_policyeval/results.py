@@ -153,9 +153,19 @@ class TaskResult:
         return f"{line}: {self.reason}" if self.reason else line
 
 
-def _end(value: float, edges: list[float]) -> str:
-    if value is None or math.isnan(value):
+def number_text(value: Any) -> str:
+    """A score as the terminal and the report print it: 3 decimals, or 4 significant digits where
+    3 decimals would run to hundreds of digits; n/a for nothing."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
         return "n/a"
+    if math.isinf(value) or abs(value) >= 1e6:
+        return f"{value:.4g}"
+    return f"{value + 0.0:.3f}"  # no -0.000
+
+
+def _end(value: float, edges: list[float]) -> str:
+    if value is None or math.isnan(value) or math.isinf(value) or abs(value) >= 1e6:
+        return number_text(value)
     digits = 3
     while digits < 6 and any(
         value != edge and f"{value:.{digits}f}" == f"{edge:.{digits}f}" for edge in edges

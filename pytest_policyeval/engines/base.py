@@ -34,6 +34,38 @@ class EngineError(ValueError):
     """A task this engine cannot play as written: the message names the key and the cause."""
 
 
+class EnvironmentContractError(EngineError):
+    """An environment broke its own API while playing (an observation of another shape than its
+    space's, a reward that is not a number, reset/step returning other tuples): named as the
+    environment's fault, not the policy's."""
+
+
+def checked_observation(observation: Any, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """`observation` as an array of the space's shape with finite values, or the error saying how
+    it is not (numpy would broadcast a (1,) observation into a (3,) row without a word)."""
+    array = np.asarray(observation)
+    if array.shape != tuple(shape):
+        raise EnvironmentContractError(
+            f"{where} returned an observation of shape {array.shape}, not its observation space's "
+            f"{tuple(shape)}"
+        )
+    if array.dtype.kind in "fc" and not np.all(np.isfinite(array)):
+        bad = array.ravel()[~np.isfinite(array.ravel())][0]
+        raise EnvironmentContractError(f"{where} returned a non-finite observation value ({bad})")
+    return array
+
+
+def checked_reward(reward: Any, where: str) -> float:
+    """A reward as a float, refusing what is not one real number ("1.0", None, an array)."""
+    import numbers
+
+    if isinstance(reward, np.ndarray) and reward.ndim == 0:
+        reward = reward.item()
+    if not isinstance(reward, numbers.Real | np.bool_):
+        raise EnvironmentContractError(f"{where} returned a reward that is not a number: {reward!r:.80}")
+    return float(reward)
+
+
 @runtime_checkable
 class EpisodeBatch(Protocol):
     """Episodes of one task stepping in lockstep. Agent `a` of episode `e` is row `e * agents + a`."""

@@ -104,7 +104,7 @@ def range_error(design: GateDesign, index: int, value: float, whose: str = "") -
     if not math.isfinite(value):
         return RangeError(
             f"episode {index}: {whose}score is {value:g}, not a finite number "
-            "(the environment returned a NaN or infinite reward)"
+            "(the environment returned a NaN or infinite reward, or rewards whose sum overflows)"
         )
     return RangeError(
         f"episode {index}: {whose}score {value:g} is outside the declared score range "

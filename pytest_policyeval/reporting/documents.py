@@ -271,7 +271,19 @@ def evaluation_yaml(results: Sequence[TaskResult], run: dict[str, Any]) -> dict[
 
 
 def dump_json(document: dict[str, Any]) -> str:
-    return json.dumps(document, indent=2, allow_nan=False) + "\n"
+    # JSON has no NaN or infinity: a number that is not finite is written as null, so one odd
+    # value never costs the whole file (and every other task's result with it).
+    return json.dumps(_json_safe(document), indent=2, allow_nan=False) + "\n"
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def dump_yaml(document: dict[str, Any]) -> str:

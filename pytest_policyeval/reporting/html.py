@@ -20,7 +20,7 @@ from pytest_policyeval.reporting.documents import by_policy, scored, suite_summa
 from pytest_policyeval.reporting.gate_plot import differences_svg, trace_svg
 from pytest_policyeval.reporting.plot import score_plot_svg
 from pytest_policyeval.reporting.replays import mettascope_url
-from pytest_policyeval.results import TaskResult, baselines_text, finite_number
+from pytest_policyeval.results import TaskResult, baselines_text, finite_number, number_text
 from pytest_policyeval.scoring import averages, category_scores
 
 if TYPE_CHECKING:
@@ -37,8 +37,7 @@ def asset(name: str) -> str:
 
 
 def _num(value: float | None) -> str:
-    value = finite_number(value)
-    return "n/a" if value is None else f"{value + 0.0:.3f}"
+    return number_text(value)
 
 
 def _g(value: Any) -> str:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 from pytest_policyeval.reporting.documents import by_policy, scored, task_keys
-from pytest_policyeval.results import TaskResult, baselines_text
+from pytest_policyeval.results import TaskResult, baselines_text, number_text
 from pytest_policyeval.scoring import averages
 
 
 def _num(value: float) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:.3f}"
+    return number_text(value)
 
 
 def _first_line(text: str, limit: int = 240) -> str:

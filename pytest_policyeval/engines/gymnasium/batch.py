@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
+from pytest_policyeval.engines.base import EnvironmentContractError, checked_observation, checked_reward
 from pytest_policyeval.engines.gymnasium.envs import make_env, task_spec
 from pytest_policyeval.task import Task
 
@@ -34,12 +35,21 @@ class GymnasiumBatch:
         self._steps = [0] * count
         self._bounds = _action_bounds(action_space)
         self._envs: list[Any] = []
+        self._where = f"environment '{task.env.env}'"
+        self._shape = tuple(observation_space.shape)
         try:
             for episode, seed in enumerate(seeds):
                 env = make_env(task.env)
                 self._envs.append(env)
-                observation, _ = env.reset(seed=int(seed))
-                self.observations[episode] = observation
+                answer = env.reset(seed=int(seed))
+                if not (isinstance(answer, tuple) and len(answer) == 2 and isinstance(answer[1], dict)):
+                    raise EnvironmentContractError(
+                        f"{self._where}: reset() returned {_shape_of(answer)}, not (observation, info) "
+                        "(the gymnasium >= 0.26 API)"
+                    )
+                self.observations[episode] = checked_observation(
+                    answer[0], self._shape, f"{self._where}: reset()"
+                )
         except BaseException:
             self.close()
             raise
@@ -73,10 +83,26 @@ class GymnasiumBatch:
         actions = self._actions(episodes)
         for k, episode in enumerate(episodes):
             # A Discrete action is a scalar, any other one an array of its own.
-            observation, reward, terminated, truncated, _ = self._envs[episode].step(actions[k])
-            self.observations[episode] = observation
+            try:
+                answer = self._envs[episode].step(actions[k])
+            except ValueError as exc:  # a wrapper (TimeLimit) unpacking an old-API 4-tuple
+                if "values to unpack" not in str(exc):
+                    raise
+                raise EnvironmentContractError(
+                    f"{self._where}: step() did not return (observation, reward, terminated, "
+                    f"truncated, info) (the gymnasium >= 0.26 API): {exc}"
+                ) from None
+            if not (isinstance(answer, tuple) and len(answer) == 5):
+                raise EnvironmentContractError(
+                    f"{self._where}: step() returned {_shape_of(answer)}, not (observation, reward, "
+                    "terminated, truncated, info) (the gymnasium >= 0.26 API)"
+                )
+            observation, reward, terminated, truncated, _ = answer
+            where = f"{self._where}: step()"
+            self.observations[episode] = checked_observation(observation, self._shape, where)
+            reward = checked_reward(reward, where)
             self.rewards[episode] = reward
-            self._returns[episode] += float(reward)
+            self._returns[episode] += reward
             self._steps[episode] += 1
             # truncated: the env's own TimeLimit; max_steps: the task's, when it is shorter.
             if terminated or truncated or self._steps[episode] >= self._max_steps:
@@ -96,6 +122,13 @@ class GymnasiumBatch:
         for env in self._envs:
             env.close()
         self._envs.clear()
+
+
+def _shape_of(answer: Any) -> str:
+    """What reset/step returned, in a few words: '4 values', 'a ndarray'."""
+    if isinstance(answer, tuple):
+        return f"{len(answer)} values"
+    return f"a {type(answer).__name__}"
 
 
 def _action_bounds(space: Any) -> tuple[np.ndarray, np.ndarray, bool] | None:

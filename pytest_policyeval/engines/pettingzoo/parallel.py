@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from pytest_policyeval.engines.base import EngineError
+from pytest_policyeval.engines.base import EngineError, checked_observation, checked_reward
 from pytest_policyeval.engines.pettingzoo.settings import ENV_PATTERN, FAMILIES, PettingZooSettings
 from pytest_policyeval.spec import EnvSpec
 from pytest_policyeval.task import Task
@@ -288,14 +288,19 @@ class ParallelBatch:
             self.close()
             raise
 
-    def _write(self, episode: int, observations: dict[Any, Any]) -> None:
+    def _write(self, episode: int, observations: dict[Any, Any], where: str = "reset()") -> None:
         base = episode * self.spec.num_agents
         for agent, observation in observations.items():
             index = self._index[agent]
-            if self._sizes:
-                self.observations[base + index, : self._sizes[index]] = np.asarray(observation).ravel()
+            said = f"environment '{self.spec.env_id}': {where} for agent '{agent}'"
+            if self._sizes:  # agents' observations differ in size: each fills the front of its row
+                flat = np.asarray(observation).ravel()
+                row = checked_observation(flat, (self._sizes[index],), said)
+                self.observations[base + index, : self._sizes[index]] = row
             else:
-                self.observations[base + index] = observation
+                self.observations[base + index] = checked_observation(
+                    observation, self.observations.shape[1:], said
+                )
 
     def _action(self, row: int, agent: Any) -> Any:
         value = self.actions[row]
@@ -326,10 +331,12 @@ class ParallelBatch:
             self.rewards[base : base + agents] = 0.0
             for agent in live:  # agents that left before this step get nothing more
                 index = self._index[agent]
-                reward = float(rewards.get(agent, 0.0))
+                reward = checked_reward(
+                    rewards.get(agent, 0.0), f"environment '{self.spec.env_id}': step() for agent '{agent}'"
+                )
                 self.rewards[base + index] = reward
                 self._totals[episode, index] += reward
-            self._write(episode, observations)
+            self._write(episode, observations, "step()")
             self._steps[episode] += 1
             everyone_done = all(terminations.get(a, False) or truncations.get(a, False) for a in live)
             if not env.agents or everyone_done or self._steps[episode] >= self._max_steps:
