@@ -45,8 +45,25 @@ class CachedEpisode:
 
 
 def cache_key(parts: dict[str, Any]) -> str:
-    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=plain)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:40]
+
+
+def plain(value: Any) -> Any:
+    """What JSON cannot hold, as JSON: a numpy number as its value, an array by its dtype, shape and
+    a digest of every byte (its str() would elide the middle of a large one), anything else as
+    its str() (a registration's kwargs may hold any of these)."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        data = np.ascontiguousarray(value)
+        digest = hashlib.sha256(
+            data.view(np.uint8).tobytes() if data.dtype != object else repr(data).encode()
+        )
+        return {"ndarray": str(data.dtype), "shape": list(data.shape), "sha256": digest.hexdigest()}
+    return str(value)
 
 
 class EpisodeCache:
@@ -75,10 +92,12 @@ class EpisodeCache:
 
         first, last = min(e.index for e in episodes), max(e.index for e in episodes)
         body = {"meta": meta, "episodes": [asdict(e) for e in sorted(episodes, key=lambda e: e.index)]}
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, TypeError, RecursionError):
             # No fsync: a round lost in a power cut is only played again.
             write_text_atomic(
-                self.root / key / f"{first:07d}-{last:07d}.json", json.dumps(body), durable=False
+                self.root / key / f"{first:07d}-{last:07d}.json",
+                json.dumps(body, default=plain),
+                durable=False,
             )
 
     def remember(self, hint: str, key: str) -> None:

@@ -343,3 +343,39 @@ def test_helpers_of_ones_own_count_and_installed_or_standard_modules_do_not(
     before = outside_code_digest(module.Env)
     (tmp_path / "mine_deep.py").write_text("DEPTH = 2\n")
     assert outside_code_digest(module.Env) != before
+
+
+def test_numpy_values_in_a_registration_are_kept_and_keyed(pytester: pytest.Pytester, tmp_path) -> None:
+    """Registration kwargs holding numpy values reach the cache's metadata: they are written as
+    JSON (not a TypeError that errs the task), and an array counts by every value it holds."""
+    import numpy as np
+
+    from pytest_policyeval.episode_cache import cache_key
+
+    pytester.makeconftest(
+        "import gymnasium as gym, numpy as np\n"
+        "gym.register('PolicyevalNp-v0', entry_point='gymnasium.envs.classic_control.cartpole:CartPoleEnv',\n"
+        "             max_episode_steps=20, kwargs={'sutton_barto_reward': np.bool_(False)})\n"
+    )
+    suite = "name: np\ndefaults: {engine: gymnasium, env: PolicyevalNp-v0, num_episodes: 3, max_steps: 20}\n"
+    write_suite(pytester.path, suite + "tasks:\n  - {name: t/np}\n")
+    cached = []
+    for _ in range(2):
+        run = pytester.runpytest_subprocess(
+            "-p",
+            "no:importnb",
+            "--policy-uri",
+            "random://",
+            "--data-dir",
+            str(tmp_path),
+            "--eval-json",
+            "r.json",
+        )
+        run.assert_outcomes(passed=1)
+        (detail,) = task_details(pytester.path / "r.json").values()
+        cached.append(detail["episode_cached"])
+    assert cached == [[False] * 3, [True] * 3]
+    big = np.zeros(2000)
+    edited = big.copy()
+    edited[1000] = 1.0  # str() of both arrays is the same elided text
+    assert str(big) == str(edited) and cache_key({"a": big}) != cache_key({"a": edited})
