@@ -73,17 +73,19 @@ def outside_code_digest(obj: object) -> str | None:
     import inspect
     import sys
 
-    cls = obj if isinstance(obj, type) else type(obj)
-    if cls.__module__.split(".", 1)[0] == __name__.split(".", 1)[0]:
+    # A class, a function (a registration's factory), or an instance of a class.
+    defined = obj if isinstance(obj, type) or inspect.isfunction(obj) else type(obj)
+    module_name = getattr(defined, "__module__", None) or ""
+    if module_name.split(".", 1)[0] == __name__.split(".", 1)[0]:
         return None
     try:
-        path = inspect.getsourcefile(cls)
+        path = inspect.getsourcefile(defined)
     except (TypeError, OSError):  # a built-in or C class, or one defined where no file is
         return None
     own = _file_digest(path) if path else None
     if own is None:  # gone or unreadable: nothing to tell an edit by
         return None
-    helpers = _helper_files(sys.modules.get(cls.__module__), path)
+    helpers = _helper_files(sys.modules.get(module_name), path)
     if not helpers:
         return own  # the digest a lone file always had
     # By module name, not path: the same code checked out elsewhere (a Ray node) plays the same.
@@ -106,9 +108,10 @@ def _file_digest(path: str) -> str | None:
 
 
 def _helper_files(module: object, own_path: str) -> dict[str, str]:
-    """Source files of one's own modules reachable from `module` through its globals: modules
-    imported by name and the modules of the functions and classes it imports. Only modules,
-    classes and functions are looked at (an arbitrary object's attributes could run code)."""
+    """Source files of one's own modules reachable from `module`: those its source imports
+    (anywhere in it, values included), and through its globals, modules and the modules of its
+    functions and classes. Of the globals only modules, classes and functions are looked at (an
+    arbitrary object's attributes could run code)."""
     import inspect
     import sys
 
@@ -121,13 +124,13 @@ def _helper_files(module: object, own_path: str) -> dict[str, str]:
         if current.__name__ in seen:
             continue
         seen.add(current.__name__)
+        targets = [sys.modules.get(name) for name in _imported_names(current)]
         for value in list(vars(current).values()):
             if inspect.ismodule(value):
-                target = value
+                targets.append(value)
             elif inspect.isclass(value) or inspect.isfunction(value):
-                target = sys.modules.get(getattr(value, "__module__", None) or "")
-            else:
-                continue
+                targets.append(sys.modules.get(getattr(value, "__module__", None) or ""))
+        for target in targets:
             if target is None or target.__name__ in seen:
                 continue
             file = _own_source(target)
@@ -136,6 +139,47 @@ def _helper_files(module: object, own_path: str) -> dict[str, str]:
                     found[target.__name__] = file
                 todo.append(target)
     return found
+
+
+def _imported_names(module: object) -> list[str]:
+    """The modules `module`'s source imports anywhere (a constant taken by `from m import X`
+    leaves no trace in its globals but the statement), as absolute names; [] where the source
+    cannot be read or parsed."""
+    file = _own_source(module)
+    if file is None:
+        return []
+    try:
+        stat = Path(file).stat()
+    except OSError:
+        return []
+    package = getattr(module, "__package__", None) or ""
+    return list(_imports_in(file, stat.st_mtime_ns, stat.st_size, package))
+
+
+@lru_cache(maxsize=512)
+def _imports_in(file: str, mtime_ns: int, size: int, package: str) -> tuple[str, ...]:
+    """The parse behind `_imported_names`, once per version of a file."""
+    import ast
+
+    try:
+        tree = ast.parse(Path(file).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return ()
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the module's package, up level - 1 packages
+                parts = package.split(".") if package else []
+                parts = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
+                base = ".".join([*parts, *([base] if base else [])])
+            if base:
+                names.append(base)
+                # `from package import submodule` imports a module too
+                names += [f"{base}.{alias.name}" for alias in node.names if alias.name != "*"]
+    return tuple(names)
 
 
 def _own_source(module: object) -> str | None:

@@ -331,17 +331,23 @@ def test_helpers_of_ones_own_count_and_installed_or_standard_modules_do_not(
     (tmp_path / "mine_helper.py").write_text(
         "import mine_deep\n\ndef shaped():\n    return mine_deep.DEPTH\n"
     )
+    (tmp_path / "mine_consts.py").write_text("SCALE = 1.0\n")
     (tmp_path / "mine_env.py").write_text(
-        "import json\nimport numpy as np\nfrom mine_helper import shaped\n\nclass Env:\n    pass\n"
+        "import json\nimport numpy as np\nfrom mine_helper import shaped\nfrom mine_consts import SCALE\n\n"
+        "class Env:\n    pass\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    for name in ("mine_env", "mine_helper", "mine_deep"):
+    for name in ("mine_env", "mine_helper", "mine_deep", "mine_consts"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     module = importlib.import_module("mine_env")
     helpers = _helper_files(module, module.__file__)
-    assert set(helpers) == {"mine_helper", "mine_deep"}  # by function, then transitively; not json, numpy
+    # By function, then transitively, and a plain value by its import statement; not json, numpy.
+    assert set(helpers) == {"mine_helper", "mine_deep", "mine_consts"}
     before = outside_code_digest(module.Env)
     (tmp_path / "mine_deep.py").write_text("DEPTH = 2\n")
+    assert outside_code_digest(module.Env) != before
+    before = outside_code_digest(module.Env)
+    (tmp_path / "mine_consts.py").write_text("SCALE = 5.0\n")
     assert outside_code_digest(module.Env) != before
 
 
@@ -379,3 +385,61 @@ def test_numpy_values_in_a_registration_are_kept_and_keyed(pytester: pytest.Pyte
     edited = big.copy()
     edited[1000] = 1.0  # str() of both arrays is the same elided text
     assert str(big) == str(edited) and cache_key({"a": big}) != cache_key({"a": edited})
+
+
+FACTORY_ENV = """
+import gymnasium as gym
+import numpy as np
+
+
+class Paid(gym.Env):
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, pay=1.0):
+        self.pay = pay
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(2, np.float32), self.pay, self.t >= 4, False, {}
+"""
+
+
+def test_an_edited_factory_entry_point_plays_again(pytester: pytest.Pytester, tmp_path) -> None:
+    """gym.register(entry_point=make): the factory's arguments decide the environment, and its
+    code is in no class the environment is made of."""
+    pytester.makepyfile(fact_env=FACTORY_ENV)
+    suite = "name: fact\ndefaults: {engine: gymnasium, env: PolicyevalFactory-v0, num_episodes: 2, "
+    suite += "max_steps: 10}\n"
+    write_suite(pytester.path, suite + "tasks:\n  - {name: t/fact}\n")
+    scores = []
+    for pay in (1.0, 1.0, 2.0):
+        pytester.makeconftest(
+            "import os, sys, gymnasium as gym\n"
+            "sys.path.insert(0, os.path.dirname(__file__))\n"
+            "import fact_env\n"
+            f"PAY = {pay}\n"
+            "def make(**kwargs):\n"
+            "    return fact_env.Paid(pay=PAY)\n"
+            "gym.register('PolicyevalFactory-v0', entry_point=make, max_episode_steps=10)\n"
+        )
+        pytester.runpytest_subprocess(
+            "-p",
+            "no:importnb",
+            "--policy-uri",
+            "random://",
+            "--data-dir",
+            str(tmp_path),
+            "--eval-json",
+            "r.json",
+        )
+        (detail,) = task_details(pytester.path / "r.json").values()
+        scores.append((detail["episode_scores"], detail["episode_cached"]))
+    assert scores[0] == ([4.0, 4.0], [False, False])
+    assert scores[1] == ([4.0, 4.0], [True, True])  # unchanged: kept
+    assert scores[2] == ([8.0, 8.0], [False, False])  # the factory edited: played again

@@ -91,7 +91,7 @@ def env_facts(settings: GymnasiumSettings) -> EnvFacts:
         raise _make_error(settings, exc) from None
     try:
         observation_space, action_space = env.observation_space, env.action_space
-        code = _code(env)
+        code = _code(env) + _factory_code(registered.entry_point)
     finally:
         env.close()
     for key, space in (("observation", observation_space), ("action", action_space)):
@@ -123,6 +123,23 @@ def _code(env: gymnasium.Env) -> tuple[tuple[str, str | None], ...]:
             break
         layer = layer.env
     return tuple((f"{c.__module__}.{c.__qualname__}", outside_code_digest(c)) for c in classes)
+
+
+def _factory_code(entry: Any) -> tuple[tuple[str, str | None], ...]:
+    """A registration whose entry point is a function (a factory, not the class it makes): its
+    code decides the environment too (the arguments it passes), so its source counts."""
+    import inspect
+    import sys
+
+    from pytest_policyeval.provenance import outside_code_digest
+
+    if isinstance(entry, str) and ":" in entry:
+        module_name, _, attribute = entry.partition(":")
+        module = sys.modules.get(module_name)  # it made the environment: imported already
+        entry = getattr(module, attribute, None) if module is not None else None
+    if not inspect.isfunction(entry):
+        return ()  # a class: its source is in _code with the made environment's
+    return ((f"factory {entry.__module__}.{entry.__qualname__}", outside_code_digest(entry)),)
 
 
 def episode_limit(task: Task) -> int:
