@@ -194,7 +194,7 @@ def episodes_key(task: Task, policy: Policy, npc: Policy | None, device: str) ->
         "npc": policy_identity(npc),
         "device": device,
         # A large float32 product may sum in another order on another number of threads.
-        "threads": _torch_threads(),
+        "threads": _torch_threads(policy, npc),
         "schema": SCHEMA,
         "code": code_digest(),  # the source that plays episodes: a change there plays them again
         "versions": {k: versions.get(k) for k in ("pytest_policyeval", "torch", "numpy")},
@@ -202,8 +202,12 @@ def episodes_key(task: Task, policy: Policy, npc: Policy | None, device: str) ->
     return cache_key(meta), meta
 
 
-def _torch_threads() -> int | None:
-    torch = sys.modules.get("torch")  # only a policy that uses torch has loaded it
+def _torch_threads(*policies: Policy | None) -> int | None:
+    """torch's thread count where a policy of the episodes uses torch; None where none does (their
+    key must not depend on whether another policy loaded torch first)."""
+    if all(p is None or p.uses_torch is False for p in policies):
+        return None
+    torch = sys.modules.get("torch")  # a policy that uses torch has loaded it by now
     return None if torch is None else int(torch.get_num_threads())
 
 

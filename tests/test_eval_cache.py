@@ -443,3 +443,19 @@ def test_an_edited_factory_entry_point_plays_again(pytester: pytest.Pytester, tm
     assert scores[0] == ([4.0, 4.0], [False, False])
     assert scores[1] == ([4.0, 4.0], [True, True])  # unchanged: kept
     assert scores[2] == ([8.0, 8.0], [False, False])  # the factory edited: played again
+
+
+def test_torchs_thread_count_keys_only_episodes_a_torch_policy_plays() -> None:
+    """random:// keeps one key whether or not another policy of the run loaded torch before it."""
+    import torch  # as a torch policy listed first would have
+
+    from pytest_policyeval.gating import _torch_threads
+    from pytest_policyeval.policies import LoadOptions, load_policy
+
+    random_policy = load_policy("random://", LoadOptions())
+    scripted = load_policy("scripted://navigator", LoadOptions())
+    assert _torch_threads(random_policy, None) is None and _torch_threads(random_policy, scripted) is None
+    shipped = Path(__file__).resolve().parents[1] / "examples/policies/navigation.pt"
+    torch_policy = load_policy(f"pytorch://{shipped}", LoadOptions())
+    assert _torch_threads(torch_policy, None) == torch.get_num_threads()
+    assert _torch_threads(random_policy, torch_policy) == torch.get_num_threads()  # an npc that uses torch

@@ -54,6 +54,11 @@ class Policy(ABC):
     uri: str
     name: str
     info: dict[str, Any]
+    # Whether its actions come from torch, so torch's thread count keys its kept episodes (a
+    # product may sum in another order on more threads). None: not said; counted as using torch
+    # whenever torch is loaded, which is right for a torch policy and only costs a non-torch one
+    # cache hits (whether another policy loaded torch first changes its key).
+    uses_torch: bool | None = None
 
     @abstractmethod
     def actor(self, env: EnvSpec, device: str = "cpu") -> Actor: ...

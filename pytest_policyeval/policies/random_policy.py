@@ -43,6 +43,8 @@ class RandomActor(Actor):
 
 
 class RandomPolicy(Policy):
+    uses_torch = False
+
     def __init__(self, uri: str = "random://"):
         self.uri = uri
         self.name = "random"

@@ -126,6 +126,8 @@ class TorchActor(Actor):
 class TorchPolicy(Policy):
     """A network with the names of its features, tags and actions."""
 
+    uses_torch = True
+
     def __init__(
         self,
         uri: str,

@@ -181,6 +181,8 @@ ACTORS: dict[str, type[NavigatorActor]] = {"navigator": NavigatorActor, "tagger"
 class ScriptedPolicy(Policy):
     """`scripted://<name>`: one of the hand-written actors above."""
 
+    uses_torch = False
+
     def __init__(self, uri: str, name: str):
         self.uri = uri
         self.name = name

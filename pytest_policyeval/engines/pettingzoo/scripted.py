@@ -166,6 +166,8 @@ ACTORS: dict[str, type[SpreadActor] | type[TagActor]] = {"spread": SpreadActor, 
 class ScriptedMpePolicy(Policy):
     """`scripted-mpe://<name>`: one of the hand-written MPE actors above."""
 
+    uses_torch = False
+
     def __init__(self, uri: str, name: str):
         self.uri = uri
         self.name = f"scripted-mpe-{name}"

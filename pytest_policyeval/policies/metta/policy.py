@@ -136,6 +136,8 @@ class MettaActor(Actor):
 
 
 class MettaPolicy(Policy):
+    uses_torch = True
+
     def __init__(
         self,
         uri: str,

@@ -124,6 +124,8 @@ class SB3Actor(Actor):
 
 
 class SB3Policy(Policy):
+    uses_torch = True
+
     def __init__(
         self,
         uri: str,
