@@ -157,18 +157,30 @@ class Evaluation:
         """
         result = self.new_result(task, uri, label, order)
         npc_uri = self.npc_uri(task)
-        secret_bearing = [u for u in (uri, npc_uri, self.baseline_uri(task)) if u]
         cache = cache if cache is not None else self.episode_cache()
         result, films = self._evaluate(task, uri, npc_uri, label, nodeid, result, cache)
+        return self.finished(result, task, uri), films
+
+    def error_result(
+        self, task: Task, uri: str, label: str, order: tuple[int, int, int], message: str
+    ) -> TaskResult:
+        """The result of a task that never ran here (lost on a Ray node, its files not shipped)."""
+        result = self.new_result(task, uri, label, order)
+        result.error = message
+        return self.finished(result, task, uri)
+
+    def finished(self, result: TaskResult, task: Task, uri: str) -> TaskResult:
+        """A result as it leaves this process, whoever made it."""
         if result.error is not None and not result.episode_scores:
             result.num_episodes = 0  # none to rest on: not the episodes it was set to play
-        # Results leave this process: no password or signature of a URI goes with them.
+        # No password or signature of a URI goes with it.
+        secret_bearing = [u for u in (uri, self.npc_uri(task), self.baseline_uri(task)) if u]
         result.policy = redact_data(result.policy, secret_bearing)
         result.error = redact_text(result.error, secret_bearing) if result.error else result.error
         result.traceback = (
             redact_text(result.traceback, secret_bearing) if result.traceback else result.traceback
         )
-        return result, films
+        return result
 
     def baseline_uri(self, task: Task) -> str | None:
         return self.options.baseline_uri or task.settings.baseline_uri

@@ -82,6 +82,17 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def retry_count(text: str) -> int:
+    """Retries of a lost task: a few, not billions (Ray's counter is a 32-bit integer)."""
+    value = non_negative_int(text)
+    if value > MAX_RETRIES:
+        raise BadValue(f"must be at most {MAX_RETRIES}, got {value}")
+    return value
+
+
+MAX_RETRIES = 100
+
+
 def non_negative_float(text: str) -> float:
     try:
         value = float(text)

@@ -28,6 +28,7 @@ from pytest_policyeval.option_values import (
     ray_address,
     ray_resources,
     replay_dir,
+    retry_count,
 )
 
 
@@ -239,12 +240,12 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--eval-ray-retries",
-        type=non_negative_int,
+        type=retry_count,
         default=None,
         dest="policyeval_ray_retries",
         metavar="N",
-        help="re-run a task lost with its Ray worker or node up to N times (default 3; a task's own "
-        "error is never retried; ini: policyeval_ray_retries)",
+        help="re-run a task lost with its Ray worker or node up to N times (default 3, at most 100; "
+        "a task's own error is never retried; ini: policyeval_ray_retries)",
     )
     group.addoption(
         "--eval-ray-node-wait",
@@ -365,7 +366,7 @@ def ray_settings(config: pytest.Config) -> RaySettings | None:
             "--eval-ray and -n/--dist are two ways of running tasks in parallel; choose one "
             "(Ray balances across its nodes' CPUs itself)"
         )
-    retries = pick("policyeval_ray_retries", non_negative_int)
+    retries = pick("policyeval_ray_retries", retry_count)
     node_wait = pick("policyeval_ray_node_wait", non_negative_float)
     return RaySettings(
         address=address,

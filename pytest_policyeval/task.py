@@ -25,8 +25,18 @@ class Resources(BaseModel):
 
     cpus: float = Field(default=1.0, ge=0, le=1024)
     gpus: float = Field(default=0.0, ge=0, le=64)
-    memory_mb: int | None = Field(default=None, ge=1)
+    memory_mb: int | None = Field(
+        default=None, ge=1, le=64 << 20
+    )  # up to 64 TiB: Ray's counters overflow beyond
     custom: dict[str, float] = Field(default_factory=dict, max_length=16)
+
+    @field_validator("cpus", "gpus")
+    @classmethod
+    def _ray_precision(cls, value: float) -> float:
+        # Ray counts resources in units of 1/10000 and refuses finer amounts when the task starts.
+        if abs(value * 10_000 - round(value * 10_000)) > 1e-6:
+            raise ValueError(f"{value:g} is finer than Ray's 0.0001")
+        return value
 
     @field_validator("gpus")
     @classmethod
@@ -40,10 +50,12 @@ class Resources(BaseModel):
     @classmethod
     def _custom_names(cls, value: dict[str, float]) -> dict[str, float]:
         for name, amount in value.items():
-            if not name or len(name) > 64 or name in ("CPU", "GPU", "memory") or not amount >= 0:
+            if not name or len(name) > 64 or name in ("CPU", "GPU", "memory") or not 0 <= amount <= 1e6:
                 raise ValueError(
-                    f"{name[:64]!r}: a custom resource needs a name of its own and an amount >= 0"
+                    f"{name[:64]!r}: a custom resource needs a name of its own and an amount from 0 to 1e6"
                 )
+            if abs(amount * 10_000 - round(amount * 10_000)) > 1e-6:
+                raise ValueError(f"{name[:64]!r}: {amount:g} is finer than Ray's 0.0001")
         return value
 
     def __hash__(self) -> int:  # frozen, but the dict field needs a hand

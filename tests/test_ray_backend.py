@@ -397,3 +397,67 @@ def test_a_shard_run_on_ray_merges_with_a_serial_shard_into_the_serial_run(clust
     assert played(episodes(tmp_path / "merged.json")) == played(episodes(tmp_path / "whole.json"))
     assert len(episodes(tmp_path / "merged.json")) == 13
     assert json.loads((tmp_path / "merged.json").read_text())["complete"] is True
+
+
+def test_a_nodes_copy_removed_or_replaced_after_checking_is_written_again(tmp_path: Path) -> None:
+    """A temp cleaner may remove the node's copy between two tasks: the next task writes it again
+    from the object store instead of failing on a missing file."""
+    import hashlib
+
+    from pytest_policyeval.ray_backend.shipping import Shipped, materialize
+
+    data = b"map bytes" * 100
+
+    class Store:  # the object store: ray.get of the shipped ref
+        gets = 0
+
+        def get(self, ref: object) -> bytes:
+            Store.gets += 1
+            return data
+
+    shipped = Shipped("m.map", hashlib.sha256(data).hexdigest(), len(data), object())
+    target = tmp_path / "files" / shipped.sha256 / "m.map"
+    target.parent.mkdir(parents=True)
+    assert materialize(Store(), shipped, target) is True
+    assert materialize(Store(), shipped, target) is False and Store.gets == 1  # checked: kept
+    target.unlink()
+    assert materialize(Store(), shipped, target) is True and target.read_bytes() == data
+    target.write_bytes(b"x" * len(data))  # replaced by something else of the same size
+    assert materialize(Store(), shipped, target) is True and target.read_bytes() == data
+
+
+def test_a_task_that_never_ran_on_ray_is_redacted_and_claims_no_episodes(tmp_path: Path) -> None:
+    """Results made on the caller for a task Ray lost or could not ship go through what a played
+    task's do: no password or token of its URIs, and none of the episodes it was set to play."""
+    from helpers import MINI_SUITE, write_suite
+
+    from pytest_policyeval.collection.suite import load_suite
+    from pytest_policyeval.evaluation import EvalOptions, Evaluation
+
+    task = load_suite(write_suite(tmp_path, MINI_SUITE)).tasks[0]
+    uri = "https://alice:hunter2pw@127.0.0.1:9/x.pt?token=SECRETTOK"
+    evaluation = Evaluation(EvalOptions(policy_uris=(uri,), baseline_uri="s3://k:BASESECRET@b/x.pt"))
+    message = f"{uri}: cannot download (refused); baseline s3://k:BASESECRET@b/x.pt"
+    result = evaluation.error_result(evaluation.resolve(task), uri, "x", (0, 0, 0), message)
+    text = json.dumps(result.to_dict())
+    assert "hunter2pw" not in text and "SECRETTOK" not in text and "BASESECRET" not in text
+    assert result.num_episodes == 0 and result.passed is None
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("cpus=0.00001", "finer than Ray's 0.0001"),
+        ("foo=0.000001", "finer than Ray's 0.0001"),
+        ("memory_mb=1000000000", "less than or equal to"),
+        ("foo=1e9", "an amount from 0 to 1e6"),
+    ],
+)
+def test_resources_ray_would_refuse_at_run_time_are_refused_when_read(text: str, fragment: str) -> None:
+    from pytest_policyeval.option_values import BadValue, ray_resources, retry_count
+
+    with pytest.raises(BadValue, match=re.escape(fragment)):
+        ray_resources(text)
+    with pytest.raises(BadValue, match="at most 100"):
+        retry_count("3000000000")
+    assert ray_resources("cpus=0.5,gpus=0.25,x=0.0001")["custom"] == {"x": 0.0001}

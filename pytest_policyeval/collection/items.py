@@ -114,7 +114,11 @@ class TaskItem(pytest.Function):
         from pytest_policyeval.gating import num_agents
 
         settings = evaluation_of(self.config).resolve(self.task).settings
-        return settings.num_episodes * settings.max_steps * num_agents(self.task)
+        try:
+            agents = num_agents(self.task)  # reads the map, which may be gone since collection
+        except Exception:  # the task's own run reports why; ordering must not crash the session
+            agents = 1
+        return settings.num_episodes * settings.max_steps * agents
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, self.name

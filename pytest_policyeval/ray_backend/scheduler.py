@@ -228,6 +228,5 @@ class RayScheduler:
 
     @staticmethod
     def _error(item: Any, evaluation: Evaluation, message: str) -> TaskResult:
-        result = evaluation.new_result(evaluation.resolve(item.task), item.uri, item.label, item.order)
-        result.error = message
-        return result
+        task = evaluation.resolve(item.task)
+        return evaluation.error_result(task, item.uri, item.label, item.order, message)

@@ -58,7 +58,9 @@ class Shipment:
 
 FILES_DIR_VAR = "POLICYEVAL_RAY_FILES_DIR"
 KEEP_DAYS = 7  # shipped files no task used for this long are removed when a new one arrives
-_verified: set[Path] = set()  # copies this process has checked against their digest
+# Copies this process has checked against their digest, with the file's identity then: a copy
+# removed or replaced since (a temp cleaner, a user) no longer matches and is checked again.
+_verified: dict[Path, tuple[int, int, int]] = {}
 
 
 def node_folder() -> Path:
@@ -88,8 +90,9 @@ def materialize(ray: Any, shipped: Shipped, target: Path) -> bool:
     replaced since is written again)."""
     from pytest_policyeval.atomic import write_bytes_atomic
 
-    if target in _verified or _intact(target, shipped):
-        _verified.add(target)
+    now = _identity(target)
+    if (now is not None and _verified.get(target) == now) or _intact(target, shipped):
+        _remember(target)
         with contextlib.suppress(OSError):
             os.utime(target.parent)  # in use: not pruned
         return False
@@ -98,8 +101,22 @@ def materialize(ray: Any, shipped: Shipped, target: Path) -> bool:
         raise ShippingError(f"{shipped.name}: its bytes changed on the way to this node")
     prune(target.parent.parent)
     write_bytes_atomic(target, data)
-    _verified.add(target)
+    _remember(target)
     return True
+
+
+def _identity(target: Path) -> tuple[int, int, int] | None:
+    try:
+        info = target.lstat()
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns) if stat.S_ISREG(info.st_mode) else None
+
+
+def _remember(target: Path) -> None:
+    identity = _identity(target)
+    if identity is not None:
+        _verified[target] = identity
 
 
 def _intact(target: Path, shipped: Shipped) -> bool:
