@@ -185,6 +185,12 @@ class Controller:
                     publishing.errors.append(str(exc))
                 except Exception as exc:
                     publishing.errors.append(f"{impl.plugin_name}: {type(exc).__name__}: {exc}")
+            # An error may quote a destination or policy URI: never with its password or token.
+            secret_bearing = [
+                *options.policy_uris,
+                *(u for u in (options.output_uri, options.baseline_uri) if u),
+            ]
+            publishing.errors[:] = [redact_text(error, secret_bearing) for error in publishing.errors]
         finally:
             sys.argv = argv
             try:

@@ -144,3 +144,32 @@ def test_wandb_logs_one_run_from_the_controller_in_offline_mode(
             "results.json",
         ],
     ) in data["artifacts"]
+
+
+def test_a_failing_wandb_still_lets_the_output_uri_receive_its_files(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each publisher on its own: W&B refusing to start (here its mode is not one it knows) is
+    reported and fails the run, and the folder still gets the results."""
+    write_suite(pytester.path, MINI_SUITE)
+    monkeypatch.setenv("WANDB_MODE", "nonsense")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("HOME", str(pytester.path / "home"))
+    result = pytester.runpytest_subprocess(*BASE, "--wandb", "--eval-output-uri", "out")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["results NOT published: W&B logging failed: ValidationError: *mode*"])
+    assert json.loads((pytester.path / "out" / "results.json").read_text())["policies"]
+
+
+def test_a_destination_that_cannot_be_published_to_is_named_without_its_password(
+    pytester: pytest.Pytester,
+) -> None:
+    write_suite(pytester.path, MINI_SUITE)
+    result = pytester.runpytest_subprocess(
+        *BASE, "--eval-output-uri", "https://u:pw7777777@127.0.0.1:9/x?token=TOKTOKTOK"
+    )
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(
+        ["results NOT published: https://u:***@* results cannot be published to 'https://'*"]
+    )
+    assert "pw7777777" not in result.stdout.str() and "TOKTOKTOK" not in result.stdout.str()

@@ -33,8 +33,9 @@ def pytest_policyeval_publish(document: dict[str, Any], results: list[Any], publ
             publishing.wandb_run = run
             publishing.wandb_url = getattr(run, "url", None) or getattr(run, "dir", None)
             log_results(run, results, publishing.films)
-        except Exception as exc:  # the W&B client's own errors
-            raise PublishError(f"W&B logging failed: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:  # the W&B client's own errors: said, and the output URI still gets its files
+            said = " ".join(str(exc).split())[:300]  # pydantic's and the client's run to many lines
+            publishing.errors.append(f"W&B logging failed: {type(exc).__name__}: {said}")
     if publishing.output_uri:
         try:
             publishing.published += publish(
