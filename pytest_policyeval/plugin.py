@@ -76,7 +76,11 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(HtmlExtras(), "policyeval-html-extras")
     if worker is not None:
         return
+    from pytest_policyeval import signals
     from pytest_policyeval.controller import Controller
+
+    # A CI timeout's SIGTERM writes what ran, marked interrupted.
+    config.add_cleanup(signals.interrupt_on_sigterm())
 
     # Gathering results, writing files, publishing and the summary: the controller's hooks.
     controller = Controller(options, config.rootpath, hang_verdict=_hang_verdict(tuning))

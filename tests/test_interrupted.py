@@ -88,6 +88,20 @@ def test_ctrl_c_leaves_files_that_say_interrupted_and_never_passed(tmp_path: Pat
     assert "run INTERRUPTED: " in output and "the results files say passed: false" in output
 
 
+def test_sigterm_to_a_pytest_run_writes_what_ran_marked_interrupted(tmp_path: Path) -> None:
+    """A CI job's timeout sends SIGTERM: the files say interrupted, as after Ctrl-C, instead of
+    being missing (or stale from an earlier run)."""
+    _project(tmp_path)
+    (tmp_path / "r.json").write_text('{"passed": true}')  # an earlier run's, which must not stand
+    command = [sys.executable, "-m", "pytest", "suites/mini.yaml", "-v", "-p", "no:cacheprovider"]
+    command += ["--policy-uri=slow://", "--eval-json=r.json"]
+    code, output = _interrupt_after_first_result(command, tmp_path, signal.SIGTERM)
+    assert code == pytest.ExitCode.INTERRUPTED, output
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert document["interrupted"] is True and document["passed"] is False
+    assert 1 <= document["tasks_with_results"] < 4
+
+
 def test_the_service_on_sigterm_prints_its_marked_partial_results_and_fails(tmp_path: Path) -> None:
     _project(tmp_path)
     env = {**os.environ, "POLICY_URI": "slow://", "SIMULATION_SUITE": "mini", "PYTHONPATH": str(tmp_path)}

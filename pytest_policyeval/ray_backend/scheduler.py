@@ -94,6 +94,9 @@ class RayScheduler:
             ray = connect(self.settings.address)
         except ClusterUnreachable as exc:
             pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+        from pytest_policyeval import signals
+
+        signals.reclaim()  # ray.init put its own (sys.exit) in place: ours again
         evaluation = evaluation_of(session.config)
         jobs = Jobs(evaluation, Shipment(ray), self.settings, self._run_id)
         remote_job = ray.remote(run_job)
