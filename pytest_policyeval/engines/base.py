@@ -40,19 +40,31 @@ class EnvironmentContractError(EngineError):
     environment's fault, not the policy's."""
 
 
-def checked_observation(observation: Any, shape: tuple[int, ...], where: str) -> np.ndarray:
-    """`observation` as an array of the space's shape with finite values, or the error saying how
-    it is not (numpy would broadcast a (1,) observation into a (3,) row without a word)."""
+def checked_observation(
+    observation: Any, shape: tuple[int, ...], where: str, finite: bool = True
+) -> np.ndarray:
+    """`observation` as an array of the space's shape (with finite values, unless the caller
+    checks a whole step's at once: `finite_rows`), or the error saying how it is not (numpy would
+    broadcast a (1,) observation into a (3,) row without a word)."""
     array = np.asarray(observation)
     if array.shape != tuple(shape):
         raise EnvironmentContractError(
             f"{where} returned an observation of shape {array.shape}, not its observation space's "
             f"{tuple(shape)}"
         )
-    if array.dtype.kind in "fc" and not np.all(np.isfinite(array)):
-        bad = array.ravel()[~np.isfinite(array.ravel())][0]
-        raise EnvironmentContractError(f"{where} returned a non-finite observation value ({bad})")
+    if finite:
+        finite_rows(array[None], where)
     return array
+
+
+def finite_rows(rows: np.ndarray, where: str) -> None:
+    """Every value of these observation rows finite (one check for a whole step's episodes)."""
+    if rows.dtype.kind not in "fc" or np.isfinite(rows).all():
+        return
+    flat = rows.ravel()
+    raise EnvironmentContractError(
+        f"{where} returned a non-finite observation value ({flat[~np.isfinite(flat)][0]})"
+    )
 
 
 def checked_reward(reward: Any, where: str) -> float:

@@ -14,7 +14,12 @@ from typing import Any
 import numpy as np
 from gymnasium import spaces
 
-from pytest_policyeval.engines.base import EnvironmentContractError, checked_observation, checked_reward
+from pytest_policyeval.engines.base import (
+    EnvironmentContractError,
+    checked_observation,
+    checked_reward,
+    finite_rows,
+)
 from pytest_policyeval.engines.gymnasium.envs import make_env, task_spec
 from pytest_policyeval.task import Task
 
@@ -99,7 +104,7 @@ class GymnasiumBatch:
                 )
             observation, reward, terminated, truncated, _ = answer
             where = f"{self._where}: step()"
-            self.observations[episode] = checked_observation(observation, self._shape, where)
+            self.observations[episode] = checked_observation(observation, self._shape, where, finite=False)
             reward = checked_reward(reward, where)
             self.rewards[episode] = reward
             self._returns[episode] += reward
@@ -107,6 +112,7 @@ class GymnasiumBatch:
             # truncated: the env's own TimeLimit; max_steps: the task's, when it is shorter.
             if terminated or truncated or self._steps[episode] >= self._max_steps:
                 ended.append(episode)
+        finite_rows(self.observations[np.asarray(episodes, dtype=np.int64)], f"{self._where}: step()")
         return ended
 
     def episode_rewards(self, episode: int) -> np.ndarray:
