@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("reporting", ("reporting",)),
     ("gates", ("gates", "scoring")),
     ("foundation", ("spec", "task", "results", "registry", "hookspec", "atomic", "redact", "seeding",
-                    "provenance", "completeness", "storage", "__init__")),
+                    "provenance", "completeness", "storage", "signals", "__init__")),
 ]  # fmt: skip
 MAX_LINES = 400
 
