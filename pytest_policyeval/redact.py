@@ -62,9 +62,16 @@ def secrets_of(uri: str) -> list[str]:
     return [secret for secret in found if len(secret) >= 4]
 
 
+def _redacted_match(match: re.Match[str]) -> str:
+    # A URL quoted in prose ends before the punctuation after it ("URI: error"): it stays.
+    found = match.group(0)
+    core = found.rstrip(".,:;)]}")
+    return redact_uri(core) + found[len(core) :]
+
+
 def redact_text(text: str, uris: list[str] | tuple[str, ...] = ()) -> str:
     """`text` with every URL in it redacted, and the secrets of `uris` masked wherever they appear."""
-    text = URL.sub(lambda match: redact_uri(match.group(0)), text)
+    text = URL.sub(_redacted_match, text)
     for uri in uris:
         for secret in secrets_of(uri):
             text = text.replace(secret, MASK)

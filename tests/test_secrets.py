@@ -15,7 +15,7 @@ import pytest
 from helpers import MINI_SUITE, make_checkpoint, write_suite
 from servers import FileServer
 
-from pytest_policyeval.redact import redact_uri
+from pytest_policyeval.redact import redact_text, redact_uri
 
 PASSWORD = "s3cretT0ken"
 SIGNATURE = "SIGVALUE123abc"
@@ -31,6 +31,10 @@ def test_redaction_masks_passwords_and_signing_parameters_only() -> None:
     )
     for plain in ("random://", "file://a/b.pt", "https://host/m.pt?version=3", "wandb://e/p/model/n:v1"):
         assert redact_uri(plain) == plain
+    # A URI quoted before the message's colon keeps the colon; the secret goes.
+    assert redact_text(f"https://h/x?X-Amz-Signature={SIGNATURE}: no such key") == (
+        "https://h/x?X-Amz-Signature=%2A%2A%2A: no such key"
+    )
 
 
 def test_a_private_url_works_and_its_secrets_reach_no_output(
