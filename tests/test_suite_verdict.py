@@ -139,3 +139,30 @@ def test_the_headline_says_which_tasks_it_covers() -> None:
     ]
     headline = suite_summary(results)["iqm_normalised_score"]
     assert headline["tasks_covered"] == 2 and "over 2 of 3 tasks" in headline["method"]
+
+
+@pytest.mark.parametrize("tasks", [3, 4, 13, 40])
+def test_the_iqm_and_its_interval_match_scipys_trim_mean_and_percentile_bootstrap(tasks: int) -> None:
+    """Computed with numpy alone (importing scipy.stats costs a second of every run), checked
+    against scipy's own trim_mean and stratified percentile bootstrap on the same draws."""
+    import numpy as np
+    from scipy.stats import bootstrap, trim_mean
+
+    from pytest_policyeval.gates.aggregate import RESAMPLES, SEED, _iqm, iqm_interval
+
+    rng = np.random.default_rng(tasks)
+    samples = [rng.beta(2, 3, int(rng.integers(2, 30))) for _ in range(tasks)]
+    matrix = rng.random((7, tasks))
+    assert np.array_equal(_iqm(matrix, axis=1), trim_mean(matrix, 0.25, axis=1))
+
+    def statistic(*resampled: np.ndarray, axis: int = -1) -> np.ndarray:
+        return trim_mean(np.stack([r.mean(axis=axis) for r in resampled], axis=-1), 0.25, axis=-1)
+
+    reference = bootstrap(
+        samples, statistic, n_resamples=RESAMPLES, method="percentile", vectorized=True,
+        random_state=np.random.default_rng(SEED),
+    ).confidence_interval  # fmt: skip
+    headline = iqm_interval(samples)
+    assert headline["low"] == pytest.approx(reference.low, abs=1e-12)
+    assert headline["high"] == pytest.approx(reference.high, abs=1e-12)
+    assert headline["iqm"] == trim_mean([s.mean() for s in samples], 0.25)
