@@ -92,9 +92,23 @@ class Controller:
 
         # Under xdist the controller collects nothing itself; its workers report their ids below.
         if session.items:
+            self._check_destination()  # before the run counts as started: no files for it
             self.expected_tasks = {item.nodeid for item in session.items if is_task_id(item.nodeid)}
         elif self.options.shard and self.expected_tasks is None:
             self.expected_tasks = set()  # a shard can be given no task; it still says so in its files
+
+    def _check_destination(self) -> None:
+        """A destination no sink takes is a usage error before any task runs, not news after
+        all of them (every conftest's sinks are registered once collection is done)."""
+        from pytest_policyeval.reporting.sinks import SinkError, sink_for
+
+        if self.options.output_uri:
+            try:
+                sink_for(self.options.output_uri)
+            except SinkError as exc:
+                raise pytest.UsageError(
+                    f"--eval-output-uri: {redact_text(str(exc), [self.options.output_uri])}"
+                ) from None
 
     def _empty_shard(self) -> bool:
         return bool(self.options.shard) and self.expected_tasks == set() and not self.results

@@ -161,15 +161,17 @@ def test_a_failing_wandb_still_lets_the_output_uri_receive_its_files(
     assert json.loads((pytester.path / "out" / "results.json").read_text())["policies"]
 
 
-def test_a_destination_that_cannot_be_published_to_is_named_without_its_password(
+def test_a_destination_no_sink_takes_is_a_usage_error_before_any_task_runs(
     pytester: pytest.Pytester,
 ) -> None:
     write_suite(pytester.path, MINI_SUITE)
     result = pytester.runpytest_subprocess(
         *BASE, "--eval-output-uri", "https://u:pw7777777@127.0.0.1:9/x?token=TOKTOKTOK"
     )
-    assert result.ret == 1
-    result.stdout.fnmatch_lines(
-        ["results NOT published: https://u:***@* results cannot be published to 'https://'*"]
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*--eval-output-uri: https://u:***@*: results cannot be published to 'https://'*"]
     )
-    assert "pw7777777" not in result.stdout.str() and "TOKTOKTOK" not in result.stdout.str()
+    everything = result.stdout.str() + result.stderr.str()
+    assert "pw7777777" not in everything and "TOKTOKTOK" not in everything
+    assert not (pytester.path / "local.json").exists()  # nothing was evaluated

@@ -123,8 +123,9 @@ class WandbSink:
                     run.finish()
 
 
-def open_sink(uri: str, wandb_run: Any = None) -> Sink:
-    """The sink registered for the URI's scheme (`pytest_policyeval_sinks`; a bare path is file://)."""
+def sink_for(uri: str) -> Any:
+    """The sink class registered for the URI's scheme (`pytest_policyeval_sinks`; a bare path is
+    file://), or SinkError naming the known ones."""
     from pytest_policyeval import registry
 
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else "file"
@@ -133,7 +134,11 @@ def open_sink(uri: str, wandb_run: Any = None) -> Sink:
         raise SinkError(
             f"{uri}: results cannot be published to '{scheme}://'; known: {sorted(known)} or a path"
         )
-    return registry.lookup("pytest_policyeval_sinks", scheme, "result destination")(uri, wandb_run)
+    return registry.lookup("pytest_policyeval_sinks", scheme, "result destination")
+
+
+def open_sink(uri: str, wandb_run: Any = None) -> Sink:
+    return sink_for(uri)(uri, wandb_run)
 
 
 def split_destination(uri: str) -> tuple[str, str]:
