@@ -11,6 +11,7 @@ import subprocess
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 PACKAGES = ("pytest-policyeval", "mettagrid", "torch", "numpy", "pytest")
 
@@ -65,27 +66,24 @@ def code_digest() -> str:
 def outside_code_digest(obj: object) -> str | None:
     """A digest of the source file defining `obj`'s class when that class is not this package's
     (a plugin's or a conftest's engine or policy): its code decides episodes too, and
-    `code_digest` does not see it. The modules of one's own that the file uses (a helper imported
-    by name, the module of a function or class it imports) count too, transitively; installed
-    packages count by their versions elsewhere. None for this package's own classes or where no
-    file is found."""
+    `code_digest` does not see it. The modules of one's own that the file uses count too,
+    transitively: every module its source imports (at the top or inside a function, loaded yet
+    or not) and, through its globals, the modules of the functions and classes it holds;
+    installed packages count by their versions elsewhere. None for this package's own classes
+    or where no file is found."""
     import hashlib
     import inspect
-    import sys
 
     # A class, a function (a registration's factory), or an instance of a class.
     defined = obj if isinstance(obj, type) or inspect.isfunction(obj) else type(obj)
     module_name = getattr(defined, "__module__", None) or ""
     if module_name.split(".", 1)[0] == __name__.split(".", 1)[0]:
         return None
-    try:
-        path = inspect.getsourcefile(defined)
-    except (TypeError, OSError):  # a built-in or C class, or one defined where no file is
-        return None
+    path = _source_file(defined)
     own = _file_digest(path) if path else None
-    if own is None:  # gone or unreadable: nothing to tell an edit by
+    if own is None or path is None:  # gone or unreadable: nothing to tell an edit by
         return None
-    helpers = _helper_files(sys.modules.get(module_name), path)
+    helpers = _helper_files(module_name, path)
     if not helpers:
         return own  # the digest a lone file always had
     # By module name, not path: the same code checked out elsewhere (a Ray node) plays the same.
@@ -98,6 +96,28 @@ def outside_code_digest(obj: object) -> str | None:
 MAX_HELPERS = 256  # modules followed from one class: a bound, not a limit anyone should reach
 
 
+def _source_file(defined: Any) -> str | None:
+    """The file a class or function was defined in. A class's is read from its own methods' code
+    where it has any: inspect looks the class's module up by name, and every conftest outside a
+    package is "conftest" in sys.modules (the last one imported)."""
+    import inspect
+
+    if isinstance(defined, type):
+        for value in vars(defined).values():
+            function = getattr(value, "__func__", value)  # staticmethod, classmethod
+            code = getattr(function, "__code__", None)
+            if (
+                code is not None
+                and inspect.isfunction(function)
+                and function.__qualname__.startswith(defined.__qualname__ + ".")
+            ):
+                return code.co_filename
+    try:
+        return inspect.getsourcefile(defined)
+    except (TypeError, OSError):  # a built-in or C class, or one defined where no file is
+        return None
+
+
 def _file_digest(path: str) -> str | None:
     import hashlib
 
@@ -107,52 +127,103 @@ def _file_digest(path: str) -> str | None:
         return None
 
 
-def _helper_files(module: object, own_path: str) -> dict[str, str]:
-    """Source files of one's own modules reachable from `module`: those its source imports
-    (anywhere in it, values included), and through its globals, modules and the modules of its
-    functions and classes. Of the globals only modules, classes and functions are looked at (an
-    arbitrary object's attributes could run code)."""
+def _helper_files(module_name: str, own_path: str) -> dict[str, str]:
+    """{module name: source file} of one's own modules reachable from the module `module_name`
+    whose source is `own_path`. Modules are told by their files, not only their names: several
+    conftests are all "conftest" in sys.modules, each in turn."""
     import inspect
-    import sys
 
     found: dict[str, str] = {}
-    seen: set[str] = set()
     own = Path(own_path).resolve()
-    todo = [module] if inspect.ismodule(module) else []
+    seen: set[Path] = set()
+    todo = [(module_name, own_path)]
     while todo and len(seen) < MAX_HELPERS:
-        current = todo.pop()
-        if current.__name__ in seen:
+        name, file = todo.pop()
+        resolved = Path(file).resolve()
+        if resolved in seen:
             continue
-        seen.add(current.__name__)
-        targets = [sys.modules.get(name) for name in _imported_names(current)]
-        for value in list(vars(current).values()):
-            if inspect.ismodule(value):
-                targets.append(value)
-            elif inspect.isclass(value) or inspect.isfunction(value):
-                targets.append(sys.modules.get(getattr(value, "__module__", None) or ""))
+        seen.add(resolved)
+        targets = list(_imported_names(name, file))
+        loaded = _loaded_module(name, resolved)
+        if loaded is not None:  # what it holds came from somewhere: those modules too
+            for value in list(vars(loaded).values()):
+                if inspect.ismodule(value):
+                    targets.append(value.__name__)
+                elif inspect.isclass(value) or inspect.isfunction(value):
+                    targets.append(getattr(value, "__module__", None) or "")
         for target in targets:
-            if target is None or target.__name__ in seen:
+            target_file = _own_file_of(target)
+            if target_file is None or Path(target_file).resolve() in seen:
                 continue
-            file = _own_source(target)
-            if file is not None:
-                if Path(file).resolve() != own:
-                    found[target.__name__] = file
-                todo.append(target)
+            if Path(target_file).resolve() != own:
+                found[target] = target_file
+            todo.append((target, target_file))
     return found
 
 
-def _imported_names(module: object) -> list[str]:
-    """The modules `module`'s source imports anywhere (a constant taken by `from m import X`
-    leaves no trace in its globals but the statement), as absolute names; [] where the source
-    cannot be read or parsed."""
-    file = _own_source(module)
-    if file is None:
-        return []
+def _loaded_module(name: str, resolved: Path) -> object | None:
+    """The loaded module whose source is `resolved`: by name where that matches, else by file."""
+    import sys
+
+    module = sys.modules.get(name)
+    if module is None:
+        return None  # not loaded (imported inside a function not run yet): its source counts
+    if _resolved_file(module) == resolved:
+        return module
+    for candidate in list(sys.modules.values()):  # another module took the name ("conftest")
+        if _resolved_file(candidate) == resolved:
+            return candidate
+    return None
+
+
+def _resolved_file(module: object) -> Path | None:
+    file = getattr(module, "__file__", None)
+    if not isinstance(file, str):
+        return None
+    try:
+        return Path(file).resolve()
+    except (OSError, RuntimeError):
+        return None
+
+
+def _own_file_of(name: str) -> str | None:
+    """The .py file of the module `name` where it is one's own, loaded or not; None otherwise.
+    A module not loaded yet is found without importing it (nor, for a dotted name, its package,
+    unless that is loaded already: `from torch.nn import X` must not import torch here)."""
+    import importlib.machinery
+    import sys
+
+    if not name:
+        return None
+    module = sys.modules.get(name)
+    if module is not None:
+        return _own_source(module)
+    parent, _, _ = name.rpartition(".")
+    search = None
+    if parent:
+        package = sys.modules.get(parent)
+        search = getattr(package, "__path__", None)
+        if search is None:
+            return None
+    try:
+        spec = importlib.machinery.PathFinder.find_spec(name, search)
+    except (ImportError, ValueError, OSError):
+        return None
+    origin = getattr(spec, "origin", None)
+    if not isinstance(origin, str) or not origin.endswith(".py"):
+        return None
+    return None if str(Path(origin).resolve()).startswith(_installed_roots()) else origin
+
+
+def _imported_names(module_name: str, file: str) -> list[str]:
+    """The modules the source `file` (of the module `module_name`) imports anywhere, as absolute
+    names; [] where it cannot be read or parsed."""
     try:
         stat = Path(file).stat()
     except OSError:
         return []
-    package = getattr(module, "__package__", None) or ""
+    # A package's __init__ is its own package; any other module's package is its parent.
+    package = module_name if Path(file).name == "__init__.py" else module_name.rpartition(".")[0]
     return list(_imports_in(file, stat.st_mtime_ns, stat.st_size, package))
 
 
@@ -163,7 +234,7 @@ def _imports_in(file: str, mtime_ns: int, size: int, package: str) -> tuple[str,
 
     try:
         tree = ast.parse(Path(file).read_bytes())
-    except (OSError, SyntaxError, ValueError):
+    except (OSError, SyntaxError, ValueError, RecursionError):
         return ()
     names: list[str] = []
     for node in ast.walk(tree):

@@ -332,17 +332,21 @@ def test_helpers_of_ones_own_count_and_installed_or_standard_modules_do_not(
         "import mine_deep\n\ndef shaped():\n    return mine_deep.DEPTH\n"
     )
     (tmp_path / "mine_consts.py").write_text("SCALE = 1.0\n")
+    (tmp_path / "mine_lazy.py").write_text("LATE = 1\n")
     (tmp_path / "mine_env.py").write_text(
         "import json\nimport numpy as np\nfrom mine_helper import shaped\nfrom mine_consts import SCALE\n\n"
-        "class Env:\n    pass\n"
+        "class Env:\n    def step(self):\n        from mine_lazy import LATE  # not imported until it runs\n"
+        "        return LATE\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    for name in ("mine_env", "mine_helper", "mine_deep", "mine_consts"):
+    for name in ("mine_env", "mine_helper", "mine_deep", "mine_consts", "mine_lazy"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     module = importlib.import_module("mine_env")
-    helpers = _helper_files(module, module.__file__)
-    # By function, then transitively, and a plain value by its import statement; not json, numpy.
-    assert set(helpers) == {"mine_helper", "mine_deep", "mine_consts"}
+    helpers = _helper_files("mine_env", module.__file__)
+    # By function, then transitively, a plain value by its import statement, and a module imported
+    # only inside a function that has not run (not loaded yet); not json, numpy.
+    assert set(helpers) == {"mine_helper", "mine_deep", "mine_consts", "mine_lazy"}
+    assert "mine_lazy" not in sys.modules  # found without importing it
     before = outside_code_digest(module.Env)
     (tmp_path / "mine_deep.py").write_text("DEPTH = 2\n")
     assert outside_code_digest(module.Env) != before
@@ -459,3 +463,42 @@ def test_torchs_thread_count_keys_only_episodes_a_torch_policy_plays() -> None:
     torch_policy = load_policy(f"pytorch://{shipped}", LoadOptions())
     assert _torch_threads(torch_policy, None) == torch.get_num_threads()
     assert _torch_threads(random_policy, torch_policy) == torch.get_num_threads()  # an npc that uses torch
+
+
+def test_a_conftests_environment_counts_its_own_helpers_with_other_conftests_about(
+    pytester: pytest.Pytester, tmp_path
+) -> None:
+    """Every conftest outside a package is "conftest" in sys.modules, the last one imported: the
+    environment's own file decides which module's imports count."""
+    pytester.makepyfile(paid_env=FACTORY_ENV)
+    (pytester.path / "suites").mkdir(exist_ok=True)
+    (pytester.path / "suites" / "conftest.py").write_text("# another conftest, imported after the root's\n")
+    pytester.makeconftest(
+        "import os, sys, gymnasium as gym\n"
+        "sys.path.insert(0, os.path.dirname(__file__))\n"
+        "from paid_env import Paid\n"
+        "from rules import BONUS\n"
+        "class Mine(Paid):\n"
+        "    def __init__(self):\n"
+        "        super().__init__(pay=BONUS)\n"
+        "gym.register('PolicyevalConftest-v0', entry_point=Mine, max_episode_steps=10)\n"
+    )
+    suite = "name: conf\ndefaults: {engine: gymnasium, env: PolicyevalConftest-v0, num_episodes: 2, "
+    write_suite(pytester.path, suite + "max_steps: 10}\ntasks:\n  - {name: t/conf}\n")
+    scores = []
+    for bonus in (1, 1, 3):
+        (pytester.path / "rules.py").write_text(f"BONUS = {bonus}\n")
+        pytester.runpytest_subprocess(
+            "-p",
+            "no:importnb",
+            "--policy-uri",
+            "random://",
+            "--data-dir",
+            str(tmp_path),
+            "--eval-json",
+            "r.json",
+        )
+        (detail,) = task_details(pytester.path / "r.json").values()
+        scores.append((detail["episode_scores"], detail["episode_cached"]))
+    assert scores[1] == ([4.0, 4.0], [True, True])
+    assert scores[2] == ([12.0, 12.0], [False, False])  # rules.py edited: played again
