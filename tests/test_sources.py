@@ -369,3 +369,37 @@ def test_public_only_refuses_a_private_host_and_keeps_its_cached_copy_out(
         monkeypatch.delenv("POLICYEVAL_HTTP_PUBLIC_ONLY")
     # Per host name: a download, then a revalidation once allowed again; a refusal never connects.
     assert [status for *_, status in http_server.log] == [200, 304, 200, 304]
+
+
+@pytest.mark.parametrize("target", ["ftp://127.0.0.1:9/x.pt", "http://127.0.0.1:9/x.pt"])
+def test_public_only_follows_no_redirect_inside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target: str
+) -> None:
+    """A public server's redirect may point inside: to a private address over http, or over ftp,
+    whose connections the guard would not see. Here 127.0.0.2 stands in for the public server."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from pytest_policyeval.policies.sources import public_only
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.2", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(public_only, "is_public", lambda address: address == "127.0.0.2")
+        monkeypatch.setenv("POLICYEVAL_HTTP_PUBLIC_ONLY", "1")
+        uri = f"http://127.0.0.2:{server.server_address[1]}/nav.pt"
+        with pytest.raises(PolicyLoadError) as error:
+            load_policy(uri, LoadOptions(data_dir=tmp_path / "data"))
+        assert f"{uri}: refused (" in str(error.value)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -74,6 +74,27 @@ class _Https(urllib.request.HTTPSHandler):
         return super().do_open(_guarded(http_class), req, **kwargs)
 
 
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+        # urllib follows a redirect to ftp:// too, whose connections this guard never sees.
+        scheme = newurl.split(":", 1)[0].lower()
+        if scheme not in ("http", "https"):
+            raise PrivateAddress(f"a redirect to {scheme}:// is not followed")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
 def opener() -> urllib.request.OpenerDirector:
-    """An opener whose every connection goes to public addresses only."""
-    return urllib.request.build_opener(urllib.request.ProxyHandler({}), _Http(), _Https())
+    """An opener whose every connection goes to public addresses only: http and https alone
+    (no ftp, file or data handlers), redirects included."""
+    director = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler({}),
+        _Http(),
+        _Https(),
+        _Redirects(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPErrorProcessor(),
+        urllib.request.UnknownHandler(),
+    ):
+        director.add_handler(handler)
+    return director
