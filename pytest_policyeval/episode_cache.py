@@ -58,11 +58,11 @@ def plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
-        data = np.ascontiguousarray(value)
+        data = np.ascontiguousarray(value)  # 0-d comes back 1-d: the shape is the value's own
         digest = hashlib.sha256(
             data.view(np.uint8).tobytes() if data.dtype != object else repr(data).encode()
         )
-        return {"ndarray": str(data.dtype), "shape": list(data.shape), "sha256": digest.hexdigest()}
+        return {"ndarray": str(value.dtype), "shape": list(value.shape), "sha256": digest.hexdigest()}
     return str(value)
 
 

@@ -164,14 +164,19 @@ def number_text(value: Any) -> str:
 
 
 def _end(value: float, edges: list[float]) -> str:
-    if value is None or math.isnan(value) or math.isinf(value) or abs(value) >= 1e6:
+    if value is None or math.isnan(value) or math.isinf(value):
         return number_text(value)
+    large = abs(value) >= 1e6  # significant digits there, decimals below
+
+    def shown(number: float, digits: int) -> str:
+        return f"{number:.{digits + 1}g}" if large else f"{number + 0.0:.{digits}f}"
+
     digits = 3
-    while digits < 6 and any(
-        value != edge and f"{value:.{digits}f}" == f"{edge:.{digits}f}" for edge in edges
+    while digits < (12 if large else 6) and any(
+        value != edge and shown(value, digits) == shown(edge, digits) for edge in edges
     ):
         digits += 1
-    return f"{value:.{digits}f}"
+    return shown(value, digits)
 
 
 def finite_number(value: Any) -> float | None:

@@ -449,3 +449,12 @@ def test_a_fixed_gates_design_claims_no_band_or_rate_it_does_not_use() -> None:
     assert "band [0.4, 0.6]" in text("sequential") and "beta 0.01 (false fail)" in text("sequential")
     assert "band" not in text("ci") and "beta" not in text("ci") and "false fail not controlled" in text("ci")
     assert "band" not in text("mean") and "alpha" not in text("mean") and "no error rates" in text("mean")
+
+
+def test_a_large_interval_end_next_to_a_band_edge_also_prints_apart_from_it() -> None:
+    result = TaskResult(
+        suite="s", task="nav/t", policy_uri="random://", policy_label="random", order=(0, 0, 0),
+        threshold=1.5e6, higher_is_better=True, gate="sequential", num_episodes=66, seed=0,
+        ci_low=1_234_100.0, ci_high=1_509_998.0, design={"threshold": 1.5e6, "margin": 1e4},
+    )  # fmt: skip
+    assert result.interval_ends == "[1.234e+06, 1509998]"

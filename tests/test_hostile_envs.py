@@ -116,3 +116,27 @@ def test_each_broken_environment_is_its_tasks_error_and_the_rest_is_kept(pyteste
     document = json.loads((pytester.path / "r.json").read_text())
     assert document["passed"] is False
     assert "Traceback" not in run.stdout.str()
+
+
+def test_a_reward_is_any_one_number_and_nothing_else() -> None:
+    import numpy as np
+    import torch
+
+    from pytest_policyeval.engines.base import EnvironmentContractError, checked_reward
+
+    for one in (
+        1,
+        1.5,
+        True,
+        np.float32(2),
+        np.array(3.0),
+        np.array([4.0]),
+        torch.tensor(5.0),
+        torch.tensor([6.0]),
+    ):
+        assert checked_reward(one, "env") == float(
+            np.asarray(one).item() if not isinstance(one, torch.Tensor) else one.item()
+        )
+    for bad in ("1.0", None, np.array([1.0, 2.0]), torch.tensor([1.0, 2.0]), object()):
+        with pytest.raises(EnvironmentContractError, match="env returned a reward that is not a number"):
+            checked_reward(bad, "env")

@@ -116,3 +116,9 @@ def test_paired_bars_share_the_declared_range_and_mark_the_baseline() -> None:
         "the baseline's score on the same seeds: 0.500",
     ]
     assert float(ticks[0].get("x1")) > float(ticks[1].get("x1"))
+
+
+def test_one_task_played_by_two_policies_keeps_its_plain_name() -> None:
+    results = [_result("nav/a", "p", 1.0, 0.5, (0, 0, 0)), _result("nav/a", "q", 0.2, 0.5, (0, 0, 1))]
+    texts = [text.text for text in ET.fromstring(score_plot_svg(results)).iter(f"{SVG}text")]
+    assert "nav/a" in texts and not any(text and "@" in text for text in texts)

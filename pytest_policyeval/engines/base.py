@@ -68,14 +68,19 @@ def finite_rows(rows: np.ndarray, where: str) -> None:
 
 
 def checked_reward(reward: Any, where: str) -> float:
-    """A reward as a float, refusing what is not one real number ("1.0", None, an array)."""
+    """A reward as a float: any one number (a Python or numpy number, a one-element array or
+    tensor); a string, None or several values are refused, where float() would take "1.0"."""
     import numbers
 
-    if isinstance(reward, np.ndarray) and reward.ndim == 0:
-        reward = reward.item()
-    if not isinstance(reward, numbers.Real | np.bool_):
-        raise EnvironmentContractError(f"{where} returned a reward that is not a number: {reward!r:.80}")
-    return float(reward)
+    if isinstance(reward, numbers.Real | np.bool_):
+        return float(reward)
+    numel = getattr(reward, "numel", None)  # a tensor's count; numpy's is `size`
+    count = numel() if callable(numel) else getattr(reward, "size", None)
+    if count == 1 and hasattr(reward, "item"):
+        item = reward.item()
+        if isinstance(item, numbers.Real):
+            return float(item)
+    raise EnvironmentContractError(f"{where} returned a reward that is not a number: {reward!r:.80}")
 
 
 @runtime_checkable

@@ -42,7 +42,8 @@ def by_policy(results: Sequence[TaskResult]) -> dict[str, list[TaskResult]]:
 def task_keys(results: Sequence[TaskResult]) -> list[str]:
     """Each result's name in a document's mappings: its task's, or `task@suite` where two suites
     of the run name a task alike (one would hide the other)."""
-    counts = Counter(r.task for r in results)
+    # Distinct suites per name: one task played by several policies is no clash.
+    counts = Counter(task for task, _ in {(r.task, r.suite) for r in results})
     return [r.task if counts[r.task] == 1 else f"{r.task}@{r.suite}" for r in results]
 
 
