@@ -199,18 +199,19 @@ class Controller:
                     publishing.errors.append(str(exc))
                 except Exception as exc:
                     publishing.errors.append(f"{impl.plugin_name}: {type(exc).__name__}: {exc}")
-            # An error may quote a destination or policy URI: never with its password or token.
-            secret_bearing = [
-                *options.policy_uris,
-                *(u for u in (options.output_uri, options.baseline_uri) if u),
-            ]
-            publishing.errors[:] = [redact_text(error, secret_bearing) for error in publishing.errors]
         finally:
             sys.argv = argv
             try:
                 publishing.close()
             except Exception as exc:  # the W&B client's own error when it finishes the run
                 publishing.errors.append(f"W&B run not finished: {type(exc).__name__}: {exc}")
+            # An error may quote a URI of the run (URLs in the text are redacted in any case):
+            # never with its password or token.
+            secret_bearing = [
+                *options.policy_uris,
+                *(u for u in (options.output_uri, options.baseline_uri, options.npc_policy_uri) if u),
+            ]
+            publishing.errors[:] = [redact_text(error, secret_bearing) for error in publishing.errors]
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not (self.results or self.expected_tasks or self._empty_shard()):
