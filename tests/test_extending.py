@@ -87,10 +87,12 @@ def test_an_unknown_engine_gate_or_sink_names_what_is_known(pytester: pytest.Pyt
     result = pytester.runpytest_subprocess(
         "-p", "no:importnb", "--policy-uri", "oracle://", "--eval-output-uri", "ftp://host/x"
     )
+    # Known once collection has registered every conftest's sinks, and refused before any task runs.
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert (
-        "results NOT published: ftp://host/x: results cannot be published to 'ftp://'; "
+        "--eval-output-uri: ftp://host/x: results cannot be published to 'ftp://'; "
         "known: ['file', 'ledger', 's3', 'wandb']"
-    ) in result.stdout.str()
+    ) in result.stderr.str()
 
 
 def test_an_enclosing_run_keeps_its_registry_whatever_a_nested_run_does(
