@@ -245,6 +245,15 @@ def test_a_kept_value_of_the_wrong_type_is_never_converted(tmp_path: Path, field
     assert cache.load(key) == {}  # not ours: played again
 
 
+def _play_once(pytester: pytest.Pytester, data: Path) -> tuple[list, list]:
+    """random:// on the one task of the suite there: its episode scores and which were kept."""
+    pytester.runpytest_subprocess(
+        "-p", "no:importnb", "--policy-uri", "random://", "--data-dir", str(data), "--eval-json", "r.json"
+    )
+    (detail,) = task_details(pytester.path / "r.json").values()
+    return detail["episode_scores"], detail["episode_cached"]
+
+
 TOY_BASE = """
 import gymnasium as gym
 
@@ -300,18 +309,7 @@ def test_an_edited_environment_of_ones_own_plays_again(pytester: pytest.Pytester
         (pytester.path / "toy_env.py").write_text(TOY_ENV.format(reward=reward))
         (pytester.path / "toy_base.py").write_text(TOY_BASE.format(pay=pay))
         (pytester.path / "toy_rules.py").write_text(TOY_RULES.format(bonus=bonus))
-        pytester.runpytest_subprocess(
-            "-p",
-            "no:importnb",
-            "--policy-uri",
-            "random://",
-            "--data-dir",
-            str(tmp_path),
-            "--eval-json",
-            "r.json",
-        )
-        (detail,) = task_details(pytester.path / "r.json").values()
-        scores.append((detail["episode_scores"], detail["episode_cached"]))
+        scores.append(_play_once(pytester, tmp_path))
     assert scores[0] == ([6.0] * 3, [False] * 3)
     assert scores[1] == ([3.0] * 3, [False] * 3)  # edited: played again
     assert scores[2] == ([3.0] * 3, [True] * 3)  # unchanged since: kept
@@ -369,22 +367,8 @@ def test_numpy_values_in_a_registration_are_kept_and_keyed(pytester: pytest.Pyte
     )
     suite = "name: np\ndefaults: {engine: gymnasium, env: PolicyevalNp-v0, num_episodes: 3, max_steps: 20}\n"
     write_suite(pytester.path, suite + "tasks:\n  - {name: t/np}\n")
-    cached = []
-    for _ in range(2):
-        run = pytester.runpytest_subprocess(
-            "-p",
-            "no:importnb",
-            "--policy-uri",
-            "random://",
-            "--data-dir",
-            str(tmp_path),
-            "--eval-json",
-            "r.json",
-        )
-        run.assert_outcomes(passed=1)
-        (detail,) = task_details(pytester.path / "r.json").values()
-        cached.append(detail["episode_cached"])
-    assert cached == [[False] * 3, [True] * 3]
+    cached = [_play_once(pytester, tmp_path)[1] for _ in range(2)]
+    assert cached == [[False] * 3, [True] * 3]  # played (no TypeError), then kept
     big = np.zeros(2000)
     edited = big.copy()
     edited[1000] = 1.0  # str() of both arrays is the same elided text
@@ -432,18 +416,7 @@ def test_an_edited_factory_entry_point_plays_again(pytester: pytest.Pytester, tm
             "    return fact_env.Paid(pay=PAY)\n"
             "gym.register('PolicyevalFactory-v0', entry_point=make, max_episode_steps=10)\n"
         )
-        pytester.runpytest_subprocess(
-            "-p",
-            "no:importnb",
-            "--policy-uri",
-            "random://",
-            "--data-dir",
-            str(tmp_path),
-            "--eval-json",
-            "r.json",
-        )
-        (detail,) = task_details(pytester.path / "r.json").values()
-        scores.append((detail["episode_scores"], detail["episode_cached"]))
+        scores.append(_play_once(pytester, tmp_path))
     assert scores[0] == ([4.0, 4.0], [False, False])
     assert scores[1] == ([4.0, 4.0], [True, True])  # unchanged: kept
     assert scores[2] == ([8.0, 8.0], [False, False])  # the factory edited: played again
@@ -488,17 +461,6 @@ def test_a_conftests_environment_counts_its_own_helpers_with_other_conftests_abo
     scores = []
     for bonus in (1, 1, 3):
         (pytester.path / "rules.py").write_text(f"BONUS = {bonus}\n")
-        pytester.runpytest_subprocess(
-            "-p",
-            "no:importnb",
-            "--policy-uri",
-            "random://",
-            "--data-dir",
-            str(tmp_path),
-            "--eval-json",
-            "r.json",
-        )
-        (detail,) = task_details(pytester.path / "r.json").values()
-        scores.append((detail["episode_scores"], detail["episode_cached"]))
+        scores.append(_play_once(pytester, tmp_path))
     assert scores[1] == ([4.0, 4.0], [True, True])
     assert scores[2] == ([12.0, 12.0], [False, False])  # rules.py edited: played again
