@@ -239,7 +239,8 @@ class Controller:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-        if self._empty_shard():
+        # (a shard whose collection failed is no empty shard: pytest reports the errors)
+        if self._empty_shard() and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
             shard_id, count = self.options.shard
             terminalreporter.write_sep("=", "policy evaluation")
             terminalreporter.write_line(f"shard {shard_id} of {count} has no task")
