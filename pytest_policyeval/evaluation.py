@@ -268,10 +268,10 @@ class Evaluation:
         result.wall_time_s = time.perf_counter() - started
         if math.isnan(result.score):
             result.error = "no agent-episodes were scored"
-        elif overflowed(result):
+        elif aggregate := overflowed(result):
             largest = max((abs(s) for s in result.episode_scores), default=math.nan)
             result.error = (
-                f"the task's {overflowed(result)} overflows to infinity: episode scores as large as "
+                f"the task's {aggregate} overflows to infinity: episode scores as large as "
                 f"{largest:.3g} cannot be averaged (scale the rewards)"
             )
         try:

@@ -284,11 +284,8 @@ def guarantee_text(gate: Any, design: Any, paired: bool) -> str:
         return "none: no threshold, so no verdict (the score is reported only)"
     if paired and gate.sequential:
         return GUARANTEES["paired"]
-    if gate.sequential and not design.higher_is_better:  # lower is better: the bad side is above
-        return (
-            "anytime-valid: false pass <= alpha at threshold + margin, "
-            "false fail <= beta at threshold - margin"
-        )
+    if gate.sequential and not design.higher_is_better:
+        return GUARANTEES["sequential, lower is better"]
     return gate.guarantee + (" (on per-seed differences to the baseline)" if paired else "")
 
 

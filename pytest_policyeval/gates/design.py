@@ -20,6 +20,9 @@ Outcome = Literal["pass", "fail", "inconclusive"]
 GUARANTEES: dict[str, str] = {
     "sequential": "anytime-valid: false pass <= alpha at threshold - margin, "
     "false fail <= beta at threshold + margin",
+    # The same gate where lower is better: its bad side lies above the threshold.
+    "sequential, lower is better": "anytime-valid: false pass <= alpha at threshold + margin, "
+    "false fail <= beta at threshold - margin",
     "ci": "fixed episodes: the one-sided (1 - alpha) bound must clear the threshold; "
     "false fail not controlled",
     "mean": "no error guarantee: the sample mean against the threshold (Metta's rule)",

@@ -247,15 +247,13 @@ def _interval(
         if 0 < first_kept[-1] < grid.size:
 
             def rejected_up(mean: float) -> bool:
-                cap = BET_CAP / max(mean, m0, 1e-12)
-                return float(np.sum(np.log1p(np.minimum(up, cap) * (z - mean)))) >= level_up
+                return bool(_log_wealth_up(z, up, mean, m0)[-1] >= level_up)
 
             low[-1] = _boundary(rejected_up, float(grid[first_kept[-1] - 1]), float(grid[first_kept[-1]]))
         if -1 < last_kept[-1] < grid.size - 1:
 
             def rejected_down(mean: float) -> bool:
-                cap = BET_CAP / max(1 - min(mean, m1), 1e-12)
-                return float(np.sum(np.log1p(-np.minimum(down, cap) * (z - mean)))) >= level_down
+                return bool(_log_wealth_down(z, down, mean, m1)[-1] >= level_down)
 
             high[-1] = _boundary(rejected_down, float(grid[last_kept[-1] + 1]), float(grid[last_kept[-1]]))
     return low, np.maximum(high, low)

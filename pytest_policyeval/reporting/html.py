@@ -36,8 +36,7 @@ def asset(name: str) -> str:
     return resources.files("pytest_policyeval.reporting").joinpath("assets", name).read_text("utf-8")
 
 
-def _num(value: float | None) -> str:
-    return number_text(value)
+_num = number_text
 
 
 def _g(value: Any) -> str:
@@ -103,29 +102,13 @@ def design_text(result: TaskResult) -> str:
     kind = design.get("kind", result.gate)
     parts = [f"{kind} gate"]
     if threshold is None:
-        parts.append("no threshold (not gated)")
-        low, high = finite_number(design.get("low")), finite_number(design.get("high"))
-        if low is not None and high is not None:
-            parts.append(f"score range [{low:g}, {high:g}]")
-        return "; ".join(parts)  # no error rates: nothing is decided
+        parts.append("no threshold (not gated)")  # no error rates: nothing is decided
     else:
         judged = "per-seed difference" if result.paired else "mean score"
         parts.append(f"{judged} {'>=' if higher else '<='} {threshold:g}")
         if margin and kind not in FIXED_GATES:  # a fixed gate has no band: it compares once
             parts.append(f"margin {margin:g} (band [{threshold - margin:g}, {threshold + margin:g}])")
-    alpha, beta, suite_beta = (finite_number(design.get(k)) for k in ("alpha", "beta", "suite_beta"))
-    if kind == "mean":
-        parts.append("no error rates (the sample mean against the threshold)")
-    else:
-        parts.append(f"alpha {_g(alpha)} (false pass)")
-    if kind == "ci":
-        parts.append("false fail not controlled")
-    elif kind != "mean":
-        beta_text = f"beta {_g(beta)} (false fail)"
-        gated = design.get("gated_tasks")
-        if design.get("multiplicity") == "bonferroni" and suite_beta is not None and gated:
-            beta_text += f" = suite beta {suite_beta:g} / {gated} gated tasks (bonferroni)"
-        parts.append(beta_text)
+        parts.extend(_rates_text(design, kind))
     low, high = finite_number(design.get("low")), finite_number(design.get("high"))
     if low is not None and high is not None:
         what = "difference range" if result.paired else "score range"  # a paired gate's are d's
@@ -133,6 +116,20 @@ def design_text(result: TaskResult) -> str:
     if design.get("kind") == "sequential" and threshold is not None:
         parts.append(f"cap {design.get('max_episodes')} episodes (at least {design.get('min_episodes')})")
     return "; ".join(parts)
+
+
+def _rates_text(design: dict[str, Any], kind: str) -> list[str]:
+    """The error rates a gate of this kind controls, and only those."""
+    if kind == "mean":
+        return ["no error rates (the sample mean against the threshold)"]
+    alpha, beta, suite_beta = (finite_number(design.get(k)) for k in ("alpha", "beta", "suite_beta"))
+    if kind == "ci":
+        return [f"alpha {_g(alpha)} (false pass)", "false fail not controlled"]
+    beta_text = f"beta {_g(beta)} (false fail)"
+    gated = design.get("gated_tasks")
+    if design.get("multiplicity") == "bonferroni" and suite_beta is not None and gated:
+        beta_text += f" = suite beta {suite_beta:g} / {gated} gated tasks (bonferroni)"
+    return [f"alpha {_g(alpha)} (false pass)", beta_text]
 
 
 def estimate_text(result: TaskResult) -> str:

@@ -41,6 +41,7 @@ class GymnasiumBatch:
         self._bounds = _action_bounds(action_space)
         self._envs: list[Any] = []
         self._where = f"environment '{task.env.env}'"
+        self._at_step = f"{self._where}: step()"  # made once: step() runs per episode per step
         self._shape = tuple(observation_space.shape)
         try:
             for episode, seed in enumerate(seeds):
@@ -103,16 +104,17 @@ class GymnasiumBatch:
                     "terminated, truncated, info) (the gymnasium >= 0.26 API)"
                 )
             observation, reward, terminated, truncated, _ = answer
-            where = f"{self._where}: step()"
-            self.observations[episode] = checked_observation(observation, self._shape, where, finite=False)
-            reward = checked_reward(reward, where)
+            self.observations[episode] = checked_observation(
+                observation, self._shape, self._at_step, finite=False
+            )
+            reward = checked_reward(reward, self._at_step)
             self.rewards[episode] = reward
             self._returns[episode] += reward
             self._steps[episode] += 1
             # truncated: the env's own TimeLimit; max_steps: the task's, when it is shorter.
             if terminated or truncated or self._steps[episode] >= self._max_steps:
                 ended.append(episode)
-        finite_rows(self.observations[np.asarray(episodes, dtype=np.int64)], f"{self._where}: step()")
+        finite_rows(self.observations[np.asarray(episodes, dtype=np.int64)], self._at_step)
         return ended
 
     def episode_rewards(self, episode: int) -> np.ndarray:

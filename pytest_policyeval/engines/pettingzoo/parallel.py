@@ -277,6 +277,12 @@ class ParallelBatch:
         self._max_steps = task.settings.max_steps
         self._index = {agent: i for i, agent in enumerate(found.agents)}
         self._sizes = self.spec.observation_sizes
+        # What an error names, made once: they are passed on every step for every agent.
+        self._said = {
+            (agent, where): f"environment '{self.spec.env_id}': {where} for agent '{agent}'"
+            for agent in found.agents
+            for where in ("reset()", "step()")
+        }
         self._envs: list[Any] = []
         try:
             for episode, seed in enumerate(seeds):
@@ -292,7 +298,7 @@ class ParallelBatch:
         base = episode * self.spec.num_agents
         for agent, observation in observations.items():
             index = self._index[agent]
-            said = f"environment '{self.spec.env_id}': {where} for agent '{agent}'"
+            said = self._said[agent, where]
             if self._sizes:  # agents' observations differ in size: each fills the front of its row
                 flat = np.asarray(observation).ravel()
                 row = checked_observation(flat, (self._sizes[index],), said)
@@ -331,9 +337,7 @@ class ParallelBatch:
             self.rewards[base : base + agents] = 0.0
             for agent in live:  # agents that left before this step get nothing more
                 index = self._index[agent]
-                reward = checked_reward(
-                    rewards.get(agent, 0.0), f"environment '{self.spec.env_id}': step() for agent '{agent}'"
-                )
+                reward = checked_reward(rewards.get(agent, 0.0), self._said[agent, "step()"])
                 self.rewards[base + index] = reward
                 self._totals[episode, index] += reward
             self._write(episode, observations, "step()")
