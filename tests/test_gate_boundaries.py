@@ -28,10 +28,10 @@ def test_a_score_exactly_at_the_threshold_passes_the_mean_gate(pytester: pytest.
 def test_equal_scores_give_the_ci_gate_a_bound_that_holds_for_any_distribution(
     pytester: pytest.Pytester,
 ) -> None:
-    # Four episodes at exactly 1.0 do not prove the mean is 1.0: Hoeffding's bound on [0, 2].
+    # Four episodes at exactly 1.0 do not prove the mean is 1.0: the exact bound on [0, 2].
     result, detail = run_certain(pytester, "threshold: 1.0\n        score_range: [0, 2]\n        gate: ci")
     assert detail["episode_scores"] == [1.0] * 4
-    assert detail["interval_method"] == "hoeffding (no spread)"
+    assert detail["interval_method"] == "exact for equal scores"
     assert detail["ci_low"] < 1.0 < detail["ci_high"] <= 2.0
     result.assert_outcomes(failed=1)
     settings = "threshold: 0.2\n        score_range: [0, 2]\n        gate: ci\n        num_episodes: 30"
@@ -203,3 +203,54 @@ def test_a_gate_override_meeting_a_range_it_cannot_gate_is_the_task_error(pytest
     )
     assert "key 'threshold'" in detail["error"] and "score range" in detail["error"]
     result.assert_outcomes(failed=1)
+
+
+@pytest.mark.parametrize("n", [2, 10, 29, 400])
+def test_equal_scores_get_clopper_pearsons_zero_event_bound_scaled_to_the_range(n: int) -> None:
+    from scipy.stats import binomtest
+
+    from pytest_policyeval.gates.intervals import interval
+
+    # Every episode scored 0 on [-1, 1]: the chance of a score off 0 is at most Clopper-Pearson's
+    # bound for zero events, and the mean is then at worst that chance times the distance to an end.
+    shown = interval(np.zeros(n), -1.0, 1.0, level=0.9)
+    chance = binomtest(0, n).proportion_ci(confidence_level=0.9, method="exact").high
+    assert shown.method == "exact for equal scores"
+    assert shown.low == pytest.approx(-chance, rel=1e-9) and shown.high == pytest.approx(chance, rel=1e-9)
+    # Off-centre, each end scales by its own distance.
+    shown = interval(np.full(n, 0.5), -1.0, 1.0, level=0.9)
+    assert shown.low == pytest.approx(0.5 - 1.5 * chance) and shown.high == pytest.approx(0.5 + 0.5 * chance)
+
+
+def test_the_equal_scores_bound_is_not_beaten_by_a_distribution_that_hides_a_lower_score() -> None:
+    from pytest_policyeval.gates.intervals import interval
+
+    # A two-point law: 0 with chance 1 - q, -1 with chance q, its mean just below the bound. It shows
+    # n equal scores (and so an interval missing its mean) with probability at most 5%.
+    n = 10
+    low = interval(np.zeros(n), -1.0, 1.0, level=0.9).low
+    q = -low * (1 + 1e-9)
+    assert (1 - q) ** n <= 0.05
+    rng = np.random.default_rng(0)
+    shows_all_zero = np.mean(np.all(rng.random((200_000, n)) >= q, axis=1))
+    assert shows_all_zero <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 200_000)
+    assert shows_all_zero > 0.045  # and the bound is tight: a wider one would waste episodes
+
+
+def test_a_policy_equal_to_its_baseline_passes_a_paired_ci_gate_once_the_episodes_allow() -> None:
+    from pytest_policyeval.gates.design import paired
+
+    design = paired(GateDesign("ci", 0.5, True, 0.0, 1.0, 0.1))
+    # Zero differences on [-1, 1] against threshold -0.1: a score off 0 must be ruled out at 10%.
+    short = judge(design, np.zeros(28))
+    assert short.outcome == "fail" and "clears the threshold after 29 equal episodes" in short.reason
+    assert judge(design, np.zeros(29)).outcome == "pass"
+    # Lower is better: the same count, measured toward the range's upper end.
+    lower = GateDesign("ci", 0.5, False, 0.0, 1.0, 0.1)
+    short = judge(lower, np.full(10, 0.4))
+    assert short.outcome == "fail"
+    needed = int(short.reason.split("after ")[-1].split()[0])
+    assert judge(lower, np.full(needed, 0.4)).outcome == "pass"
+    assert judge(lower, np.full(needed - 1, 0.4)).outcome == "fail"  # and no fewer
+    # Equal scores on the bad side: no count helps, and none is offered.
+    assert "equal episodes" not in judge(lower, np.full(100, 0.6)).reason

@@ -11,7 +11,7 @@ import numpy as np
 
 from pytest_policyeval.gates.base import Gate
 from pytest_policyeval.gates.design import GUARANTEES, GateDesign, first_outside, range_error
-from pytest_policyeval.gates.intervals import interval
+from pytest_policyeval.gates.intervals import EQUAL_SCORES, interval
 from pytest_policyeval.gates.sequential import Decision, decide
 
 
@@ -81,6 +81,8 @@ def _fixed(design: GateDesign, x: np.ndarray, kind: str) -> Decision:
             (">=" if design.higher_is_better else "<=") if ok else ("<" if design.higher_is_better else ">")
         )
         reason = f"{rule} {value:.4g} {relation} threshold {design.threshold:g} after {x.size} episodes"
+        if not ok and kind == "ci" and shown.method == EQUAL_SCORES:
+            reason += _episodes_needed(design, float(x[0]), level)
     return Decision(
         outcome=outcome,  # type: ignore[arg-type]
         episodes=int(x.size),
@@ -92,6 +94,26 @@ def _fixed(design: GateDesign, x: np.ndarray, kind: str) -> Decision:
         reason=reason,
         interval_method=shown.method,
         interval_level=f"{level:.0%} two-sided",
+    )
+
+
+def _episodes_needed(design: GateDesign, value: float, level: float) -> str:
+    """Why equal scores on the good side of the threshold still fail, and how many would pass."""
+    low, high, threshold = design.low, design.high, design.threshold
+    assert low is not None and high is not None and threshold is not None
+    good_side = value > threshold if design.higher_is_better else value < threshold
+    if not good_side:
+        return ""
+    # The bound moves toward the far end by (distance to it) * p: p must not exceed this.
+    room = (
+        (value - threshold) / (value - low)
+        if design.higher_is_better
+        else (threshold - value) / (high - value)
+    )
+    needed = math.ceil(math.log((1 - level) / 2) / math.log1p(-room))
+    return (
+        f" (every episode scored {value:.4g}, which does not rule out a rarer worse score; "
+        f"this bound clears the threshold after {needed} equal episodes)"
     )
 
 

@@ -2,9 +2,9 @@
 
 Success rates (every score at one end of the range) get Wilson's interval, which stays inside
 [0, 1] where a t-interval does not. Other bounded scores get scipy's BCa bootstrap, clipped to the
-range. Equal scores have no spread to resample (BCa would give NaN): they get Hoeffding's interval
-on the declared range, valid for any distribution there. One episode says nothing about spread:
-the interval is the whole declared range.
+range. Equal scores have no spread to resample (BCa would give NaN): they get the exact bound for
+that event on the declared range, valid for any distribution there. One episode says nothing about
+spread: the interval is the whole declared range.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 BOOTSTRAP_RESAMPLES = 2000
+EQUAL_SCORES = "exact for equal scores"
 BOOTSTRAP_SEED = 0  # the same scores give the same interval on every run and machine
 
 
@@ -48,13 +49,16 @@ def interval(
 
 
 def _no_spread(x: np.ndarray, low: float | None, high: float | None, level: float) -> Interval:
-    """Equal scores give a bootstrap nothing to resample, yet say little about the next episode:
-    Hoeffding's interval, which holds for any distribution on the range, within the range."""
+    """Equal scores give a bootstrap nothing to resample, yet do not prove the next episode scores
+    the same. If every one of n episodes scored v, a mean below v - (v - low) * p needs
+    P(score < v) > p, and then n equal scores have probability below (1 - p)**n. So with
+    (1 - p)**n = (1 - level) / 2 on each side, the interval is exact for any distribution on the
+    range (Clopper-Pearson for zero events; the "rule of three" at 95%)."""
     value = float(x[0])
     if low is None or high is None:
         return Interval(value, value, level, "no spread (every episode scored the same; no range declared)")
-    half = (high - low) * math.sqrt(math.log(2 / (1 - level)) / (2 * x.size))
-    return Interval(max(low, value - half), min(high, value + half), level, "hoeffding (no spread)")
+    p = -math.expm1(math.log((1 - level) / 2) / x.size)  # 1 - ((1 - level) / 2) ** (1 / n), accurately
+    return Interval(value - (value - low) * p, value + (high - value) * p, level, EQUAL_SCORES)
 
 
 def _or_nan(value: float | None) -> float:
