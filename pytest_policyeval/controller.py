@@ -213,6 +213,8 @@ class Controller:
             ]
             publishing.errors[:] = [redact_text(error, secret_bearing) for error in publishing.errors]
 
+    # Before junitxml's, which writes its report then: the suite's verdict goes into it.
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not (self.results or self.expected_tasks or self._empty_shard()):
             return
@@ -221,7 +223,10 @@ class Controller:
             # (the merge refuses a run in which no shard had any task).
             session.exitstatus = pytest.ExitCode.OK
         self.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        from pytest_policyeval.reporting.junit import add_suite_properties
+
         run = self.run_info()  # once: it asks git for the revision
+        add_suite_properties(session.config, self.results, run)
         try:
             self.write_files(run)
             if self.write_errors and session.exitstatus == 0:

@@ -405,6 +405,13 @@ def test_guarantees_junit_and_verdict_say_what_each_task_is(pytester: pytest.Pyt
     assert outside["policyeval_outcome"] == "error" and "outside" in outside["policyeval_error"]
     assert "policyeval_interval" not in outside  # nothing measured is claimed
     run.stdout.fnmatch_lines(["*Suite verdict: *, 1 with errors of 2 gated*"])
+    # The suite's verdict belongs to no test case: it is the test suite's property, per policy.
+    (suite,) = ET.parse(pytester.path / "j.xml").getroot().iter("testsuite")
+    suite_properties = {p.get("name"): p.get("value") for p in suite.find("properties").iter("property")}
+    assert suite_properties["policyeval_run_complete"] == "true"
+    assert suite_properties["policyeval_suite_verdict[navigator]"] == "fail"  # an errored task fails it
+    assert suite_properties["policyeval_suite_tally[navigator]"].endswith(", 1 with errors of 2 gated")
+    assert "policyeval_iqm[navigator]" in suite_properties
     report = (pytester.path / "r.html").read_text()
     assert ", 1 with errors of 2 gated" in report
 

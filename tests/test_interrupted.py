@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,7 @@ def _interrupt_after_first_result(command: list[str], cwd: Path, sig: int, env: 
 def test_ctrl_c_leaves_files_that_say_interrupted_and_never_passed(tmp_path: Path) -> None:
     _project(tmp_path)
     command = [sys.executable, "-m", "pytest", "suites/mini.yaml", "-v", "-p", "no:cacheprovider"]
-    command += ["--policy-uri=slow://", "--eval-json=r.json", "--eval-yaml=r.yaml"]
+    command += ["--policy-uri=slow://", "--eval-json=r.json", "--eval-yaml=r.yaml", "--junitxml=j.xml"]
     code, output = _interrupt_after_first_result(command, tmp_path, signal.SIGINT)
     assert code == pytest.ExitCode.INTERRUPTED, output
     document = json.loads((tmp_path / "r.json").read_text())
@@ -86,6 +87,10 @@ def test_ctrl_c_leaves_files_that_say_interrupted_and_never_passed(tmp_path: Pat
     metta = yaml.safe_load((tmp_path / "r.yaml").read_text())
     assert (metta["complete"], metta["interrupted"], metta["passed"]) == (False, True, False)
     assert "run INTERRUPTED: " in output and "the results files say passed: false" in output
+    (suite,) = ET.parse(tmp_path / "j.xml").getroot().iter("testsuite")  # CI's view says so too
+    suite_properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
+    assert suite_properties["policyeval_run_complete"] == "false"
+    assert suite_properties["policyeval_suite_verdict[slow]"] == "incomplete"
 
 
 def test_sigterm_to_a_pytest_run_writes_what_ran_marked_interrupted(tmp_path: Path) -> None:
