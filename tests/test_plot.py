@@ -122,3 +122,12 @@ def test_one_task_played_by_two_policies_keeps_its_plain_name() -> None:
     results = [_result("nav/a", "p", 1.0, 0.5, (0, 0, 0)), _result("nav/a", "q", 0.2, 0.5, (0, 0, 1))]
     texts = [text.text for text in ET.fromstring(score_plot_svg(results)).iter(f"{SVG}text")]
     assert "nav/a" in texts and not any(text and "@" in text for text in texts)
+
+
+def test_every_policy_gets_its_own_colour_beyond_the_palette() -> None:
+    labels = [f"p{i}" for i in range(40)]
+    root = ET.fromstring(
+        score_plot_svg([_result("nav/a", label, 0.5, 0.5, (0, 0, i)) for i, label in enumerate(labels)])
+    )
+    bars = [rect for rect in root.iter(f"{SVG}rect") if rect.find(f"{SVG}title") is not None]
+    assert len(bars) == 40 and len({bar.get("fill") for bar in bars}) == 40

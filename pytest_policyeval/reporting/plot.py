@@ -72,6 +72,15 @@ def _row_scale(results: Sequence[TaskResult]) -> tuple[float, float]:
     return low, high + 0.05 * (high - low)
 
 
+def policy_color(index: int) -> str:
+    """The palette's colours, then hues spread by the golden angle (so two policies never share a
+    colour), alternating lightness so that neighbouring hues still read apart."""
+    if index < len(POLICY_COLORS):
+        return POLICY_COLORS[index]
+    extra = index - len(POLICY_COLORS)
+    return f"hsl({extra * 137.508 % 360:.1f}, 55%, {40 + 15 * (extra % 2)}%)"
+
+
 def score_plot_svg(results: Sequence[TaskResult]) -> str:
     """The plot for all results: rows ordered as collected, bars ordered by policy."""
     from pytest_policyeval.reporting.documents import task_keys
@@ -81,7 +90,7 @@ def score_plot_svg(results: Sequence[TaskResult]) -> str:
     for name, result in zip(task_keys(ordered), ordered, strict=True):
         tasks.setdefault(name, []).append(result)
     policies = list(dict.fromkeys(r.policy_label for r in sorted(results, key=lambda r: r.order[2])))
-    color = {label: POLICY_COLORS[i % len(POLICY_COLORS)] for i, label in enumerate(policies)}
+    color = {label: policy_color(i) for i, label in enumerate(policies)}
 
     width = LABEL_WIDTH + BAR_AREA + VALUE_WIDTH
     legend, legend_height = _legend(policies, color, width, any(r.paired for r in results))
