@@ -22,6 +22,22 @@ from pytest_policyeval.redact import redact_text
 from pytest_policyeval.results import TaskResult
 
 
+def load_conftests(config: pytest.Config, suite_files: set[str]) -> None:
+    """Loads the conftests of these suite files (node ids' paths) where pytest had not, as it does
+    when it collects them. The xdist controller collects nothing itself, yet it writes and
+    publishes: a conftest's sinks and results-document hooks must be known there as in a serial
+    run. pytest has no public call for it; its own is stable within the pinned pytest 8."""
+    manager = config.pluginmanager
+    load = getattr(manager, "_loadconftestmodules", None)
+    if load is None:
+        return
+    importmode = config.getoption("importmode")
+    namespaces = bool(config.getini("consider_namespace_packages"))
+    for directory in sorted({(config.rootpath / name).parent for name in suite_files}):
+        if directory.is_dir():
+            load(directory, importmode, config.rootpath, consider_namespace_packages=namespaces)
+
+
 @dataclass(eq=False)
 class Controller:
     options: EvalOptions
@@ -117,9 +133,11 @@ class Controller:
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         from pytest_policyeval.completeness import is_task_id
 
-        self.expected_tasks = (self.expected_tasks or set()) | {
-            nodeid for nodeid in ids if is_task_id(nodeid)
-        }
+        tasks = {nodeid for nodeid in ids if is_task_id(nodeid)}
+        load_conftests(node.config, {nodeid.split("::", 1)[0] for nodeid in tasks})
+        if self.expected_tasks is None:
+            self._check_destination()  # as a serial run does, before the run counts as started
+        self.expected_tasks = (self.expected_tasks or set()) | tasks
 
     # -- files and publishing --------------------------------------------------------------------
 

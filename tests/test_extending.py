@@ -173,3 +173,22 @@ def test_a_change_to_a_conftest_engine_plays_its_episodes_again(pytester: pytest
         conftest.read_text().replace("self.rewards[e] = float(", "self.rewards[e] = 0.0 * float(")
     )
     assert not any(cached())  # the engine's code changed: nothing kept counts
+
+
+def test_a_subfolders_conftest_sink_and_document_hook_work_under_xdist(pytester: pytest.Pytester) -> None:
+    """The xdist controller collects nothing, yet it writes and publishes: a conftest below the
+    root (not one pytest loads at start-up) still gets its sink and its document key there, and a
+    destination no sink takes is still a usage error before any task runs."""
+    shutil.copytree(EXAMPLE, pytester.path / "project")
+    ledger = pytester.path / "published"
+    common = ("-p", "no:importnb", "-n", "2", "--policy-uri", "oracle://")
+    result = pytester.runpytest_subprocess(
+        *common, "--eval-output-uri", f"ledger://{ledger}", "--eval-json", "r.json"
+    )
+    result.assert_outcomes(passed=2)
+    assert "results.json" in json.loads((ledger / "ledger.json").read_text())
+    assert json.loads((pytester.path / "r.json").read_text())["coin_tosses"] > 0
+    result = pytester.runpytest_subprocess(*common, "--eval-output-uri", "nope://x", "--eval-json", "n.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*results cannot be published to 'nope://'; known: *'ledger'*"])
+    assert not (pytester.path / "n.json").exists()
