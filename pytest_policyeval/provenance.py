@@ -44,7 +44,14 @@ def git_revision(path: Path) -> str | None:
 
 
 # The modules whose code decides what happens in an episode (not how it is judged or reported).
-EPISODE_CODE = ("runner.py", "seeding.py", "spec.py", "engines", "policies")
+EPISODE_CODE = (
+    "runner.py",
+    "seeding.py",
+    "spec.py",
+    "task.py",
+    "engines",
+    "policies",
+)  # task.py: scored_agents
 
 
 @lru_cache(maxsize=1)

@@ -107,6 +107,12 @@ def play_episodes(
             [policy_agents(batch.spec.agent_teams, settings.policy_agents_pct, i, agents) for i in indices]
         )
         actors = [(policy.actor(batch.spec, device), scored)]
+        if scored.all() and settings.policy_agents_pct < 1 and npc is not None:
+            # The npc would be named in every output without playing a step.
+            raise ValueError(
+                f"task {task.name} gives the policy {settings.policy_agents_pct:g} of {agents} agent(s), "
+                "which leaves the npc policy none (policy_agents_pct rounds down, at least one agent)"
+            )
         if not scored.all():
             if npc is None:
                 raise ValueError(

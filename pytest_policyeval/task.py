@@ -171,6 +171,8 @@ class Task:
 
 
 def scored_agents(share: float, count: int) -> int:
-    """How many of an episode's `count` agents the policy plays (`policy_agents_pct`): the nearest
-    whole number to share * count (halves to even, as Python rounds), at least one."""
-    return min(count, max(1, round(share * count)))
+    """How many of an episode's `count` agents the policy plays (`policy_agents_pct`): Metta's rule,
+    share * count rounded down, at least one (so a share below 1 leaves the npc at least one agent
+    wherever there are two). A product within 1e-9 of a whole number counts as it: 0.57 of 100 is
+    57, although in binary 0.57 * 100 falls just short."""
+    return min(count, max(1, math.floor(share * count + 1e-9)))

@@ -114,11 +114,11 @@ def test_a_single_episode(pytester: pytest.Pytester) -> None:
     assert detail["episodes_run"] >= detail["num_episodes"]
 
 
-# Two teams of two: 0.7 of 4 agents is 2.8, which rounds to 3 (floor would give 2).
+# Two teams of two: 0.7 of 4 agents is 2.8, which Metta floors to 2 (rounding would give 3).
 FOUR = "#########\n#1.1.2.2#\n#########"
 
 
-def test_the_share_of_agents_a_policy_plays_is_rounded_not_floored(pytester: pytest.Pytester) -> None:
+def test_the_share_of_agents_a_policy_plays_is_floored_as_metta_does(pytester: pytest.Pytester) -> None:
     body = """
     name: share
     defaults: {game: laser_tag, num_episodes: 3, max_steps: 5, gate: mean}
@@ -131,10 +131,47 @@ def test_the_share_of_agents_a_policy_plays_is_rounded_not_floored(pytester: pyt
     write_suite(pytester.path, body, maps={"four": FOUR})
     pytester.runpytest("--policy-uri", "random://", "--eval-json", "out.json").assert_outcomes(passed=1)
     detail = task_details(pytester.path / "out.json")[("tag/share", "random")]
-    assert [len(rewards) for rewards in detail["episode_rewards"]] == [3, 3, 3]
+    assert [len(rewards) for rewards in detail["episode_rewards"]] == [2, 2, 2]
     design = json.loads((pytester.path / "out.json").read_text())["policies"][0]["checkpoints"][0]
-    # The declared bound follows the same count: 20 tags... here ceil(5/10)=1 tag each, 4 agents / 3.
-    assert design["metrics"]["tasks"]["tag/share"]["design"]["high"] == pytest.approx(4 / 3)
+    # The declared bound follows the same count: ceil(5/10) = 1 tag each, over 4 agents / 2 scored.
+    assert design["metrics"]["tasks"]["tag/share"]["design"]["high"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("share", "count", "played"),
+    [
+        (0.75, 2, 1),  # round() gave 2, halves to even: the npc silently never played
+        (0.5, 2, 1),
+        (0.7, 4, 2),
+        (0.99, 4, 3),  # below 1 leaves the npc an agent
+        (0.1, 4, 1),  # at least one
+        (0.57, 100, 57),  # 0.57 * 100 is 56.99999999999999 in binary
+        (0.29, 100, 29),
+        (1.0, 8, 8),
+    ],
+)
+def test_scored_agents_follows_mettas_floor(share: float, count: int, played: int) -> None:
+    from pytest_policyeval.task import scored_agents
+
+    assert scored_agents(share, count) == played
+
+
+def test_a_share_that_leaves_the_npc_no_agent_is_the_tasks_error(pytester: pytest.Pytester) -> None:
+    body = """
+    name: share
+    defaults: {num_episodes: 2, max_steps: 5, gate: mean}
+    tasks:
+      - name: nav/alone
+        map: maps/certain.map
+        threshold: 0.5
+        policy_agents_pct: 0.5
+        npc_policy_uri: random://
+    """
+    write_suite(pytester.path, body, maps={"certain": CERTAIN_MAP})
+    result = pytester.runpytest("--policy-uri", "scripted://navigator", "--eval-json", "out.json")
+    result.assert_outcomes(failed=1)
+    detail = task_details(pytester.path / "out.json")[("nav/alone", "navigator")]
+    assert "leaves the npc policy none" in detail["error"] and detail["passed"] is not True
 
 
 def test_junitxml_carries_the_gate_evidence(pytester: pytest.Pytester) -> None:
