@@ -291,3 +291,16 @@ def test_a_policy_equal_to_its_baseline_passes_a_paired_ci_gate_once_the_episode
     assert judge(lower, np.full(needed - 1, 0.4)).outcome == "fail"  # and no fewer
     # Equal scores on the bad side: no count helps, and none is offered.
     assert "equal episodes" not in judge(lower, np.full(100, 0.6)).reason
+
+
+def test_a_mean_at_the_threshold_but_for_rounding_passes_the_mean_gate() -> None:
+    # 12 tags over 20 episodes of 3 scored agents: exactly 0.2 a tag, yet the mean of the
+    # episodes' k/3 comes out one bit below 0.2.
+    tags = np.array([2, 1, 0, 0, 1, 1, 1, 1, 0, 2, 0, 2, 0, 1, 0, 0, 0, 0, 0, 0])
+    scores = tags / 3
+    assert tags.sum() / 60 == 0.2 and np.mean(scores) < 0.2  # the premise
+    assert judge(GateDesign("mean", 0.2, True, 0.0, 4.0), scores).outcome == "pass"
+    assert judge(GateDesign("mean", 0.2, False, 0.0, 4.0), scores).outcome == "pass"
+    # A real difference, however small against the scores, still decides.
+    assert judge(GateDesign("mean", 0.2 + 1e-9, True, 0.0, 4.0), scores).outcome == "fail"
+    assert judge(GateDesign("mean", 0.2 - 1e-9, False, 0.0, 4.0), scores).outcome == "fail"

@@ -69,6 +69,8 @@ def _fixed(design: GateDesign, x: np.ndarray, kind: str) -> Decision:
     estimate = float(np.mean(x)) if x.size else math.nan
     if kind == "mean":
         value, rule = estimate, "the mean"
+        if x.size and _ties(estimate, design.threshold, x):
+            value = design.threshold  # a mean at the threshold but for rounding is at it
     else:
         value = shown.low if design.higher_is_better else shown.high
         rule = f"the one-sided {1 - design.alpha:.0%} bound"
@@ -95,6 +97,17 @@ def _fixed(design: GateDesign, x: np.ndarray, kind: str) -> Decision:
         interval_method=shown.method,
         interval_level=f"{level:.0%} two-sided",
     )
+
+
+TIE = 1e-12  # relative: far below any score's meaning, far above double rounding
+
+
+def _ties(mean: float, threshold: float, x: np.ndarray) -> bool:
+    """Whether `mean` equals `threshold` up to the rounding of computing it. Per-episode scores are
+    themselves means (12 tags over 60 agent-episodes is 0.2, yet the mean of the episodes' k/3
+    sums to 0.19999999999999998), so an exact tie must not depend on the last bit."""
+    scale = max(abs(threshold), float(np.mean(np.abs(x))), 1e-300)
+    return abs(mean - threshold) <= TIE * scale
 
 
 def _episodes_needed(design: GateDesign, value: float, level: float) -> str:
