@@ -182,3 +182,30 @@ def test_bytes_are_decoded_only_as_torch_writes_them(tmp_path: Path, encoding: s
         if not name.endswith("data/0")
     ]
     _refused(_write(tmp_path / f"{encoding}.pt", records), why)
+
+
+def test_bytes_in_front_of_the_archive_are_refused(tmp_path: Path) -> None:
+    # Python's zipfile shifts every offset past such bytes; torch's reader does not, so the two
+    # could read different archives from one file: the checks must see what torch loads.
+    buffer = io.BytesIO()
+    torch.save({"x": torch.zeros(4)}, buffer)
+    path = tmp_path / "prefixed.pt"
+    path.write_bytes(b"\0" * 100 + buffer.getvalue())
+    _refused(path, "refused: 100 bytes precede its zip archive")
+
+
+def test_a_truncated_model_showing_the_archive_stored_inside_it_is_refused(tmp_path: Path) -> None:
+    # Cut short after its policy.pth, an SB3 model's last directory is that torch.save file's: Python
+    # reads it from the middle of the file, torch from the start.
+    model = Path(__file__).resolve().parents[1] / "examples/policies/cartpole_ppo.zip"
+    with zipfile.ZipFile(model) as archive:
+        info = archive.getinfo("policy.pth")
+        with archive.open(info) as handle:
+            inner = handle.read()
+    data = model.read_bytes()
+    end = data.index(inner) + len(inner)
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(data[:end])
+    with zipfile.ZipFile(cut) as archive:  # the premise: Python sees the inner archive
+        assert any(name.endswith("data.pkl") for name in archive.namelist())
+    _refused(cut, "bytes precede its zip archive")

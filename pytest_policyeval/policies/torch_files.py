@@ -98,7 +98,7 @@ def _check_opcodes(data: bytes) -> None:
 
 def _open_zip(path: Path) -> zipfile.ZipFile:
     try:
-        return zipfile.ZipFile(path)
+        archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
         with open(path, "rb") as handle:
             head = handle.read(len(LEGACY_MAGIC))
@@ -110,6 +110,28 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
         raise PolicyLoadError(
             f"{path}: not a PyTorch checkpoint (torch.save's zip format); it starts with {head[:8]!r}"
         ) from None
+    try:
+        _check_nothing_before(path, archive)
+    except BaseException:
+        archive.close()
+        raise
+    return archive
+
+
+def _check_nothing_before(path: Path, archive: zipfile.ZipFile) -> None:
+    """Refuses a zip with bytes in front of it. Python's zipfile shifts every offset by those
+    bytes; torch's reader takes the offsets as written. So such a file can show the checks one
+    archive and torch another (or a truncated file shows an archive stored inside it)."""
+    with open(path, "rb") as handle:
+        end = zipfile._EndRecData(handle)  # the record zipfile itself read; stable since Python 2
+    if end is None:
+        return  # zipfile opened it, so it found this record; nothing to compare against
+    written = end[zipfile._ECD_OFFSET]  # where the central directory says it starts
+    if archive.start_dir != written:
+        raise PolicyLoadError(
+            f"{path}: refused: {archive.start_dir - written} bytes precede its zip archive (a "
+            "truncated file, or two archives in one); torch.save writes the archive from the start"
+        )
 
 
 def _pickle_entry(path: Path, archive: zipfile.ZipFile) -> tuple[zipfile.ZipInfo, dict[str, zipfile.ZipInfo]]:
