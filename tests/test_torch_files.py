@@ -209,3 +209,24 @@ def test_a_truncated_model_showing_the_archive_stored_inside_it_is_refused(tmp_p
     with zipfile.ZipFile(cut) as archive:  # the premise: Python sees the inner archive
         assert any(name.endswith("data.pkl") for name in archive.namelist())
     _refused(cut, "bytes precede its zip archive")
+
+
+def test_a_pickle_naming_a_lazy_torch_attribute_is_refused_without_importing_it(tmp_path: Path) -> None:
+    # torch's module __getattr__ imports torch._inductor (hundreds of modules) when asked for it: the
+    # scan must refuse the name from torch's namespace as it stands, importing and calling nothing.
+    import subprocess
+    import sys
+
+    records = _records({"x": torch.zeros(4)})
+    naming = b"\x80\x02ctorch\n_inductor\n."
+    path = _write(tmp_path / "lazy.pt", [(n, naming if n.endswith("data.pkl") else d) for n, d in records])
+    script = (
+        "import sys, torch\n"
+        "from pytest_policyeval.policies import load_policy\n"
+        f"try: load_policy('pytorch://{path}')\n"
+        "except Exception as e: print(type(e).__name__, e)\n"
+        "print('imported', 'torch._inductor' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120).stdout
+    assert "PolicyLoadError" in out and "torch._inductor, which this loader does not accept" in out
+    assert "imported False" in out

@@ -13,6 +13,7 @@ import math
 import pickle
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 MAX_DIMS = 64
@@ -139,6 +140,13 @@ def _encode(text: Any, encoding: Any = "utf-8") -> bytes:
 
 
 def _is_dtype(name: str) -> bool:
+    return name in _dtype_names()
+
+
+@lru_cache(maxsize=1)
+def _dtype_names() -> frozenset[str]:
+    """torch's dtype names, read from its namespace as it stands: getattr(torch, name) could run
+    torch's module __getattr__, which imports submodules and calls deprecated functions."""
     import torch
 
-    return isinstance(getattr(torch, name, None), torch.dtype)  # an attribute read, never a call
+    return frozenset(name for name, value in vars(torch).items() if isinstance(value, torch.dtype))
