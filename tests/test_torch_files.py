@@ -230,3 +230,11 @@ def test_a_pickle_naming_a_lazy_torch_attribute_is_refused_without_importing_it(
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120).stdout
     assert "PolicyLoadError" in out and "torch._inductor, which this loader does not accept" in out
     assert "imported False" in out
+
+
+def test_a_checkpoint_cut_short_says_so(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    torch.save({"x": torch.zeros(1000)}, buffer)
+    path = tmp_path / "cut.pt"
+    path.write_bytes(buffer.getvalue()[:2000])
+    _refused(path, "a zip file cut short or damaged")

@@ -107,6 +107,11 @@ def _open_zip(path: Path) -> zipfile.ZipFile:
                 f"{path}: a torch.save file in the format before torch 1.6; load it with torch and save it "
                 "again (torch.save writes the current format)"
             ) from None
+        if head.startswith(b"PK\x03\x04"):  # a zip's first entry, but no directory at its end
+            raise PolicyLoadError(
+                f"{path}: a zip file cut short or damaged (its directory, at the end, is missing); "
+                "download or copy it again"
+            ) from None
         raise PolicyLoadError(
             f"{path}: not a PyTorch checkpoint (torch.save's zip format); it starts with {head[:8]!r}"
         ) from None
