@@ -14,12 +14,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 MASK = "***"
 # Query parameters that authorise whoever holds the URL (S3 and GCS presigned URLs, Azure SAS,
-# common token parameters).
-SECRET_PARAMS = re.compile(
-    r"^(x-amz-(signature|credential|security-token)|x-goog-(signature|credential)|signature|sig|"
-    r"se|sp|sv|token|access_token|api_key|apikey|key|auth|password|secret)$",
-    re.IGNORECASE,
-)
+# token parameters of every spelling: private_token, job-token, client_secret, apiKey...), matched
+# on the name lowercased with "-" as "_". Too broad a match only hides a harmless value.
+SECRET_NAMES = frozenset({"sig", "se", "sp", "sv"})  # Azure SAS's short names, matched whole
+SECRET_WORDS = re.compile(r"token|secret|passw(or)?d|signature|credential|auth|(^|_)[a-z0-9]*keys?(_|$)")
+
+
+def secret_param(name: str) -> bool:
+    """Whether a query parameter named `name` carries a credential."""
+    normal = name.lower().replace("-", "_")
+    return normal in SECRET_NAMES or SECRET_WORDS.search(normal) is not None
 
 
 def redact_uri(uri: str) -> str:
@@ -28,8 +32,8 @@ def redact_uri(uri: str) -> str:
         return uri
     try:
         parts = urlsplit(uri)
-    except ValueError:
-        return uri
+    except ValueError:  # too malformed to parse (postgres://u:pw@[::1/db): its password still goes
+        return USERINFO.sub(rf"\1{MASK}@", uri)
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)
@@ -38,14 +42,16 @@ def redact_uri(uri: str) -> str:
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
-        if any(SECRET_PARAMS.match(name) for name, _ in pairs):
-            query = urlencode([(name, MASK if SECRET_PARAMS.match(name) else value) for name, value in pairs])
+        if any(secret_param(name) for name, _ in pairs):
+            query = urlencode([(name, MASK if secret_param(name) else value) for name, value in pairs])
     if netloc == parts.netloc and query == parts.query:
         return uri
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+# user:password@ after a scheme, found without parsing the rest
+USERINFO = re.compile(r"(://[^\s:/@]*:)([^\s@]*)@")
 
 
 def secrets_of(uri: str) -> list[str]:
@@ -54,11 +60,9 @@ def secrets_of(uri: str) -> list[str]:
     try:
         parts = urlsplit(uri)
     except ValueError:
-        return []
+        return [match.group(2) for match in USERINFO.finditer(uri) if len(match.group(2)) >= 4]
     found = [parts.password] if parts.password else []
-    found += [
-        value for name, value in parse_qsl(parts.query, keep_blank_values=True) if SECRET_PARAMS.match(name)
-    ]
+    found += [value for name, value in parse_qsl(parts.query, keep_blank_values=True) if secret_param(name)]
     return [secret for secret in found if len(secret) >= 4]
 
 

@@ -18,6 +18,7 @@ class FileServer:
         self.cut_short: set[str] = set()
         self.drip: set[str] = set()  # paths sent one byte every 0.2 s
         self.authorization: str | None = None  # when set, the Authorization header every request needs
+        self.failing: dict[str, int] = {}  # path -> the error status it answers (503: overloaded)
         self.log: list[tuple[str, str, int]] = []
         server = self
 
@@ -25,6 +26,8 @@ class FileServer:
             def do_GET(self) -> None:
                 if server.authorization and self.headers.get("Authorization") != server.authorization:
                     return self._answer(401)
+                if self.path in server.failing:
+                    return self._answer(server.failing[self.path])
                 body = server.files.get(self.path.split("?", 1)[0])
                 if body is None:
                     return self._answer(404)

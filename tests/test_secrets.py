@@ -37,6 +37,22 @@ def test_redaction_masks_passwords_and_signing_parameters_only() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["private_token", "job_token", "api-key", "client_secret", "access-token", "Private-Token", "apiKey",
+     "access_key", "passwd", "X-Amz-Security-Token", "x-goog-credential", "sig", "sv", "key", "auth"],
+)  # fmt: skip
+def test_token_parameters_of_any_spelling_are_masked(name: str) -> None:
+    uri = f"https://gitlab.example/api/v4/nav.pt?ref=main&{name}={PASSWORD}"
+    assert redact_uri(uri) == f"https://gitlab.example/api/v4/nav.pt?ref=main&{name}=%2A%2A%2A"
+    assert PASSWORD not in redact_text(f"{uri} failed; its token {PASSWORD} was refused", [uri])
+
+
+@pytest.mark.parametrize("name", ["ref", "version", "X-Amz-Expires", "deterministic", "keyword", "step"])
+def test_other_parameters_are_kept(name: str) -> None:
+    assert redact_uri(f"https://host/nav.pt?{name}=v1") == f"https://host/nav.pt?{name}=v1"
+
+
 def test_a_private_url_works_and_its_secrets_reach_no_output(
     pytester: pytest.Pytester, http_server: FileServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -50,6 +50,8 @@ def test_a_signed_webhook_queues_exactly_one_evaluation_and_a_bad_signature_none
     assert first.status_code == 202 and first.json()["duplicate"] is False
     again = signed_post(api, payload, "delivery-1")  # GitHub's redelivery of the same delivery
     assert again.status_code == 202 and again.json()["id"] == first.json()["id"] and again.json()["duplicate"]
+    replayed = signed_post(api, payload, "delivery-9")  # a captured body under a new (unsigned) id
+    assert replayed.json()["id"] == first.json()["id"] and replayed.json()["duplicate"]
     for bad in (signed_post(api, payload, "delivery-2", secret="wrong"), signed_post(api, {}, "d3", "")):
         assert bad.status_code == 401
     unsigned = httpx.post(f"{api.url}/webhooks/generic", json=payload, headers={"X-GitHub-Delivery": "d4"})
@@ -181,6 +183,7 @@ def test_a_service_limited_to_remote_schemes_refuses_local_files(database: str) 
             {"policy_uri": "/etc/passwd"},
             {"policy_uri": "random://", "baseline_uri": "pytorch:///root/secret.pt"},
             {"policy_uri": "random://", "output_uri": "file:///etc/cron.d/x"},
+            {"policy_uri": "random://", "output_uri": "random"},  # a bare path, however it reads
         ):
             answer = httpx.post(f"{server.url}/evaluations", json=body, headers=AUTH, timeout=30)
             assert answer.status_code == 422 and "POLICYEVAL_ALLOWED_SCHEMES" in answer.text, answer.text
@@ -191,3 +194,64 @@ def test_a_service_limited_to_remote_schemes_refuses_local_files(database: str) 
         assert ok.status_code == 202, ok.text
     finally:
         server.stop()
+
+
+def test_an_idempotency_key_stands_for_one_request_of_one_token(database: str) -> None:
+    other_token = "other-t0ken"
+    server = ServeProcess(database, POLICYEVAL_API_TOKENS=f"{TOKEN},{other_token}")
+    try:
+        url, key = f"{server.url}/evaluations", {"Idempotency-Key": "nightly-2026-12-02"}
+        request = {"policy_uri": "s3://bucket/nav.pt", "suites": ["navigation"]}
+        first = httpx.post(url, json=request, headers={**AUTH, **key}, timeout=30).json()
+        again = httpx.post(url, json=request, headers={**AUTH, **key}, timeout=30)
+        assert again.status_code == 202 and again.json() == {**first, "duplicate": True}
+        changed = httpx.post(url, json={**request, "suites": ["laser_tag"]}, headers={**AUTH, **key})
+        assert changed.status_code == 409 and "reused with a different request" in changed.json()["error"]
+        theirs = httpx.post(url, json=request, headers={"Authorization": f"Bearer {other_token}", **key})
+        assert theirs.status_code == 202 and not theirs.json()["duplicate"]  # another holder's key
+        assert sorted(e["id"] for e in listed(server)) == sorted([first["id"], theirs.json()["id"]])
+    finally:
+        server.stop()
+
+
+def test_a_signed_webhook_takes_the_service_defaults(database: str) -> None:
+    defaults = {
+        "POLICYEVAL_DEFAULT_SUITES": "laser_tag",
+        "POLICYEVAL_DEFAULT_OUTPUT_URI": "s3://results/nightly",
+        "POLICYEVAL_DEFAULT_BASELINE_URI": "s3://models/best.pt",
+    }
+    server = ServeProcess(database, **defaults)
+    try:
+        bare = signed_post(server, {"policy_uri": "s3://bucket/nav.pt"}, "d1").json()
+        given = signed_post(server, {"policy_uri": "s3://bucket/maze.pt", "suites": ["navigation"]}, "d2")
+        asked = {e["id"]: e["request"] for e in listed(server)}
+        assert asked[bare["id"]] == {
+            "policy_uri": "s3://bucket/nav.pt", "suites": ["laser_tag"], "num_episodes": None,
+            "baseline_uri": "s3://models/best.pt", "output_uri": "s3://results/nightly",
+        }  # fmt: skip
+        assert asked[given.json()["id"]]["suites"] == ["navigation"]  # what the payload says wins
+    finally:
+        server.stop()
+
+
+def test_a_token_parameter_of_a_policy_url_shows_on_no_page(tmp_path) -> None:
+    from servers import FileServer
+
+    token = "glpat-PRIVATE0123456789"
+    files = FileServer()  # serves nothing: the download is refused (404), a final error
+    uri = f"{files.url}/api/v4/projects/7/nav.pt?private_token={token}"
+    api = ServeProcess(f"sqlite:///{tmp_path / 'queue.db'}", POLICYEVAL_DATA_DIR=str(tmp_path / "data"))
+    try:
+        posted = httpx.post(f"{api.url}/evaluations", json={"policy_uri": uri}, headers=AUTH).json()
+        detail = f"{api.url}/evaluations/{posted['id']}"
+        deadline = time.monotonic() + 240
+        while httpx.get(detail, headers=AUTH).json()["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        found = httpx.get(detail, headers=AUTH)
+        assert found.json()["status"] == "error" and "private_token=%2A%2A%2A" in found.json()["error"]
+        for page in (found, httpx.get(f"{api.url}/evaluations", headers=AUTH), httpx.get(f"{api.url}/")):
+            assert "private_token=%2A%2A%2A" in page.text and token not in page.text, page.url
+    finally:
+        api.stop()
+        files.close()

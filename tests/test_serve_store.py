@@ -181,3 +181,73 @@ def test_a_request_never_passes_an_option_to_the_workers_pytest(tmp_path: Path) 
     command = Worker(None, WorkerSettings(tmp_path, tmp_path)).command(job, tmp_path)  # type: ignore[arg-type]
     assert not [arg for arg in command if arg.startswith("-p") and arg != "-p"]
     assert "--policy-uri=-pthis" in command and "--eval-suite=-pantigravity" in command
+
+
+def _terminate(database: str) -> None:
+    """What a Postgres restart does to a client: every connection to the database cut."""
+    import psycopg
+
+    with psycopg.connect(database.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> "
+            "pg_backend_pid()",
+            (database.rsplit("/", 1)[1],),
+        )
+
+
+def test_a_connection_the_server_cut_is_replaced_on_the_next_call(database: str) -> None:
+    """A Postgres restart (here: every backend of the queue terminated) breaks each thread's
+    connection; the store must not keep failing on it."""
+    store = open_store(database)
+    job_id, _ = store.enqueue(request_for(1), "k1", "api")
+    _terminate(database)
+    found = store.get(job_id)  # a read runs again on a fresh connection: no error at all
+    assert found is not None and found.id == job_id
+    _terminate(database)
+    assert store.enqueue(request_for(2), "k2", "api")[1] is True  # idempotent by its key: the same
+    _terminate(database)
+    # A claim is not run twice (it could claim two evaluations): it says what happened, once.
+    with pytest.raises(StoreError, match="lost the connection to the queue's database"):
+        store.claim("w1")
+    assert store.claim("w1") is not None
+
+
+def test_text_with_a_nul_finds_nothing_instead_of_failing(store_url: str) -> None:
+    store = open_store(store_url)
+    store.enqueue(request_for(1), "k1", "api")
+    assert store.get("a\0b") is None and store.attempts("a\0b") == [] and store.cancel("a\0b") is False
+    assert store.list(policy_uri="a\0b") == [] and store.list(suite="nav\0") == []
+    assert store.list(status="queued\0") == [] and len(store.list()) == 1
+
+
+def test_a_malformed_database_url_is_named_without_its_password() -> None:
+    with pytest.raises(StoreError) as error:
+        open_store("postgresql://u:SUPERSECRET@[::1/db")
+    assert "SUPERSECRET" not in str(error.value) and "u:***@" in str(error.value)
+
+
+def test_the_api_answers_as_before_once_the_database_is_back(database: str) -> None:
+    httpx = pytest.importorskip("httpx")
+    pytest.importorskip("fastapi")
+    from serve_process import TOKEN, ServeProcess
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    server = ServeProcess(database)
+    try:
+        url = server.url
+        with ThreadPoolExecutor(8) as pool:  # several of the API's threads hold a connection
+            assert {
+                r.status_code
+                for r in pool.map(lambda _: httpx.get(f"{url}/evaluations", headers=auth), range(32))
+            } == {200}
+        _terminate(database)
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: httpx.get(f"{url}/evaluations", headers=auth), range(32)))
+        assert {r.status_code for r in answers} == {200}, [r.text for r in answers if r.status_code != 200][
+            :1
+        ]
+        assert httpx.get(f"{url}/readyz").status_code == 200
+        posted = httpx.post(f"{url}/evaluations", json={"policy_uri": "random://"}, headers=auth)
+        assert posted.status_code == 202
+    finally:
+        server.stop()

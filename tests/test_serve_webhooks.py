@@ -36,11 +36,30 @@ def wandb_body(**changes: object) -> bytes:
     return json.dumps(payload).encode()
 
 
-def test_a_signed_delivery_is_an_evaluation_keyed_by_its_delivery_id() -> None:
+def test_a_signed_delivery_is_an_evaluation_keyed_by_its_signed_body() -> None:
     body = json.dumps({"policy_uri": "s3://bucket/nav.pt", "suites": ["navigation", "laser_tag"]}).encode()
     request, key = generic_delivery(body, signed(body), "72d3162e-cc78-11e3-81ab-4c9367dc0958", SECRET)
     assert request.policy_uri == "s3://bucket/nav.pt" and request.suites == ("navigation", "laser_tag")
-    assert key == "generic:72d3162e-cc78-11e3-81ab-4c9367dc0958"
+    # The delivery id is not signed: a captured body replayed under new ids is the same evaluation.
+    assert generic_delivery(body, signed(body), "replayed-1", SECRET)[1] == key
+    other = json.dumps({"policy_uri": "s3://bucket/nav.pt", "suites": ["laser_tag"]}).encode()
+    assert generic_delivery(other, signed(other), "72d3162e-cc78-11e3-81ab-4c9367dc0958", SECRET)[1] != key
+
+
+def test_a_signed_delivery_takes_the_service_defaults_for_what_it_does_not_say() -> None:
+    defaults = {
+        "suites": ["laser_tag"],
+        "output_uri": "s3://results/nightly",
+        "baseline_uri": "s3://b/best.pt",
+    }
+    bare = b'{"policy_uri": "s3://bucket/nav.pt", "baseline_uri": null}'
+    request, _ = generic_delivery(bare, signed(bare), "d1", SECRET, defaults)
+    assert (request.suites, request.output_uri, request.baseline_uri) == (
+        ("laser_tag",), "s3://results/nightly", "s3://b/best.pt"
+    )  # fmt: skip
+    given = b'{"policy_uri": "s3://bucket/nav.pt", "suites": ["navigation"], "output_uri": "s3://mine"}'
+    request, _ = generic_delivery(given, signed(given), "d2", SECRET, defaults)
+    assert (request.suites, request.output_uri) == (("navigation",), "s3://mine")  # the payload wins
 
 
 @pytest.mark.parametrize(
@@ -85,12 +104,21 @@ def test_a_wandb_delivery_evaluates_exactly_the_artifact_version_it_names() -> N
     request, key = wandb_delivery(wandb_body(), {"num_episodes": 50})
     assert request.policy_uri == "wandb://team/nav/model/policy:v7"
     assert request.suites == ("navigation",) and request.num_episodes == 50
-    _, same_key = wandb_delivery(wandb_body(event_author="bob"), {})  # W&B redelivers: same event
+    # W&B redelivers: the same event
+    _, same_key = wandb_delivery(wandb_body(event_author="bob"), {"num_episodes": 50})
     assert same_key == key
     assert wandb_delivery(wandb_body(alias="production"), {})[1] != key
     assert wandb_delivery(wandb_body(artifact_version_string="team/nav/policy:v8"), {})[1] != key
     typed, _ = wandb_delivery(wandb_body(artifact_type="checkpoint"), {})
     assert typed.policy_uri == "wandb://team/nav/checkpoint/policy:v7"
+
+
+def test_two_wandb_automations_on_one_event_asking_for_different_evaluations_get_two() -> None:
+    navigation, key = wandb_delivery(wandb_body(), {})
+    laser_tag, other_key = wandb_delivery(wandb_body(suites=["laser_tag"]), {})
+    assert (navigation.suites, laser_tag.suites) == (("navigation",), ("laser_tag",))
+    assert other_key != key
+    assert wandb_delivery(wandb_body(num_episodes=20), {})[1] != key
 
 
 @pytest.mark.parametrize(

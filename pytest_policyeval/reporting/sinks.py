@@ -128,13 +128,18 @@ def sink_for(uri: str) -> Any:
     file://), or SinkError naming the known ones."""
     from pytest_policyeval import registry
 
-    scheme = uri.split("://", 1)[0].lower() if "://" in uri else "file"
+    scheme = sink_scheme(uri)
     known = registry.table("pytest_policyeval_sinks")
     if scheme not in known:
         raise SinkError(
             f"{uri}: results cannot be published to '{scheme}://'; known: {sorted(known)} or a path"
         )
     return registry.lookup("pytest_policyeval_sinks", scheme, "result destination")
+
+
+def sink_scheme(uri: str) -> str:
+    """The scheme a destination is published with: anything without "://" is a path (file)."""
+    return uri.split("://", 1)[0].lower() if "://" in uri else "file"
 
 
 def open_sink(uri: str, wandb_run: Any = None) -> Sink:

@@ -11,8 +11,9 @@
     GET  /                     the status page
 
 A request that is not authenticated, or not signed with the secret, gets 401 and nothing is
-stored. Every accepted request is answered 202 with its id at once; a duplicate (the same
-delivery or Idempotency-Key) gets the id it got the first time.
+stored. Every accepted request is answered 202 with its id at once; a duplicate (the same signed
+body, W&B event or Idempotency-Key) gets the id it got the first time, and an Idempotency-Key
+reused with a different request gets 409.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
 from pytest_policyeval.serve.requests import EvaluationRequest, disallowed_uri
 from pytest_policyeval.serve.settings import ServeSettings
-from pytest_policyeval.serve.store import STATUSES, Evaluation, Store, open_store
+from pytest_policyeval.serve.store import STATUSES, Evaluation, Store, StoreError, open_store
 from pytest_policyeval.serve.webhooks import (
     MAX_BODY_BYTES,
     Refused,
@@ -37,6 +38,7 @@ from pytest_policyeval.serve.webhooks import (
     evaluation_request,
     generic_delivery,
     read_json,
+    token_scope,
     wandb_delivery,
 )
 
@@ -70,19 +72,29 @@ def create_app(
         if not bearer_ok(request.headers.get("authorization"), tokens):
             raise Refused(401, "a valid bearer token is needed (Authorization: Bearer TOKEN)")
 
-    async def accept(request_: EvaluationRequest, key: str, source: str) -> JSONResponse:
+    async def accept(request_: EvaluationRequest, key: str, source: str, keyed: bool = False) -> JSONResponse:
         refused = disallowed_uri(request_, settings.allowed_schemes)
         if refused is not None:
             raise Refused(422, refused)
         evaluation_id, created = await run_in_threadpool(
             queue.enqueue, request_, key, source, settings.max_attempts
         )
+        if keyed and not created:  # a client's key: answering the first id would drop this request
+            first = await run_in_threadpool(queue.get, evaluation_id)
+            if first is not None and first.request != request_:
+                raise Refused(409, "Idempotency-Key reused with a different request")
         body = {"id": evaluation_id, "duplicate": not created, "url": f"/evaluations/{evaluation_id}"}
         return JSONResponse(body, status_code=202)
 
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(StoreError)
+    async def unavailable(request: Request, exc: StoreError) -> JSONResponse:
+        # The database is down or was restarted: the next request connects again. Retry-After
+        # tells clients (and webhook senders) to come back rather than give up.
+        return JSONResponse({"error": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
     @app.post("/evaluations")
     async def post_evaluation(request: Request) -> JSONResponse:
@@ -91,7 +103,11 @@ def create_app(
         given = request.headers.get("idempotency-key")
         if given is not None and not (0 < len(given) <= 128 and given.isprintable()):
             raise Refused(422, "Idempotency-Key must be 1-128 printable characters")
-        return await accept(asked, f"api:{given}" if given else f"api:{uuid.uuid4().hex}", "api")
+        if not given:
+            return await accept(asked, f"api:{uuid.uuid4().hex}", "api")
+        # Each token's holder has keys of their own: no one can take (or learn of) another's.
+        scope = token_scope(request.headers.get("authorization"))
+        return await accept(asked, f"api:{scope}:{given}", "api", keyed=True)
 
     @app.post("/webhooks/wandb")
     async def post_wandb(request: Request) -> JSONResponse:
@@ -104,7 +120,8 @@ def create_app(
         body = await body_of(request)
         delivery = request.headers.get("x-github-delivery") or request.headers.get("x-delivery-id")
         signature = request.headers.get("x-hub-signature-256")
-        asked, key = generic_delivery(body, signature, delivery, settings.webhook_secret or "")
+        secret = settings.webhook_secret or ""
+        asked, key = generic_delivery(body, signature, delivery, secret, settings.webhook_defaults)
         return await accept(asked, key, "generic")
 
     @app.get("/evaluations/{evaluation_id}")

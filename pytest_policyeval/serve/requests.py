@@ -48,12 +48,14 @@ def disallowed_uri(request: EvaluationRequest, allowed: frozenset[str] | None) -
     if allowed is None:
         return None
     from pytest_policyeval.policies.naming import split_uri
+    from pytest_policyeval.reporting.sinks import sink_scheme
 
     for field_name in ("policy_uri", "baseline_uri", "output_uri"):
         uri = getattr(request, field_name)
         if uri is None:
             continue
-        scheme = split_uri(uri)[0]  # a bare path is file://
+        # Each as its reader parses it: a bare path is file:// (for a sink, even a bare "random").
+        scheme = sink_scheme(uri) if field_name == "output_uri" else split_uri(uri)[0]
         if scheme not in allowed:
             return (
                 f"{field_name}: this service takes only {', '.join(sorted(allowed))} URIs "
@@ -66,3 +68,8 @@ def content_key(source: str, parts: dict[str, Any]) -> str:
     """An idempotency key from what a delivery says, for senders without a delivery id."""
     text = json.dumps({"source": source, **parts}, sort_keys=True, separators=(",", ":"))
     return f"{source}:" + hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+def request_digest(request: EvaluationRequest) -> str:
+    """A digest of everything the request asks for (its normalized fields)."""
+    return hashlib.sha256(request.model_dump_json().encode()).hexdigest()[:40]

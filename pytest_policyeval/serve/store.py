@@ -12,6 +12,7 @@ still holds it, so a job whose lease expired and was claimed again is finished o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import threading
@@ -21,6 +22,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from pytest_policyeval.serve.connections import (
+    LostConnection,
+    StoreError,
+    again_if_lost,
+    lost,
+    redacted,
+    safe_url,
+)
 from pytest_policyeval.serve.records import (
     COLUMNS,
     DEFAULT_LEASE_S,
@@ -32,11 +41,7 @@ from pytest_policyeval.serve.records import (
 )
 from pytest_policyeval.serve.requests import EvaluationRequest
 
-__all__ = ["STATUSES", "Attempt", "Evaluation", "Store", "StoreError", "open_store"]
-
-
-class StoreError(RuntimeError):
-    """The queue's database cannot be reached or used; the message names it."""
+__all__ = ["STATUSES", "Attempt", "Evaluation", "LostConnection", "Store", "StoreError", "open_store"]
 
 
 class Store:
@@ -56,18 +61,29 @@ class Store:
 
     def _connection(self) -> Any:
         connection = getattr(self._local, "connection", None)
+        if connection is not None and lost(connection):
+            self._drop(connection)  # the server restarted or cut it: open another
+            connection = None
         if connection is None:
             try:
                 connection = self._connect()
             except Exception as exc:
-                raise StoreError(f"{_safe(self.url)}: cannot open the queue's database: {exc}") from None
+                message = redacted(str(exc), self.url)
+                raise StoreError(
+                    f"{safe_url(self.url)}: cannot open the queue's database: {message}"
+                ) from None
             self._local.connection = connection
         return connection
+
+    def _drop(self, connection: Any) -> None:
+        self._local.connection = None
+        with contextlib.suppress(Exception):  # it is gone either way
+            connection.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[Any]:
         connection = self._connection()
-        lock = self._sqlite_lock if self.sqlite else _NoLock()
+        lock = self._sqlite_lock if self.sqlite else contextlib.nullcontext()
         with lock:
             cursor = connection.cursor()
             try:
@@ -75,17 +91,32 @@ class Store:
                     cursor.execute("BEGIN IMMEDIATE")  # the write lock now: claims never interleave
                 yield cursor
                 connection.commit()
-            except BaseException:
+            except BaseException as exc:
+                if lost(connection):
+                    # Each thread keeps its connection: a broken one would fail every later call.
+                    # Dropped here, the next call connects again.
+                    self._drop(connection)
+                    if isinstance(exc, Exception):
+                        cause = redacted(
+                            str(exc).strip().splitlines()[0] if str(exc).strip() else "", self.url
+                        )
+                        raise LostConnection(
+                            f"{safe_url(self.url)}: lost the connection to the queue's database ({cause}); "
+                            "the next call connects again"
+                        ) from None
+                    raise
                 connection.rollback()
                 raise
             finally:
-                cursor.close()
+                with contextlib.suppress(Exception):  # a cursor of a lost connection
+                    cursor.close()
 
     def _sql(self, text: str) -> str:
         return text if self.sqlite else text.replace("?", "%s")
 
     # -- the queue ----------------------------------------------------------------------------
 
+    @again_if_lost
     def enqueue(
         self, request: EvaluationRequest, key: str, source: str, max_attempts: int = DEFAULT_MAX_ATTEMPTS
     ) -> tuple[str, bool]:
@@ -142,6 +173,7 @@ class Store:
             )
             return claimed
 
+    @again_if_lost
     def heartbeat(self, evaluation_id: str, worker: str, lease_s: float = DEFAULT_LEASE_S) -> bool:
         """Renew the lease; False if this worker no longer holds it (it expired and moved on)."""
         with self._transaction() as cursor:
@@ -205,6 +237,7 @@ class Store:
             )
             return True
 
+    @again_if_lost
     def expire_leases(self) -> list[str]:
         """Running evaluations whose lease ran out (their worker died or hung): a system error,
         queued again while attempts remain. Returns their ids."""
@@ -226,6 +259,8 @@ class Store:
             return [evaluation_id for evaluation_id, _ in expired]
 
     def cancel(self, evaluation_id: str) -> bool:
+        if "\0" in evaluation_id:
+            return False
         with self._transaction() as cursor:
             cursor.execute(
                 self._sql(
@@ -249,13 +284,19 @@ class Store:
 
     # -- reading ------------------------------------------------------------------------------
 
+    @again_if_lost
     def get(self, evaluation_id: str) -> Evaluation | None:
+        if "\0" in evaluation_id:  # no row holds one (Postgres text cannot), and it would be an error
+            return None
         with self._transaction() as cursor:
             cursor.execute(self._sql(f"SELECT {COLUMNS} FROM evaluations WHERE id = ?"), (evaluation_id,))
             row = cursor.fetchone()
             return Evaluation.from_row(row) if row else None
 
+    @again_if_lost
     def attempts(self, evaluation_id: str) -> list[Attempt]:
+        if "\0" in evaluation_id:
+            return []
         with self._transaction() as cursor:
             cursor.execute(
                 self._sql(
@@ -266,6 +307,7 @@ class Store:
             )
             return [Attempt(*row) for row in cursor.fetchall()]
 
+    @again_if_lost
     def list(
         self,
         status: str | None = None,
@@ -273,6 +315,8 @@ class Store:
         limit: int = 100,
         suite: str | None = None,
     ) -> list[Evaluation]:
+        if any("\0" in text for text in (status, policy_uri, suite) if text is not None):
+            return []  # no stored text holds a NUL
         where, values = [], []
         if suite is not None:  # stored as ",a,b,": a whole name matches, never a part of one
             where.append("suites LIKE ? ESCAPE '!'")
@@ -293,21 +337,6 @@ class Store:
             return [Evaluation.from_row(row) for row in cursor.fetchall()]
 
 
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _safe(url: str) -> str:
-    """A database URL without its password, for messages."""
-    from pytest_policyeval.redact import redact_uri
-
-    return redact_uri(url)
-
-
 def open_store(url: str) -> Store:
     """`postgresql://USER:PASSWORD@HOST/DB` (psycopg), or `sqlite:///PATH` (one process)."""
     if url.startswith(("postgresql://", "postgres://")):
@@ -325,4 +354,6 @@ def open_store(url: str) -> Store:
             sqlite=True,
             url=url,
         )
-    raise StoreError(f"{_safe(url)[:200]}: the queue's database must be postgresql://... or sqlite:///PATH")
+    raise StoreError(
+        f"{safe_url(url)[:200]}: the queue's database must be postgresql://... or sqlite:///PATH"
+    )

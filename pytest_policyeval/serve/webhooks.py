@@ -3,8 +3,9 @@
 Checks come before parsing: a bearer token (the API, W&B Automations) or a GitHub-style signature
 (`X-Hub-Signature-256: sha256=<HMAC-SHA256 of the raw body>`, any CI system) is compared in
 constant time on the raw bytes; only then is the body, bounded in size, read as JSON. Each
-delivery gets an idempotency key: the sender's delivery id where it sends one, else the content
-that makes it the same event (W&B sends none).
+delivery gets an idempotency key: a signed delivery the digest of its body (the delivery id is not
+signed, so it cannot tell a replay from a new event), a W&B one the content that makes it the same
+event and the request it makes (W&B sends no id).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from pytest_policyeval.serve.requests import EvaluationRequest, content_key
+from pytest_policyeval.serve.requests import EvaluationRequest, content_key, request_digest
 
 MAX_BODY_BYTES = 64 << 10
 DELIVERY_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -43,6 +44,12 @@ def bearer_ok(header: str | None, tokens: tuple[str, ...]) -> bool:
     given = header.removeprefix("Bearer ").strip().encode()
     # Every token is compared, so the time taken says nothing about which one came close.
     return any([hmac.compare_digest(given, token.encode()) for token in tokens])
+
+
+def token_scope(header: str | None) -> str:
+    """A short digest of the bearer token sent, so that one holder's keys are not another's."""
+    given = (header or "").removeprefix("Bearer ").strip()
+    return hashlib.sha256(given.encode()).hexdigest()[:16]
 
 
 def signature_ok(body: bytes, header: str | None, secret: str) -> bool:
@@ -74,17 +81,28 @@ def evaluation_request(data: dict[str, Any], where: str) -> EvaluationRequest:
         raise Refused(422, f"{where}: {field}: {problem['msg']}") from None
 
 
+def with_defaults(given: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """A webhook's fields over the service's defaults; a field given as null is not given."""
+    return {**defaults, **{name: value for name, value in given.items() if value is not None}}
+
+
 def generic_delivery(
-    body: bytes, signature: str | None, delivery: str | None, secret: str
+    body: bytes,
+    signature: str | None,
+    delivery: str | None,
+    secret: str,
+    defaults: dict[str, Any] | None = None,
 ) -> tuple[EvaluationRequest, str]:
-    """A signed delivery from any CI system: the request and its key (the delivery id)."""
+    """A signed delivery from any CI system: the request and its key (the signed body's digest)."""
     if not signature_ok(body, signature, secret):
         raise Refused(401, "the X-Hub-Signature-256 signature does not match the body")
     if not delivery or not DELIVERY_ID.match(delivery):
         raise Refused(
             422, "a delivery needs an X-GitHub-Delivery (or X-Delivery-Id) id of 1-128 safe characters"
         )
-    return evaluation_request(read_json(body), "generic webhook"), f"generic:{delivery}"
+    request = evaluation_request(with_defaults(read_json(body), defaults or {}), "generic webhook")
+    # Keyed on what the signature covers: a captured body replayed under new ids is one evaluation.
+    return request, "generic:" + hashlib.sha256(body).hexdigest()
 
 
 def wandb_delivery(body: bytes, defaults: dict[str, Any]) -> tuple[EvaluationRequest, str]:
@@ -105,7 +123,8 @@ def wandb_delivery(body: bytes, defaults: dict[str, Any]) -> tuple[EvaluationReq
     if not re.fullmatch(r"[\w.-]{1,64}", kind):
         raise Refused(422, "W&B webhook: artifact_type must be a W&B artifact type such as model")
     uri = f"wandb://{version['entity']}/{version['project']}/{kind}/{version['name']}:{version['version']}"
-    asked = {k: data[k] for k in ("suites", "num_episodes", "baseline_uri") if data.get(k) is not None}
-    request = evaluation_request({**defaults, **asked, "policy_uri": uri}, "W&B webhook")
-    key = content_key("wandb", {"event": event, "version": version.group(0), "alias": data.get("alias")})
-    return request, key
+    asked = with_defaults({k: data.get(k) for k in ("suites", "num_episodes", "baseline_uri")}, defaults)
+    request = evaluation_request({**asked, "policy_uri": uri}, "W&B webhook")
+    # Two automations on one event asking for different evaluations are two evaluations.
+    event_of = {"event": event, "version": version.group(0), "alias": data.get("alias")}
+    return request, content_key("wandb", {**event_of, "request": request_digest(request)})

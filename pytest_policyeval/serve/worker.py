@@ -10,14 +10,23 @@ How a run ends decides the status:
     the run finished (exit 0 or 1, a results document written)   done, with the document
     every task's policy could not be loaded; a usage error (4); no tests collected (5)
                                                                   error: the request's fault, final
+    ... because its source was unreachable or answered 5xx/429   system_error: retried
     anything else (a crash, a signal, exit 2 or 3, no document)  system_error: retried
+
+The results and report are kept for the API only by the worker that still holds the lease when
+it finishes: one that lost it (paused past its lease, say) leaves another attempt's files alone.
+A failure of the worker itself (its database gone for a moment, a full disk) is logged; the loop
+goes on after a pause, and the evaluation it was running becomes a system error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
+import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -30,12 +39,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_policyeval.serve.store import Evaluation, Store
+from pytest_policyeval.serve.store import Evaluation, Store, StoreError
 
 USER_ERROR_EXITS = {4: "usage error (a suite name or option the run refused)", 5: "no tests were collected"}
 
 
 STOP_POLL_S = 0.2  # how often a running evaluation's worker looks for a stop
+MAX_PAUSE_S = 60.0  # the longest wait between tries while the database is away
+KEPT_FILES = ("results.json", "report.html")  # what the API serves of a finished evaluation
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,13 +75,30 @@ class Worker:
         if handle_signals:
             signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
             signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        pause = self.settings.poll_s
         while not self.stopping.is_set():
-            self.store.expire_leases()
-            job = self.store.claim(self.id, self.settings.lease_s)
+            try:
+                self.store.expire_leases()
+                job = self.store.claim(self.id, self.settings.lease_s)
+            except StoreError as exc:  # the database restarting: wait for it, as long as it takes
+                log.warning("policyeval worker %s: %s; trying again in %.0f s", self.id, exc, pause)
+                self.stopping.wait(pause)
+                pause = min(pause * 2, MAX_PAUSE_S)
+                continue
+            pause = self.settings.poll_s
             if job is None:
                 self.stopping.wait(self.settings.poll_s)
                 continue
-            self.run_one(job)
+            try:
+                self.run_one(job)
+            except Exception as exc:
+                # The worker's own failure, not the run's: the evaluation is retried elsewhere.
+                log.exception("policyeval worker %s: evaluation %s", self.id, job.id)
+                with contextlib.suppress(StoreError):
+                    self.store.finish(
+                        job.id, self.id, "system_error", error=f"the worker failed: {_one_line(exc)}"
+                    )
+                self.stopping.wait(self.settings.poll_s)
 
     def run_one(self, job: Evaluation) -> str:
         """Run one claimed evaluation to its end; returns what became of it."""
@@ -112,8 +142,31 @@ class Worker:
         finally:
             log.close()
         status, result, error = self.outcome(job, folder, code)
-        self.store.finish(job.id, self.id, status, result=result, error=error)
+        staged = self.settings.reports_dir / job.id / f".attempt-{job.attempts}-{self.id}"
+        if status == "done":
+            self._stage(folder, staged)
+        try:
+            if not self.store.finish(job.id, self.id, status, result=result, error=error):
+                return "lease lost"  # another attempt owns the evaluation, and its files
+            if status == "done":
+                self._keep(staged)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
         return status
+
+    def _stage(self, folder: Path, staged: Path) -> None:
+        """The run's files, copied beside where the API reads them (same disk: moved at once)."""
+        shutil.rmtree(staged, ignore_errors=True)
+        staged.mkdir(parents=True)
+        for name in KEPT_FILES:
+            if (folder / name).is_file():
+                shutil.copyfile(folder / name, staged / name)
+
+    def _keep(self, staged: Path) -> None:
+        """Put the finished attempt's files where the API serves them; each replace is atomic."""
+        for name in KEPT_FILES:
+            if (staged / name).is_file():
+                os.replace(staged / name, staged.parent / name)
 
     def command(self, job: Evaluation, folder: Path) -> list[str]:
         request = job.request
@@ -149,20 +202,30 @@ class Worker:
             )
         errors = [t.get("error") for t in _tasks(document)]
         if errors and all(e and e.startswith("policy could not be loaded") for e in errors):
-            return "error", None, errors[0]
-        kept = self.settings.reports_dir / job.id
-        kept.mkdir(parents=True, exist_ok=True)
-        for name in ("results.json", "report.html"):
-            if (folder / name).is_file():
-                shutil.copyfile(folder / name, kept / name)
+            # Unreachable or overloaded now is not wrong for good: another attempt may load it.
+            return ("system_error" if _transient(errors[0]) else "error"), None, errors[0]
         result = {
             "passed": document.get("passed") is True,
             "complete": document.get("complete") is True,
             "exit_status": code,
-            "report_url": f"/evaluations/{job.id}/report" if (kept / "report.html").is_file() else None,
+            "report_url": f"/evaluations/{job.id}/report" if (folder / "report.html").is_file() else None,
             "document": document,
         }
         return "done", result, None
+
+
+# How the policy sources (policies/sources/) word a failure that may pass: no answer (and no
+# cached copy to fall back on), an overloaded or failing server, a download cut short.
+TRANSIENT = re.compile(r"and there is no cached copy|answered HTTP (?:408|429|5\d\d)\b|download cut short")
+
+
+def _transient(error: str) -> bool:
+    return TRANSIENT.search(error) is not None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
 
 
 def _tasks(document: dict[str, Any]) -> list[dict[str, Any]]:

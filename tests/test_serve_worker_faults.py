@@ -1,0 +1,141 @@
+"""A worker under faults: a policy source that is down for now is retried, not failed for good;
+a worker that lost its lease leaves the finishing attempt's files alone; the database going away
+or the worker's own failure (a full disk) never ends the worker or leaves an evaluation running."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+from servers import FileServer
+from test_serve_store import _terminate
+from test_serve_worker import start_worker, stop, wait_for
+
+from pytest_policyeval.serve.requests import EvaluationRequest
+from pytest_policyeval.serve.store import open_store
+from pytest_policyeval.serve.worker import Worker, WorkerSettings
+
+REPO = Path(__file__).resolve().parents[1]
+QUICK = ("navigation_single",)  # one task: each run here takes a few seconds
+
+
+def _worker(tmp_path: Path, store, reports: Path | None = None, **settings: float) -> Worker:
+    work = WorkerSettings(
+        work_dir=tmp_path / "runs", reports_dir=reports or tmp_path / "reports", poll_s=0.1, cwd=REPO,
+        **settings,
+    )  # fmt: skip
+    return Worker(store, work)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_policy_source_down_for_now_is_retried_and_a_missing_one_fails_for_good(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLICYEVAL_DATA_DIR", str(tmp_path / "data"))
+    server = FileServer()
+    server.failing["/busy.pt"] = 503
+    store = open_store(f"sqlite:///{tmp_path / 'q.db'}")
+    uris = {
+        "refused": f"http://127.0.0.1:{_free_port()}/nav.pt",  # nothing listens: unreachable
+        "busy": f"{server.url}/busy.pt",
+        "missing": f"{server.url}/missing.pt",  # 404: wrong for good
+    }
+    jobs = {
+        name: store.enqueue(EvaluationRequest(policy_uri=uri, suites=QUICK, num_episodes=1), name, "api", 2)[
+            0
+        ]
+        for name, uri in uris.items()
+    }
+    worker = _worker(tmp_path, store)
+    try:
+        while (job := store.claim(worker.id)) is not None:
+            worker.run_one(job)
+    finally:
+        server.close()
+    for name in ("refused", "busy"):
+        retried = store.get(jobs[name])
+        # Tried as often as a system error is, then left as one (not the request's fault).
+        assert (retried.status, retried.attempts) == ("system_error", 2), (name, retried.error)
+        assert [a.outcome for a in store.attempts(jobs[name])] == ["system_error"] * 2
+    missing = store.get(jobs["missing"])
+    assert (missing.status, missing.attempts) == ("error", 1) and "HTTP 404" in missing.error
+
+
+def test_a_worker_that_lost_its_lease_leaves_the_finishing_attempts_files_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POLICYEVAL_DATA_DIR", str(tmp_path / "data"))
+    store = open_store(f"sqlite:///{tmp_path / 'q.db'}")
+    job, _ = store.enqueue(
+        EvaluationRequest(policy_uri="random://", suites=QUICK, num_episodes=1), "k", "api"
+    )
+    slow = _worker(tmp_path, store, lease_s=0.2, heartbeat_s=1000.0)  # never notices while it runs
+    first = store.claim(slow.id, 0.2)
+    wait_for(lambda: bool(store.expire_leases()), timeout=10, what="the lease to run out")
+    other = _worker(tmp_path, store)
+    assert other.run_one(store.claim(other.id)) == "done"
+    kept = tmp_path / "reports" / job / "results.json"
+    finished = kept.read_bytes()
+    assert json.loads(finished) == store.get(job).result["document"]
+    # The first worker's run ends after that: its files differ, and must not replace the kept ones.
+    assert slow.run_one(first) == "lease lost"
+    ran = (tmp_path / "runs" / job / "attempt-1" / "results.json").read_bytes()
+    assert ran != finished
+    assert kept.read_bytes() == finished and json.loads(finished) == store.get(job).result["document"]
+    assert store.get(job).status == "done" and not list(kept.parent.glob(".attempt-*"))
+
+
+def test_a_worker_failing_itself_ends_the_evaluation_as_a_system_error_and_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its reports folder cannot be made (a file stands there): as with a full disk, keeping the
+    # results fails after the run.
+    monkeypatch.setenv("POLICYEVAL_DATA_DIR", str(tmp_path / "data"))
+    (tmp_path / "blocked").write_text("")
+    store = open_store(f"sqlite:///{tmp_path / 'q.db'}")
+    request = EvaluationRequest(policy_uri="random://", suites=QUICK, num_episodes=1)
+    first, _ = store.enqueue(request, "first", "api")
+    second, _ = store.enqueue(request, "second", "api")
+    worker = _worker(tmp_path, store, reports=tmp_path / "blocked" / "reports")
+    thread = threading.Thread(target=worker.run_forever, kwargs={"handle_signals": False}, daemon=True)
+    thread.start()
+    try:
+        wait_for(
+            lambda: store.get(second).attempts >= 1 and store.get(second).status != "running", what="both"
+        )
+    finally:
+        worker.stopping.set()
+        thread.join(timeout=120)
+    assert not thread.is_alive()
+    failed = store.get(first)
+    assert (
+        failed.status in ("queued", "system_error")
+        and "the worker failed: NotADirectoryError" in failed.error
+    )
+    assert store.attempts(first)[0].outcome == "system_error"
+
+
+def test_a_worker_waits_out_a_database_restart(database: str, tmp_path: Path) -> None:
+    store = open_store(database)
+    worker = start_worker(database, tmp_path)
+    try:
+        wait_for(lambda: store.list() == [], timeout=10, what="the store")
+        import time
+
+        time.sleep(1.0)  # the worker is polling on its connection
+        _terminate(database)
+        job, _ = store.enqueue(
+            EvaluationRequest(policy_uri="random://", suites=QUICK, num_episodes=1), "k", "api"
+        )
+        wait_for(lambda: store.get(job).status == "done", what="the evaluation after the restart")
+    finally:
+        output = stop(worker)
+    assert worker.returncode == 0, output[-2000:]
