@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -54,19 +56,28 @@ def test_a_policy_source_down_for_now_is_retried_and_a_missing_one_fails_for_goo
         ]
         for name, uri in uris.items()
     }
-    worker = _worker(tmp_path, store)
+    worker = _worker(tmp_path, store, retry_s=600.0)
     try:
+        while (job := store.claim(worker.id)) is not None:
+            worker.run_one(job)
+        # Not the request's fault: queued again, but not before the source had time to come back.
+        for name in ("refused", "busy"):
+            waiting = store.get(jobs[name])
+            assert (waiting.status, waiting.attempts) == ("queued", 1), (name, waiting.error)
+            assert time.time() + 500 < waiting.lease_until <= time.time() + 600
+        missing = store.get(jobs["missing"])
+        assert (missing.status, missing.attempts) == ("error", 1) and "HTTP 404" in missing.error
+        with sqlite3.connect(tmp_path / "q.db") as database:  # ten minutes pass
+            database.execute("UPDATE evaluations SET lease_until = lease_until - 600 WHERE status = 'queued'")
         while (job := store.claim(worker.id)) is not None:
             worker.run_one(job)
     finally:
         server.close()
     for name in ("refused", "busy"):
         retried = store.get(jobs[name])
-        # Tried as often as a system error is, then left as one (not the request's fault).
+        # Tried as often as a system error is, then left as one.
         assert (retried.status, retried.attempts) == ("system_error", 2), (name, retried.error)
         assert [a.outcome for a in store.attempts(jobs[name])] == ["system_error"] * 2
-    missing = store.get(jobs["missing"])
-    assert (missing.status, missing.attempts) == ("error", 1) and "HTTP 404" in missing.error
 
 
 def test_a_worker_that_lost_its_lease_leaves_the_finishing_attempts_files_alone(
@@ -128,8 +139,6 @@ def test_a_worker_waits_out_a_database_restart(database: str, tmp_path: Path) ->
     worker = start_worker(database, tmp_path)
     try:
         wait_for(lambda: store.list() == [], timeout=10, what="the store")
-        import time
-
         time.sleep(1.0)  # the worker is polling on its connection
         _terminate(database)
         job, _ = store.enqueue(

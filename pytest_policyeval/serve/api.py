@@ -206,6 +206,8 @@ def describe(evaluation: Evaluation) -> dict[str, Any]:
         "created_at": evaluation.created_at,
         "started_at": evaluation.started_at,
         "finished_at": evaluation.finished_at,
+        # A queued evaluation retried after its source was down waits until then.
+        "retry_at": evaluation.lease_until if evaluation.status == "queued" else None,
         "error": evaluation.error,
         "result": evaluation.result,
         "links": {

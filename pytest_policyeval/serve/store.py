@@ -156,10 +156,10 @@ class Store:
                 self._sql(
                     "UPDATE evaluations SET status = 'running', attempts = attempts + 1, lease_owner = ?, "
                     "lease_until = ?, started_at = COALESCE(started_at, ?) WHERE id = (SELECT id FROM "
-                    "evaluations WHERE status = 'queued' ORDER BY created_at, id LIMIT 1"
-                    f"{skip_locked}) RETURNING {COLUMNS}"
+                    "evaluations WHERE status = 'queued' AND (lease_until IS NULL OR lease_until <= ?) "
+                    f"ORDER BY created_at, id LIMIT 1{skip_locked}) RETURNING {COLUMNS}"
                 ),
-                (worker, now + lease_s, now),
+                (worker, now + lease_s, now, now),
             )
             row = cursor.fetchone()
             if row is None:
@@ -193,23 +193,28 @@ class Store:
         status: str,
         result: dict | None = None,
         error: str | None = None,
+        retry_after_s: float = 0.0,
     ) -> bool:
         """End a running evaluation held by `worker`: done, error (final), or system_error
-        (queued again while attempts remain). False if the worker no longer held its lease."""
+        (queued again while attempts remain, claimable `retry_after_s` from now: a source that is
+        down is given time to come back). False if the worker no longer held its lease."""
         if status not in ("done", "error", "system_error"):
             raise ValueError(f"a worker cannot finish with status {status!r}")
         now = time.time()
+        # A queued row's lease_until is when it may be claimed again (NULL: at once).
+        not_before = now + retry_after_s if retry_after_s > 0 else None
         with self._transaction() as cursor:
             cursor.execute(
                 self._sql(
                     "UPDATE evaluations SET status = CASE WHEN ? = 'system_error' "
                     "AND attempts < max_attempts THEN 'queued' ELSE ? END, result = ?, error = ?, "
-                    "lease_owner = NULL, lease_until = NULL, finished_at = CASE WHEN ? = 'system_error' "
-                    "AND attempts < max_attempts THEN NULL ELSE ? END "
+                    "lease_owner = NULL, lease_until = CASE WHEN ? = 'system_error' AND attempts < "
+                    "max_attempts THEN CAST(? AS DOUBLE PRECISION) ELSE NULL END, finished_at = CASE "
+                    "WHEN ? = 'system_error' AND attempts < max_attempts THEN NULL ELSE ? END "
                     "WHERE id = ? AND lease_owner = ? AND status = 'running' RETURNING attempts"
                 ),
-                (status, status, json.dumps(result) if result is not None else None, error, status, now,
-                 evaluation_id, worker),
+                (status, status, json.dumps(result) if result is not None else None, error, status,
+                 not_before, status, now, evaluation_id, worker),
             )  # fmt: skip
             row = cursor.fetchone()
             if row is None:

@@ -10,7 +10,8 @@ How a run ends decides the status:
     the run finished (exit 0 or 1, a results document written)   done, with the document
     every task's policy could not be loaded; a usage error (4); no tests collected (5)
                                                                   error: the request's fault, final
-    ... because its source was unreachable or answered 5xx/429   system_error: retried
+    ... because its source was unreachable or answered 5xx/429   system_error: retried after
+                                                                  a pause (60 s, doubling)
     anything else (a crash, a signal, exit 2 or 3, no document)  system_error: retried
 
 The results and report are kept for the API only by the worker that still holds the lease when
@@ -59,6 +60,7 @@ class WorkerSettings:
     heartbeat_s: float = 15.0
     poll_s: float = 2.0
     timeout_s: float = 4 * 3600.0  # one evaluation's run, at most
+    retry_s: float = 60.0  # before the first retry of a source that was unreachable (doubling)
     device: str | None = None  # --device for every run (a GPU worker: cuda)
     cwd: Path = field(default_factory=Path.cwd)  # where runs start: relative policy paths are from here
 
@@ -145,8 +147,10 @@ class Worker:
         staged = self.settings.reports_dir / job.id / f".attempt-{job.attempts}-{self.id}"
         if status == "done":
             self._stage(folder, staged)
+        # A source that was down gets time to come back: longer after each attempt.
+        wait = self.settings.retry_s * 2 ** (job.attempts - 1) if error and _transient(error) else 0.0
         try:
-            if not self.store.finish(job.id, self.id, status, result=result, error=error):
+            if not self.store.finish(job.id, self.id, status, result=result, error=error, retry_after_s=wait):
                 return "lease lost"  # another attempt owns the evaluation, and its files
             if status == "done":
                 self._keep(staged)
