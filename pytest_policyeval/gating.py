@@ -76,6 +76,29 @@ def check_score_range(task: Task) -> None:
         raise ScoreRangeError(f"key 'margin': {margin:g} is half the score range [{low:g}, {high:g}] or more")
 
 
+def check_cap(task: Task) -> None:
+    """A sequential gate whose `max_episodes` cannot reach both verdicts is refused: however the
+    policy plays, one of them (or both) would never come, and every such run says inconclusive.
+    (A `--num-episodes` override may still cut it short: its guarantee then says what is lost.)"""
+    from pytest_policyeval.gates.decide import gate_for
+    from pytest_policyeval.gates.sequential import least_episodes
+
+    if task.settings.threshold is None or not gate_for(task.settings.gate).sequential:
+        return
+    design = gate_design(task)
+    if design.low is None:
+        return
+    to_pass, to_fail = least_episodes(design)
+    short = [f"a {word} at least {need}" for word, need in (("pass", to_pass), ("fail", to_fail))
+             if need is None or need > design.max_episodes]  # fmt: skip
+    if short:
+        raise ScoreRangeError(
+            f"key 'max_episodes': {design.max_episodes} episodes cannot reach both verdicts at "
+            f"alpha {design.alpha:g}, beta {design.beta:.3g} ({' and '.join(short)}; "
+            "none would ever come): raise max_episodes or the error rates"
+        )
+
+
 def _check_paired(task: Task, low: float | None, margin: float | None) -> None:
     """A baseline gate asks "not worse by more than the margin": it needs a margin, and a
     sequential one needs the range too (check_score_range skips a task without a threshold)."""
@@ -236,6 +259,7 @@ def fill_result(
     """Write a played-out gate into the task's result."""
     from dataclasses import asdict
 
+    from pytest_policyeval.gates.decide import gate_for
     from pytest_policyeval.redact import redact_uri
 
     decision, episodes = run.decision, run.episodes
@@ -259,15 +283,14 @@ def fill_result(
         "gated_tasks": gated_tasks(task, every_task_gated),
         "suite_beta": task.settings.beta,
         "score_range": list(score_range(task) or ()) or None,
+        "sequential": gate_for(task.settings.gate).sequential,  # its beta bounds a false fail
     }
     result.reason = decision.reason
     result.evidence = {"pass": decision.evidence_pass, "fail": decision.evidence_fail}
     result.trace = decision.trace
     result.inconclusive = task.settings.inconclusive
-    from pytest_policyeval.gates.decide import gate_for
-
     gate = gate_for(task.settings.gate)
-    result.guarantee = guarantee_text(gate, run.design, paired=run.baseline is not None)
+    result.guarantee = guarantee_text(gate, run.design, run.baseline is not None, task.settings.inconclusive)
     if run.baseline is not None:
         result.baseline_uri = redact_uri(baseline_uri or "")
         result.baseline_episode_scores = [e.score for e in run.baseline]
@@ -277,16 +300,44 @@ def fill_result(
     result.passed = verdict(decision.outcome, task.settings.inconclusive)
 
 
-def guarantee_text(gate: Any, design: Any, paired: bool) -> str:
-    """What the task's verdict promises, in words: on the side its direction makes bad, and
-    nothing for a task without a threshold."""
+def guarantee_text(gate: Any, design: Any, paired: bool, inconclusive: str = "fail") -> str:
+    """What the task's verdict promises, in words: on the side its direction makes bad, nothing
+    for a task without a threshold, and what a cap or `inconclusive: pass` takes away."""
     if design.threshold is None and not paired:
         return "none: no threshold, so no verdict (the score is reported only)"
-    if paired and gate.sequential:
-        return GUARANTEES["paired"]
-    if gate.sequential and not design.higher_is_better:
-        return GUARANTEES["sequential, lower is better"]
-    return gate.guarantee + (" (on per-seed differences to the baseline)" if paired else "")
+    if not gate.sequential:
+        text = gate.guarantee
+        if design.kind == "ci" and design.low is None:
+            text = GUARANTEES["ci, no range"]
+        return text + (" (on per-seed differences to the baseline)" if paired else "")
+    if paired:
+        text = GUARANTEES["paired"]
+    else:
+        text = GUARANTEES["sequential" if design.higher_is_better else "sequential, lower is better"]
+    return text + _cap_caveat(design, inconclusive)
+
+
+def _cap_caveat(design: Any, inconclusive: str) -> str:
+    """What the episode cap takes from a sequential gate's promise."""
+    from pytest_policyeval.gates.sequential import least_episodes
+
+    to_pass, to_fail = least_episodes(design)
+    cap = design.max_episodes
+    never = [word for word, need in (("pass", to_pass), ("fail", to_fail)) if need is None or need > cap]
+    if len(never) == 2:
+        return (
+            f"; but not in {cap} episodes: no verdict can come in them (a pass takes at least "
+            f"{to_pass}, a fail {to_fail}), so every run is inconclusive"
+        )
+    if never:
+        need = to_pass if never[0] == "pass" else to_fail
+        return (
+            f"; but it cannot {never[0]} within its {cap} episodes (that takes at least {need}): "
+            f"such a policy is inconclusive, counted as {inconclusive}"
+        )
+    if inconclusive == "pass":
+        return "; inconclusive counts as pass here, so a policy the cap stops passes without that bound"
+    return ""
 
 
 def verdict(outcome: str | None, inconclusive: str) -> bool | None:

@@ -50,7 +50,7 @@ def test_a_score_exactly_at_the_threshold_never_fails_the_sequential_gate(pytest
     result.assert_outcomes(passed=1)
 
 
-INSIDE = "threshold: 1.0\n        score_range: [0, 2]\n        max_episodes: 6"  # capped before a pass
+INSIDE = "threshold: 1.0\n        score_range: [0, 2]\n        max_episodes: 8"  # capped before a pass (19)
 
 
 def test_inconclusive_counts_as_fail_by_default_and_can_count_as_pass_or_skip(
@@ -58,7 +58,7 @@ def test_inconclusive_counts_as_fail_by_default_and_can_count_as_pass_or_skip(
 ) -> None:
     result, detail = run_certain(pytester, INSIDE)
     assert detail["outcome"] == "inconclusive" and detail["passed"] is False
-    assert "cap of 6 episodes" in detail["reason"]
+    assert "cap of 8 episodes" in detail["reason"]
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*INCONCLUSIVE (fail)*"])
     result, detail = run_certain(pytester, INSIDE + "\n        inconclusive: skip")
@@ -304,3 +304,60 @@ def test_a_mean_at_the_threshold_but_for_rounding_passes_the_mean_gate() -> None
     # A real difference, however small against the scores, still decides.
     assert judge(GateDesign("mean", 0.2 + 1e-9, True, 0.0, 4.0), scores).outcome == "fail"
     assert judge(GateDesign("mean", 0.2 - 1e-9, False, 0.0, 4.0), scores).outcome == "fail"
+
+
+def test_a_cap_that_cannot_reach_both_verdicts_is_a_suite_error(pytester: pytest.Pytester) -> None:
+    # On [0, 1] at the default rates a pass takes at least 6 episodes and a fail 8, whatever is played.
+    body = """
+    name: capped
+    tasks:
+      - {name: nav/capped, map: maps/certain.map, threshold: 0.5, num_episodes: 3, max_episodes: 7}
+    """
+    write_suite(pytester.path, body, maps={"certain": CERTAIN_MAP})
+    result = pytester.runpytest("--policy-uri", "random://")
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error
+    result.stdout.fnmatch_lines(
+        ["*key 'max_episodes': 7 episodes cannot reach both verdicts*a fail at least 8*"]
+    )
+    write_suite(
+        pytester.path, body.replace("max_episodes: 7", "max_episodes: 8"), maps={"certain": CERTAIN_MAP}
+    )
+    pytester.runpytest("--policy-uri", "scripted://navigator").assert_outcomes(passed=1)
+
+
+def test_what_a_cap_or_inconclusive_pass_takes_from_the_guarantee_is_said(pytester: pytest.Pytester) -> None:
+    # --num-episodes 3 plays exactly 3 (as Metta did): no verdict can come in them.
+    result, detail = run_certain(
+        pytester, "threshold: 0.5\n        score_range: [0, 1]", "random://", "--num-episodes", "3"
+    )
+    assert detail["outcome"] == "inconclusive"
+    result.assert_outcomes(failed=1)
+    assert (
+        "but not in 3 episodes: no verdict can come in them (a pass takes at least 6, a fail 8)"
+        in detail["guarantee"]
+    )
+    result, detail = run_certain(
+        pytester, "threshold: 0.5\n        score_range: [0, 1]\n        inconclusive: pass"
+    )
+    result.assert_outcomes(passed=1)
+    assert detail["guarantee"].endswith(
+        "inconclusive counts as pass here, so a policy the cap stops passes without that bound"
+    )
+    # A ci gate with no range to declare (an unbounded return) says its bound is only approximate.
+    from pytest_policyeval.gates.decide import gate_for
+    from pytest_policyeval.gating import guarantee_text
+
+    unbounded = guarantee_text(gate_for("ci"), GateDesign("ci", 0.5), paired=False)
+    assert "approximate (false pass above alpha at a few episodes)" in unbounded
+    assert "approximate" not in guarantee_text(gate_for("ci"), GateDesign("ci", 0.5, True, 0.0, 1.0), False)
+
+
+def test_levels_are_printed_with_the_digits_they_have() -> None:
+    # alpha 0.025 is a 97.5% bound, not 98%; alpha 0.001 a 99.9% one, not 100%.
+    scores = np.array([0.0, 1.0] * 10)
+    for alpha, bound, interval in ((0.025, "97.5%", "95%"), (0.001, "99.9%", "99.8%"), (0.05, "95%", "90%")):
+        decision = judge(GateDesign("ci", 0.9, True, 0.0, 1.0, 0.1, alpha), scores)
+        assert f"the one-sided {bound} bound" in decision.reason
+        assert decision.interval_level == f"{interval} two-sided"
+    tiny = judge(GateDesign("sequential", 0.5, True, 0.0, 1.0, 0.1, 1e-12, 0.01 / 13), scores)
+    assert tiny.interval_level == "lower 0.999999999999, upper 0.9992"

@@ -278,7 +278,9 @@ def test_the_summary_counts_each_task_in_one_column() -> None:
     ]
     row = summary_html(results).split("<tbody>", 1)[1].split("</tr>", 1)[0]
     counts = [int(cell) for cell in re.findall(r'<td class="pe-num">(\d+)</td>', row)]
-    assert counts == [2, 1, 2, 1]  # passed, failed, inconclusive, errors: 6 tasks, each once
+    # pass, fail, inconclusive, errors, not gated: 6 tasks, each once, as the verdict's tally has them
+    assert counts == [1, 1, 2, 1, 1]
+    assert "1 pass, 1 fail, 2 inconclusive, 1 with errors of 5 gated" in summary_html(results)
 
 
 # -- the report of real runs ---------------------------------------------------------------------

@@ -166,3 +166,37 @@ def test_the_iqm_and_its_interval_match_scipys_trim_mean_and_percentile_bootstra
     assert headline["low"] == pytest.approx(reference.low, abs=1e-12)
     assert headline["high"] == pytest.approx(reference.high, abs=1e-12)
     assert headline["iqm"] == trim_mean([s.mean() for s in samples], 0.25)
+
+
+def _gated(task: str, gate: str, multiplicity: str = "bonferroni", **fields):
+    design = {"beta": 0.005, "multiplicity": multiplicity, "sequential": gate == "sequential"}
+    return _result(
+        task, threshold=0.5, outcome="pass", passed=True, score=0.9, gate=gate, design=design, **fields
+    )
+
+
+def test_the_suite_guarantee_counts_only_gates_that_control_a_false_fail() -> None:
+    from pytest_policyeval.reporting.documents import suite_summary
+
+    mixed = suite_summary([_gated("nav/a", "sequential"), _gated("nav/b", "mean"), _gated("nav/c", "ci")])
+    verdict = mixed["suite_verdict"]
+    assert verdict["false_fail_bound"] == pytest.approx(0.005)  # the sequential task's beta alone
+    assert "2 task(s) with a fixed gate (mean, ci) are not covered" in verdict["guarantee"]
+    fixed = suite_summary([_gated("nav/b", "mean"), _gated("nav/c", "ci")])["suite_verdict"]
+    assert fixed["false_fail_bound"] is None and fixed["guarantee"].startswith(
+        "none: its 2 gated task(s) use fixed"
+    )
+    # Neutral to direction and baseline: no "above"/"below" that lower-is-better would turn around.
+    assert (
+        "on the good side of every threshold" in verdict["guarantee"] and "above" not in verdict["guarantee"]
+    )
+    lenient = suite_summary([_gated("nav/a", "sequential", inconclusive="pass")])["suite_verdict"]
+    assert "counting inconclusive as pass passes without its false-pass bound" in lenient["guarantee"]
+
+
+def test_suites_sharing_beta_differently_are_both_named() -> None:
+    from pytest_policyeval.reporting.documents import suite_summary
+
+    verdict = suite_summary([_gated("nav/a", "sequential"), _gated("nav/b", "sequential", "none", suite="t")])
+    assert verdict["suite_verdict"]["multiplicity"] == "bonferroni, none"
+    assert "each beta / K" not in verdict["suite_verdict"]["guarantee"]  # not every task's beta was split

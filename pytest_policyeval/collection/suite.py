@@ -191,7 +191,7 @@ def _check_task(path: Path, label: str, engine: Any, task: Task) -> None:
     """The engine's own checks (files it names, ids it knows), then the gate's."""
     from pytest_policyeval.engines.base import EngineError
     from pytest_policyeval.gates.decide import gate_for
-    from pytest_policyeval.gating import ScoreRangeError, check_score_range
+    from pytest_policyeval.gating import ScoreRangeError, check_cap, check_score_range
     from pytest_policyeval.registry import RegistryError
 
     try:
@@ -204,6 +204,7 @@ def _check_task(path: Path, label: str, engine: Any, task: Task) -> None:
         raise SuiteError(f"{path}: {label}: key 'gate': {exc}") from None
     try:
         check_score_range(task)
+        check_cap(task)
     except ScoreRangeError as exc:
         raise SuiteError(f"{path}: {label}: {exc}") from None
 

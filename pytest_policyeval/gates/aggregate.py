@@ -27,9 +27,13 @@ def suite_verdict(
     passed: Sequence[bool | None],
     multiplicity: str,
     betas: Sequence[float] = (),
+    uncovered: int = 0,
+    inconclusive_pass: bool = False,
 ) -> dict[str, Any]:
-    """The verdict over these tasks; `betas` are the gated tasks' own false-fail rates, whose sum
-    bounds the chance that a policy a margin above every threshold fails any of them."""
+    """The verdict over these tasks; `betas` are the sequential gates' own false-fail rates, whose
+    sum bounds the chance that a policy a margin on the good side of every threshold fails any of
+    them. `uncovered` gated tasks (a fixed gate: `mean`, `ci`) control no false-fail rate, and
+    with `inconclusive_pass` a task stopped by its cap passes without its false-pass bound."""
     gated = [(o, p) for o, p in zip(outcomes, passed, strict=True) if o is not None]
     if not gated:
         return {"outcome": None, "gated_tasks": 0}
@@ -44,13 +48,7 @@ def suite_verdict(
     else:
         outcome = "inconclusive"
     bound = min(1.0, float(sum(betas))) if betas else None
-    split = ", each beta / K" if multiplicity == "bonferroni" else ""
-    guarantee = (
-        f"false fail <= {bound:.3g} (the sum of the tasks' beta{split}) for a policy a margin above "
-        "every threshold; false pass <= alpha for one a margin below any threshold"
-        if bound is not None
-        else "none: no gated task reached a verdict"
-    )
+    guarantee = _suite_guarantee(bound, multiplicity, uncovered, inconclusive_pass)
     return {
         "outcome": outcome,
         "gated_tasks": len(gated),
@@ -62,6 +60,28 @@ def suite_verdict(
         "false_fail_bound": bound,
         "guarantee": guarantee,
     }
+
+
+def _suite_guarantee(bound: float | None, multiplicity: str, uncovered: int, inconclusive_pass: bool) -> str:
+    """The suite verdict's promise in words, neutral to each task's direction and baseline."""
+    if bound is None:
+        return (
+            f"none: its {uncovered} gated task(s) use fixed gates (mean, ci), which control no false fail"
+            if uncovered
+            else "none: no gated task reached a verdict"
+        )
+    split = ", each beta / K" if multiplicity == "bonferroni" else ""
+    text = (
+        f"false fail <= {bound:.3g} (the sum of the sequential tasks' beta{split}) for a policy a "
+        "margin on the good side of every threshold (as good as its baseline, for a baseline gate); "
+        "false pass <= alpha for one a margin on the bad side of any threshold (two margins worse "
+        "than its baseline)"
+    )
+    if uncovered:
+        text += f"; {uncovered} task(s) with a fixed gate (mean, ci) are not covered"
+    if inconclusive_pass:
+        text += "; a task counting inconclusive as pass passes without its false-pass bound"
+    return text
 
 
 def _iqm(values: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -10,7 +10,7 @@ import math
 import numpy as np
 
 from pytest_policyeval.gates.base import Gate
-from pytest_policyeval.gates.design import GUARANTEES, GateDesign, first_outside, range_error
+from pytest_policyeval.gates.design import GUARANTEES, GateDesign, first_outside, percent, range_error
 from pytest_policyeval.gates.intervals import EQUAL_SCORES, interval
 from pytest_policyeval.gates.sequential import Decision, decide
 
@@ -73,7 +73,7 @@ def _fixed(design: GateDesign, x: np.ndarray, kind: str) -> Decision:
             value = design.threshold  # a mean at the threshold but for rounding is at it
     else:
         value = shown.low if design.higher_is_better else shown.high
-        rule = f"the one-sided {1 - design.alpha:.0%} bound"
+        rule = f"the one-sided {percent(1 - design.alpha)} bound"
     if math.isnan(value):
         outcome, reason = "fail", f"{rule} is not known after {x.size} episode(s)"
     else:
@@ -95,7 +95,7 @@ def _fixed(design: GateDesign, x: np.ndarray, kind: str) -> Decision:
         evidence_fail=None,
         reason=reason,
         interval_method=shown.method,
-        interval_level=f"{level:.0%} two-sided",
+        interval_level=f"{percent(level)} two-sided",
     )
 
 

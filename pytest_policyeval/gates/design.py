@@ -25,6 +25,10 @@ GUARANTEES: dict[str, str] = {
     "false fail <= beta at threshold - margin",
     "ci": "fixed episodes: the one-sided (1 - alpha) bound must clear the threshold; "
     "false fail not controlled",
+    # No declared range: the bound is the BCa bootstrap's, right only as episodes grow.
+    "ci, no range": "fixed episodes: the one-sided (1 - alpha) BCa bootstrap bound must clear the "
+    "threshold; with no declared range it is approximate (false pass above alpha at a few "
+    "episodes); false fail not controlled",
     "mean": "no error guarantee: the sample mean against the threshold (Metta's rule)",
     "paired": "anytime-valid on per-seed differences: false pass <= alpha at 2 margins worse than the "
     "baseline, false fail <= beta when as good as the baseline",
@@ -148,3 +152,24 @@ def differences(candidate: list[float], baseline: list[float], higher_is_better:
     """Per-seed differences a paired gate judges, oriented so that better than the baseline is > 0."""
     sign = 1.0 if higher_is_better else -1.0
     return [sign * (c - b) for c, b in zip(candidate, baseline, strict=True)]
+
+
+def percent(level: float) -> str:
+    """A confidence level in percent with the digits it has: 95%, 97.5%, 99.9999999999%, never
+    rounded to a whole that overstates it (99.9% is not 100%)."""
+    value = round(level * 100, 10)
+    for digits in range(3, 13):
+        text = f"{value:.{digits}g}"
+        if float(text) == value:
+            break
+    return f"{text}%"
+
+
+def fraction(level: float) -> str:
+    """A level as a fraction, to 4 significant digits unless that would round it up to 1: 0.95,
+    0.9992, 0.999999999999."""
+    for digits in range(4, 13):
+        text = f"{level:.{digits}g}"
+        if float(text) < 1 or level >= 1:
+            return text
+    return text

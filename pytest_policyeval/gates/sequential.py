@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from pytest_policyeval.gates.design import GateDesign, Outcome, first_outside, range_error
+from pytest_policyeval.gates.design import GateDesign, Outcome, first_outside, fraction, range_error
 
 BET_CAP = 0.75  # a bet never risks more than three quarters of the wealth on one episode
 GRID = 257  # points on which the confidence sequence is evaluated
@@ -149,9 +149,9 @@ def decide(design: GateDesign, scores: np.ndarray | list[float], trace: bool = F
         evidence_pass=float(np.exp(min(log_pass[at], 700.0))),
         evidence_fail=float(np.exp(min(log_fail[at], 700.0))),
         reason=reason,
-        interval_level=f"lower {1 - oriented.alpha:.4g}, upper {1 - oriented.beta:.4g}"
+        interval_level=f"lower {fraction(1 - oriented.alpha)}, upper {fraction(1 - oriented.beta)}"
         if design.higher_is_better
-        else f"lower {1 - oriented.beta:.4g}, upper {1 - oriented.alpha:.4g}",
+        else f"lower {fraction(1 - oriented.beta)}, upper {fraction(1 - oriented.alpha)}",
     )
     if trace:
         estimate = np.cumsum(raw[:n]) / np.arange(1, n + 1)
@@ -180,6 +180,23 @@ def _fastest(m0: float, m1: float, d: float, alpha: float, beta: float) -> float
     if up <= 0 or down <= 0:
         return math.inf
     return max(math.log(1 / alpha) / up, math.log(1 / beta) / down)
+
+
+def least_episodes(design: GateDesign) -> tuple[int | None, int | None]:
+    """The fewest episodes in which the gate can pass, and fail, at all: the gate itself on every
+    score at the best (worst) end of the range, the quickest way its bets grow. None: never (the
+    bets cannot reach the evidence). A cap below both can decide nothing."""
+    endless = replace(design, max_episodes=LEAST_HORIZON, cap_factor=None)
+    assert design.low is not None and design.high is not None
+    best, worst = (design.high, design.low) if design.higher_is_better else (design.low, design.high)
+    found = []
+    for score, outcome in ((best, "pass"), (worst, "fail")):
+        decision = decide(endless, np.full(LEAST_HORIZON, score))
+        found.append(decision.episodes if decision.outcome == outcome else None)
+    return found[0], found[1]
+
+
+LEAST_HORIZON = 10_000
 
 
 def _z(alpha: float, beta: float) -> float:

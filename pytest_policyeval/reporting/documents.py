@@ -139,13 +139,18 @@ def suite_summary(results: Sequence[TaskResult], run: dict[str, Any] | None = No
     from pytest_policyeval.gates.aggregate import iqm_interval, suite_verdict
 
     # A task that erred before its gate carries no design: with none gated, there is none to name.
-    multiplicity = next((r.design["multiplicity"] for r in results if "multiplicity" in r.design), "n/a")
+    # Suites of one run may share their beta differently: each way is named.
+    ways = sorted({r.design["multiplicity"] for r in results if "multiplicity" in r.design})
+    multiplicity = ", ".join(ways) if ways else "n/a"
+    decided = [r for r in results if r.outcome is not None and "beta" in r.design]
     verdict = suite_verdict(
         # An errored task counts where it was to be gated (K counts it too), and nowhere else.
         [r.outcome if r.error is None else ("error" if _was_gated(r) else None) for r in results],
         [r.passed if r.error is None else False for r in results],
         multiplicity,
-        [r.design["beta"] for r in results if r.outcome is not None and "beta" in r.design],
+        [r.design["beta"] for r in decided if r.design.get("sequential", True)],
+        uncovered=sum(1 for r in decided if not r.design.get("sequential", True)),
+        inconclusive_pass=any(r.inconclusive == "pass" for r in decided),
     )
     if run is not None and (run.get("complete") is not True or run.get("interrupted")):
         verdict = {

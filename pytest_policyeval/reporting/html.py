@@ -270,6 +270,15 @@ def _iqm_cell(iqm: dict[str, Any]) -> str:
     )
 
 
+def _outcome_counts(group: Sequence[TaskResult]) -> tuple[int, int, int, int, int]:
+    """Tasks by what their gate said: pass, fail, inconclusive, errors, and tasks without a gate."""
+    outcomes = [r.outcome if r.error is None else "error" for r in group]
+    return (
+        outcomes.count("pass"), outcomes.count("fail"), outcomes.count("inconclusive"),
+        outcomes.count("error"), outcomes.count(None),
+    )  # fmt: skip
+
+
 def summary_html(results: Sequence[TaskResult], run: dict[str, Any] | None = None) -> str:
     rows, categories, notes = [], [], []
     groups = by_policy(results)
@@ -278,14 +287,10 @@ def summary_html(results: Sequence[TaskResult], run: dict[str, Any] | None = Non
         avg_sim, avg_cat = averages(scores)
         summary = suite_summary(group, run)
         verdict, iqm = summary["suite_verdict"], summary["iqm_normalised_score"]
-        # Each task in one column: an inconclusive one only under Inconclusive, whatever it counts as.
-        decided = [r for r in group if r.error is None and r.outcome != "inconclusive"]
-        passed = sum(1 for r in decided if r.passed is not False)  # an ungated task passes its test
-        failed = sum(1 for r in decided if r.passed is False)
-        inconclusive = sum(1 for r in group if r.error is None and r.outcome == "inconclusive")
-        errors = sum(1 for r in group if r.error is not None)
+        # Each task in one column, by its gate's outcome, as the verdict's tally counts them (an
+        # inconclusive task counted as fail fails its test, but its gate did not fail it).
+        counts = "".join(f'<td class="pe-num">{n}</td>' for n in _outcome_counts(group))
         numbers = "".join(f'<td class="pe-num">{n}</td>' for n in (_num(avg_sim), _num(avg_cat)))
-        counts = "".join(f'<td class="pe-num">{n}</td>' for n in (passed, failed, inconclusive, errors))
         label = escape(group[0].policy_label)
         baseline = baselines_text(list(group))
         against = f'<br><small class="pe-small">against {escape(baseline)}</small>' if baseline else ""
@@ -310,7 +315,7 @@ def summary_html(results: Sequence[TaskResult], run: dict[str, Any] | None = Non
         '<section id="policyeval-summary" class="pe-summary"><h2>Policy evaluation</h2>'
         "<table><thead><tr><th>Policy</th><th>URI</th><th>Average simulation score</th>"
         "<th>Average category score</th><th>IQM of normalised scores</th><th>Suite verdict</th>"
-        "<th>Passed</th><th>Failed</th><th>Inconclusive</th><th>Errors</th></tr></thead>"
+        "<th>Pass</th><th>Fail</th><th>Inconclusive</th><th>Errors</th><th>Not gated</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
         + (f'<ul class="pe-notes">{"".join(notes)}</ul>' if notes else "")
         + "<table><thead><tr><th>Policy</th><th>Category</th><th>Category score</th></tr></thead>"
