@@ -167,6 +167,9 @@ def policy_identity(policy: Policy | None) -> dict[str, Any] | None:
     source = outside_code_digest(policy)  # a plugin's or conftest's policy: its code counts
     if source is not None:
         identity["source_sha256"] = source
+    registered = _registrations(policy)  # and the code that registered its scheme or parts
+    if registered:
+        identity["registered_sha256"] = registered
     info = {k: v for k, v in policy.info.items() if k not in ("path", "source")}
     if "digest" not in info:
         identity["uri"] = policy.uri
@@ -178,16 +181,46 @@ def policy_identity(policy: Policy | None) -> dict[str, Any] | None:
     return identity
 
 
+def _registrations(policy: Policy) -> dict[str, str]:
+    """Digests of the outside code registering what the policy was made with: its URI scheme's
+    loader, and for a Metta checkpoint its preset and architecture names."""
+    from pytest_policyeval.policies.naming import split_uri
+    from pytest_policyeval.provenance import registered_code
+
+    wanted = [("pytest_policyeval_policy_schemes", split_uri(policy.uri)[0])]
+    preset = policy.info.get("preset")
+    if isinstance(preset, str):
+        wanted.append(("pytest_policyeval_metta_presets", preset))
+    wanted += [
+        ("pytest_policyeval_metta_architectures", t) for t in _targets(policy.info.get("architecture"))
+    ]
+    found = {f"{hook.rsplit('_', 1)[-1]}:{name}": registered_code(hook, name) for hook, name in wanted}
+    return {key: digest for key, digest in found.items() if digest is not None}
+
+
+def _targets(node: Any) -> list[str]:
+    """Every `_target_` name in a Metta architecture config, nested ones included."""
+    if isinstance(node, dict):
+        own = [node["_target_"]] if isinstance(node.get("_target_"), str) else []
+        return own + [t for value in node.values() for t in _targets(value)]
+    if isinstance(node, list):
+        return [t for value in node for t in _targets(value)]
+    return []
+
+
 def engine_identity(task: Task) -> dict[str, Any]:
     """What the engine says makes an episode what it is, and which engine (by class and, for one
     from outside the package, its source)."""
-    from pytest_policyeval.provenance import outside_code_digest
+    from pytest_policyeval.provenance import outside_code_digest, registered_code
 
     engine = engine_for(task)
     identity = {"class": f"{type(engine).__module__}.{type(engine).__qualname__}", **engine.identity(task)}
     source = outside_code_digest(engine)
     if source is not None:
         identity["source_sha256"] = source
+    registered = registered_code("pytest_policyeval_engines", task.engine)
+    if registered is not None:  # the conftest that made it (CoinEngine(flip=FLIP)) counts too
+        identity["registered_sha256"] = registered
     return identity
 
 
@@ -206,7 +239,7 @@ def played_task(task: Task) -> dict[str, Any]:
 def episodes_key(task: Task, policy: Policy, npc: Policy | None, device: str) -> tuple[str, dict[str, Any]]:
     """The episode cache's key for `policy` on `task`, and what it was made of (kept beside it)."""
     from pytest_policyeval.episode_cache import SCHEMA, cache_key
-    from pytest_policyeval.provenance import code_digest, package_versions
+    from pytest_policyeval.provenance import code_digest, package_versions, registered_code
 
     versions = package_versions()
     meta = {
@@ -222,6 +255,9 @@ def episodes_key(task: Task, policy: Policy, npc: Policy | None, device: str) ->
         "code": code_digest(),  # the source that plays episodes: a change there plays them again
         "versions": {k: versions.get(k) for k in ("pytest_policyeval", "torch", "numpy")},
     }
+    preset = registered_code("pytest_policyeval_metta_presets", task.metta_preset)
+    if preset is not None:  # a conftest's preset: its contents decide the episodes, not its name
+        meta["metta_preset_sha256"] = preset
     return cache_key(meta), meta
 
 

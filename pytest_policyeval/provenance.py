@@ -100,6 +100,19 @@ def outside_code_digest(obj: object) -> str | None:
     return digest.hexdigest()[:16]
 
 
+def registered_code(hook: str, name: str | None) -> str | None:
+    """A digest of the code that registers `name` through `hook` when it is not this package's
+    (a conftest's hook function, with the modules it uses): an edit there changes what the
+    name plays even where the registered class's own file is unchanged. None for this package's
+    own registrations, an unknown name, or no name."""
+    if not name:
+        return None
+    from pytest_policyeval import registry
+
+    function = registry.registrar(hook, name)
+    return None if function is None else outside_code_digest(function)
+
+
 MAX_HELPERS = 256  # modules followed from one class: a bound, not a limit anyone should reach
 
 

@@ -75,6 +75,16 @@ def installed(hook: str, name: str) -> bool:
     return False
 
 
+def registrar(hook: str, name: str) -> Any:
+    """The hook implementation (a function) whose entry for `name` wins, as `table` merges them;
+    None if nothing registers it. Its code decides what the name stands for (a conftest's
+    `lambda uri, rest, options: Oracle(uri, GUESS)`), beside the class it returns."""
+    for impl in getattr(manager().hook, hook).get_hookimpls()[::-1]:  # last registered first
+        if name in (impl.function() or {}):
+            return impl.function
+    return None
+
+
 @functools.cache
 def _entry_point_modules() -> frozenset[str]:
     """Modules of this group's entry points, read once (installed packages do not change in a run).

@@ -464,3 +464,67 @@ def test_a_conftests_environment_counts_its_own_helpers_with_other_conftests_abo
         scores.append(_play_once(pytester, tmp_path))
     assert scores[1] == ([4.0, 4.0], [True, True])
     assert scores[2] == ([12.0, 12.0], [False, False])  # rules.py edited: played again
+
+
+def test_an_edit_to_the_conftest_that_registers_a_policy_or_engine_plays_again(
+    pytester: pytest.Pytester, tmp_path
+) -> None:
+    """The classes live in a module of their own; the conftest only builds them, with its own
+    arguments. An edit there changes what plays, and the kept episodes must not stand for it."""
+    import shutil
+
+    example = Path(__file__).resolve().parents[1] / "examples/extending"
+    shutil.copytree(example / "suites", pytester.path / "suites")
+    parts = (example / "conftest.py").read_text()
+    parts = parts.replace(
+        "return np.ones(len(slots), dtype=np.int64)", "return np.full(len(slots), self.guess, dtype=np.int64)"
+    )
+    parts = parts.replace(
+        "        return HeadsActor()",
+        "        actor = HeadsActor()\n        actor.guess = self.guess\n        return actor",
+    )
+    parts = parts.replace(
+        "    def __init__(self, uri: str):\n        self.uri,",
+        "    def __init__(self, uri: str, guess: int = 1):\n        self.guess = guess\n        self.uri,",
+    )
+    (pytester.path / "parts.py").write_text(parts.replace("@pytest.hookimpl", "# not registered here:"))
+    conftest = """
+import pytest
+from parts import CoinEngine, MedianGate, Oracle
+GUESS = {guess}
+
+
+@pytest.hookimpl
+def pytest_policyeval_gates():
+    return {{"median": MedianGate()}}
+
+
+@pytest.hookimpl
+def pytest_policyeval_engines():
+    return {{"coin": CoinEngine()}}
+
+
+@pytest.hookimpl
+def pytest_policyeval_policy_schemes():
+    return {{"guess": lambda uri, rest, options: Oracle(uri, GUESS)}}
+"""
+    data = tmp_path / "data"
+
+    def play(guess: int) -> dict:
+        (pytester.path / "conftest.py").write_text(conftest.format(guess=guess))
+        pytester.runpytest_subprocess(
+            "-p", "no:importnb", "--policy-uri", "guess://", "--data-dir", str(data), "--eval-json", "r.json",
+            "-k", "loaded",
+        )  # fmt: skip
+        (detail,) = task_details(pytester.path / "r.json").values()
+        return detail
+
+    tails = play(0)
+    assert tails["outcome"] == "fail" and not any(tails["episode_cached"])
+    assert all(play(0)["episode_cached"])  # unchanged: kept
+    heads = play(1)  # the conftest's argument alone changed: always heads now
+    assert not any(heads["episode_cached"]) and heads["outcome"] == "pass"
+    assert all(play(1)["episode_cached"])
+    # The engine's registration is the conftest's code too: any edit there plays again.
+    conftest = conftest.replace('{{"coin": CoinEngine()}}', '{{"coin": CoinEngine()}}  # edited')
+    assert not any(play(1)["episode_cached"])
