@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from pytest_policyeval.evaluation import EvalOptions
-from pytest_policyeval.redact import redact_text
+from pytest_policyeval.redact import redact_text, redact_uri
 from pytest_policyeval.results import TaskResult
 
 
@@ -48,6 +48,7 @@ class Controller:
     written: list[Path] = field(default_factory=list)
     write_errors: list[str] = field(default_factory=list)  # results files that could not be written
     publishing: Any = None  # reporting.publishing.Publishing, once published
+    split: dict[str, Any] | None = None  # what a shard's split was cut from (plugin._record_split)
     # Node ids of the task items this run collected (None: not known yet) and whether pytest was
     # interrupted: what the results files say about their completeness.
     expected_tasks: set[str] | None = None
@@ -130,6 +131,12 @@ class Controller:
         return bool(self.options.shard) and self.expected_tasks == set() and not self.results
 
     @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        split = getattr(node, "workeroutput", {}).get("policyeval_split")
+        if split is not None:
+            self.split = split  # every worker collects the same items: any one's will do
+
+    @pytest.hookimpl(optionalhook=True)
     def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
         from pytest_policyeval.completeness import is_task_id
 
@@ -156,9 +163,16 @@ class Controller:
             "num_episodes_override": self.options.num_episodes,
             "git_sha": git_revision(self.rootpath),
             "versions": package_versions(),
-            "shard": {"id": self.options.shard[0], "count": self.options.shard[1]}
+            "shard": {"id": self.options.shard[0], "count": self.options.shard[1], "split": self.split}
             if self.options.shard
             else None,
+            # Options that change every task's result: shards must agree on them to be one run.
+            "baseline_uri": redact_uri(self.options.baseline_uri) if self.options.baseline_uri else None,
+            "gate_override": self.options.gate,
+            "npc_policy_uri_override": redact_uri(self.options.npc_policy_uri)
+            if self.options.npc_policy_uri
+            else None,
+            "metta_preset_override": self.options.metta_preset,
         }
 
     def document(self, run: dict[str, Any]) -> dict[str, Any]:

@@ -104,6 +104,10 @@ RUN_WIDE = {
     "seed_override": "--eval-seed values",
     "num_episodes_override": "--num-episodes values",
     "versions": "package versions",
+    "baseline_uri": "--baseline-uri values",
+    "gate_override": "--eval-gate values",
+    "npc_policy_uri_override": "--npc-policy-uri values",
+    "metta_preset_override": "--metta-preset values",
 }
 
 
@@ -133,6 +137,14 @@ def merge_shards(paths: Sequence[Path], allow_partial: bool = False) -> Merged:
     shas = {doc.get("git_sha") for _, doc in documents}
     if len(shas) > 1:
         raise MergeError(f"the shards ran different commits: {sorted(map(str, shas))}")
+    splits = {json.dumps(doc["shard"].get("split"), sort_keys=True) for _, doc in documents}
+    if len(splits) > 1:
+        # Each shard's share is computed from what it collected: different -k, -m, suites or
+        # policies give shares of different runs, and their union is neither.
+        raise MergeError(
+            "the shards were cut from different task selections (their -k, -m, suites or "
+            "--policy-uri differ), so together they are not one run: rerun them alike"
+        )
     for key, what in RUN_WIDE.items():
         # The merged document states these once, for every task: shards that differ make one run.
         values = {json.dumps(doc.get(key), sort_keys=True) for _, doc in documents}

@@ -19,7 +19,14 @@ from typing import Any
 import pytest
 
 from pytest_policyeval.evaluation import Evaluation
-from pytest_policyeval.keys import CONTROLLER_KEY, EVALUATION_KEY, FILMS_KEY, RESULT_KEY, evaluation_of
+from pytest_policyeval.keys import (
+    CONTROLLER_KEY,
+    EVALUATION_KEY,
+    FILMS_KEY,
+    RESULT_KEY,
+    controller_of,
+    evaluation_of,
+)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -211,10 +218,28 @@ def _keep_shard(config: pytest.Config, items: list, shard_id: int, num_shards: i
         if task_id is not None:
             costs[task_id] = costs.get(task_id, 0.0) + item.cost()
     keep = select(task_ids, costs, Shard(shard_id, num_shards))
+    _record_split(config, [item.nodeid for item in items if isinstance(item, TaskItem)])
     dropped = [item for item, kept in zip(items, keep, strict=True) if not kept]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = [item for item, kept in zip(items, keep, strict=True) if kept]
+
+
+def _record_split(config: pytest.Config, task_ids: list[str]) -> None:
+    """What this shard's split was cut from (every task item left after -k, suites and policies
+    alike), so that `policyeval merge` can refuse shards cut from different selections. Under
+    xdist it rides back to the controller with the worker's output."""
+    import hashlib
+
+    split = {
+        "tasks": len(task_ids),
+        "digest": hashlib.sha256("\n".join(sorted(task_ids)).encode()).hexdigest()[:16],
+    }
+    if hasattr(config, "workeroutput"):
+        config.workeroutput["policyeval_split"] = split
+    controller = controller_of(config)
+    if controller is not None:
+        controller.split = split
 
 
 # -- fixtures -----------------------------------------------------------------------------------

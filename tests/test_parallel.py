@@ -85,16 +85,25 @@ def test_serial_xdist_and_two_shards_merged_agree(pytester: pytest.Pytester) -> 
     pytester.runpytest_subprocess(*base, "--eval-json", "serial.json", "--eval-yaml", "serial.yaml")
     pytester.runpytest_subprocess(*base, "-n", "2", "--eval-json", "xdist.json")
     shard_tasks = []
-    for shard in (0, 1):
+    splits = []
+    for shard, workers in ((0, ()), (1, ("-n", "2"))):  # a shard may use xdist on its machine
         result = pytester.runpytest_subprocess(
-            *base, "--shard-id", str(shard), "--num-shards", "2", "--eval-json", f"shard{shard}.json"
+            *base,
+            *workers,
+            "--shard-id",
+            str(shard),
+            "--num-shards",
+            "2",
+            "--eval-json",
+            f"shard{shard}.json",
         )
         shard_tasks.append({task for task, _ in task_details(pytester.path / f"shard{shard}.json")})
-        assert json.loads((pytester.path / f"shard{shard}.json").read_text())["shard"] == {
-            "id": shard,
-            "count": 2,
-        }
-        result.stdout.fnmatch_lines(["*deselected*"])
+        recorded = json.loads((pytester.path / f"shard{shard}.json").read_text())["shard"]
+        assert (recorded["id"], recorded["count"], recorded["split"]["tasks"]) == (shard, 2, 8)
+        splits.append(recorded["split"])
+        if not workers:
+            result.stdout.fnmatch_lines(["*deselected*"])
+    assert splits[0] == splits[1]  # cut from the same selection, serially or under xdist
     # Each task ran on exactly one shard, with both policies.
     assert shard_tasks[0] and shard_tasks[1] and not shard_tasks[0] & shard_tasks[1]
     merged = run_policyeval(
@@ -141,6 +150,18 @@ def test_merge_refuses_an_incomplete_or_overlapping_set(pytester: pytest.Pyteste
     mixed.stderr.fnmatch_lines(
         ["*the shards ran with different --eval-seed values ('seed_override': 7, null)*"]
     )
+    # Shard 2 cut from another selection: the three are shares of no one run.
+    pytester.runpytest_subprocess(*base, "--shard-id", "2", "-k", "easy", "--eval-json", "s2.json")
+    other = run_policyeval(pytester, "merge", "s0.json", "s1.json", "s2.json", "--eval-json", "m.json")
+    assert other.ret == 2 and not (pytester.path / "m.json").exists()
+    other.stderr.fnmatch_lines(["*the shards were cut from different task selections*"])
+    # ...or gated against a baseline where the others were not.
+    pytester.runpytest_subprocess(
+        *base, "--shard-id", "2", "--baseline-uri", "scripted://navigator", "--eval-json", "s2.json"
+    )
+    paired = run_policyeval(pytester, "merge", "s0.json", "s1.json", "s2.json", "--eval-json", "m.json")
+    assert paired.ret == 2
+    paired.stderr.fnmatch_lines(["*the shards ran with different --baseline-uri values*"])
 
 
 def test_shards_split_what_k_leaves_and_an_empty_shard_is_a_complete_share(pytester: pytest.Pytester) -> None:
