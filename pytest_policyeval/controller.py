@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from pytest_policyeval import signals
 from pytest_policyeval.evaluation import EvalOptions
 from pytest_policyeval.redact import redact_text, redact_uri
 from pytest_policyeval.results import TaskResult
@@ -254,7 +255,8 @@ class Controller:
             # Tasks are split after -k, so a shard may get none: its share of the run is complete
             # (the merge refuses a run in which no shard had any task).
             session.exitstatus = pytest.ExitCode.OK
-        self.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        # A second Ctrl-C during pytest's handling of the first leaves another exit status.
+        self.interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or signals.signalled()
         from pytest_policyeval.reporting.junit import add_suite_properties
 
         run = self.run_info()  # once: it asks git for the revision

@@ -1,4 +1,4 @@
-"""SIGTERM ends a run as Ctrl-C does.
+"""SIGTERM ends a run as Ctrl-C does, and either is remembered.
 
 A CI job's timeout, `docker stop`, Kubernetes' eviction and a RayJob's deadline send SIGTERM. By
 default it kills pytest where it stands: no results file, or a stale one from an earlier run left
@@ -15,10 +15,18 @@ from collections.abc import Callable
 from typing import Any
 
 _active = [0]  # runs of this process that installed the handler and have not ended
+_signalled = [False]  # a SIGINT or SIGTERM arrived during the run
 
 
 def _interrupt(signum: int, frame: Any) -> None:
+    _signalled[0] = True
     raise KeyboardInterrupt
+
+
+def signalled() -> bool:
+    """Whether the run was interrupted by a signal. pytest's exit status can miss it: a second
+    Ctrl-C while pytest handles the first ends the session with another status."""
+    return _signalled[0]
 
 
 def _main_thread() -> bool:
@@ -34,12 +42,20 @@ def interrupt_on_sigterm() -> Callable[[], None]:
     if previous is not signal.SIG_DFL and previous is not _interrupt:
         return lambda: None
     signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C raises KeyboardInterrupt as before; the handler only remembers that it came.
+    previous_int = signal.getsignal(signal.SIGINT)
+    if previous_int is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupt)
     _active[0] += 1
+    _signalled[0] = False
 
     def undo() -> None:
         _active[0] -= 1
+        _signalled[0] = False
         if _main_thread():
             signal.signal(signal.SIGTERM, previous)
+            if signal.getsignal(signal.SIGINT) is _interrupt:
+                signal.signal(signal.SIGINT, previous_int)
 
     return undo
 

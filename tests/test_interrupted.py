@@ -47,9 +47,11 @@ def _project(root: Path) -> None:
     (root / "conftest.py").write_text(SLOW_SCHEME)
 
 
-def _interrupt_after_first_result(command: list[str], cwd: Path, sig: int, env: dict | None = None):
-    """Run `command`, wait until a task has a result line on stderr/stdout, send `sig`; return
-    (exit code, stdout)."""
+def _interrupt_after_first_result(
+    command: list[str], cwd: Path, sig: int, env: dict | None = None, times: int = 1
+):
+    """Run `command`, wait until a task has a result line on stderr/stdout, send `sig` (`times`
+    times, 50 ms apart); return (exit code, stdout)."""
     process = subprocess.Popen(
         command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
     )
@@ -60,7 +62,11 @@ def _interrupt_after_first_result(command: list[str], cwd: Path, sig: int, env: 
         lines.append(line)
         if "nav/first" in line and ("PASSED" in line or "FAILED" in line):
             time.sleep(0.3)  # into the second task
-            process.send_signal(sig)
+            for sent in range(times):
+                if sent:
+                    time.sleep(0.05)
+                if process.poll() is None:
+                    process.send_signal(sig)
             break
         assert time.monotonic() < deadline, "".join(lines)
     rest, _ = process.communicate(timeout=120)
@@ -91,6 +97,16 @@ def test_ctrl_c_leaves_files_that_say_interrupted_and_never_passed(tmp_path: Pat
     suite_properties = {p.get("name"): p.get("value") for p in suite.iter("property")}
     assert suite_properties["policyeval_run_complete"] == "false"
     assert suite_properties["policyeval_suite_verdict[slow]"] == "incomplete"
+
+
+def test_ctrl_c_pressed_twice_still_says_interrupted(tmp_path: Path) -> None:
+    # The second arrives while pytest handles the first, which then ends with another status.
+    _project(tmp_path)
+    command = [sys.executable, "-m", "pytest", "suites/mini.yaml", "-v", "-p", "no:cacheprovider"]
+    command += ["--policy-uri=slow://", "--eval-json=r.json"]
+    _, output = _interrupt_after_first_result(command, tmp_path, signal.SIGINT, times=2)
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert (document["interrupted"], document["complete"], document["passed"]) == (True, False, False), output
 
 
 def test_sigterm_to_a_pytest_run_writes_what_ran_marked_interrupted(tmp_path: Path) -> None:
