@@ -75,12 +75,14 @@ class EpisodeCache:
         if not KEY.match(key):  # a key names a folder: nothing else may
             return found
         folder = self.root / key
+        if folder.is_symlink():  # another key's folder, perhaps: its episodes are not this key's
+            return found
         try:
             files = sorted(folder.glob("*.json"))
         except OSError:
             return found
         for path in files:
-            for episode in _read(path):
+            for episode in _read(path, key):
                 found.setdefault(episode.index, episode)
         return found
 
@@ -140,14 +142,18 @@ def _read_bounded(path: Path, limit: int) -> bytes | None:
     return raw if len(raw) <= limit else None
 
 
-def _read(path: Path) -> list[CachedEpisode]:
-    """A round file's episodes; anything but a plain, bounded file of the right shape reads as none."""
+def _read(path: Path, key: str) -> list[CachedEpisode]:
+    """A round file's episodes; anything but a plain, bounded file of the right shape, written
+    under `key` (its meta, the key's parts, hashes to it: a file copied from another key's folder
+    does not), reads as none."""
     # Never follow a link or open a FIFO or device.
     raw = _read_bounded(path, MAX_FILE_BYTES)
     if raw is None:
         return []
     try:
         data = json.loads(raw.decode("utf-8"))
+        if cache_key(data["meta"]) != key:
+            return []
         return [
             CachedEpisode(
                 index=_integer(e["index"]),

@@ -233,10 +233,11 @@ def test_hints_name_keys_and_nothing_else(tmp_path: Path) -> None:
     ],
 )
 def test_a_kept_value_of_the_wrong_type_is_never_converted(tmp_path: Path, field: str, value: object) -> None:
-    from pytest_policyeval.episode_cache import CachedEpisode, EpisodeCache
+    from pytest_policyeval.episode_cache import CachedEpisode, EpisodeCache, cache_key
 
-    cache, key = EpisodeCache(tmp_path), "b" * 40
-    cache.store(key, [CachedEpisode(3, 7, [0.5], 10, [0])], {})
+    meta = {"task": "nav/one"}
+    cache, key = EpisodeCache(tmp_path), cache_key(meta)
+    cache.store(key, [CachedEpisode(3, 7, [0.5], 10, [0])], meta)
     assert cache.load(key)[3].rewards == [0.5]  # as written, it is read
     (path,) = round_files(tmp_path)
     body = json.loads(path.read_text())
@@ -528,3 +529,22 @@ def pytest_policyeval_policy_schemes():
     # The engine's registration is the conftest's code too: any edit there plays again.
     conftest = conftest.replace('{{"coin": CoinEngine()}}', '{{"coin": CoinEngine()}}  # edited')
     assert not any(play(1)["episode_cached"])
+
+
+def test_episodes_filed_under_another_key_are_not_this_keys(tmp_path: Path) -> None:
+    """A round file copied into another key's folder, or a key's folder that is a link to another's,
+    holds that other key's episodes (another policy's, say): they are played again, not used."""
+    from pytest_policyeval.episode_cache import CachedEpisode, EpisodeCache, cache_key
+
+    cache = EpisodeCache(tmp_path)
+    ours, theirs = {"policy": "checkpoint"}, {"policy": "scripted://navigator"}
+    cache.store(cache_key(theirs), [CachedEpisode(0, 7, [1.0], 3, [0])], theirs)
+    (kept,) = round_files(tmp_path)
+    copied = cache.root / cache_key(ours) / kept.name
+    copied.parent.mkdir(parents=True)
+    copied.write_bytes(kept.read_bytes())
+    assert cache.load(cache_key(theirs))[0].rewards == [1.0] and cache.load(cache_key(ours)) == {}
+    copied.unlink()
+    copied.parent.rmdir()
+    copied.parent.symlink_to(kept.parent, target_is_directory=True)
+    assert cache.load(cache_key(ours)) == {}
