@@ -112,8 +112,18 @@ class Controller:
         if session.items:
             self._check_destination()  # before the run counts as started: no files for it
             self.expected_tasks = {item.nodeid for item in session.items if is_task_id(item.nodeid)}
+            self._mark_started()
         elif self.options.shard and self.expected_tasks is None:
             self.expected_tasks = set()  # a shard can be given no task; it still says so in its files
+
+    def _mark_started(self) -> None:
+        """The results files say at once that a run is under way and has passed nothing, so a run
+        killed outright (SIGKILL: the OOM killer, a grace period run out) leaves no earlier run's
+        `passed: true` in their place. The run's end writes them again."""
+        if self.options.json_path is None and self.options.yaml_path is None:
+            return
+        self.write_files({**self.run_status(), "in_progress": True})
+        self._document, self.written, self.write_errors = None, [], []
 
     def _check_destination(self) -> None:
         """A destination no sink takes is a usage error before any task runs, not news after
@@ -143,9 +153,12 @@ class Controller:
 
         tasks = {nodeid for nodeid in ids if is_task_id(nodeid)}
         load_conftests(node.config, {nodeid.split("::", 1)[0] for nodeid in tasks})
-        if self.expected_tasks is None:
+        first = self.expected_tasks is None
+        if first:
             self._check_destination()  # as a serial run does, before the run counts as started
         self.expected_tasks = (self.expected_tasks or set()) | tasks
+        if first and tasks:
+            self._mark_started()
 
     # -- files and publishing --------------------------------------------------------------------
 

@@ -109,6 +109,23 @@ def test_ctrl_c_pressed_twice_still_says_interrupted(tmp_path: Path) -> None:
     assert (document["interrupted"], document["complete"], document["passed"]) == (True, False, False), output
 
 
+def test_a_run_killed_outright_leaves_no_earlier_runs_pass(tmp_path: Path) -> None:
+    """SIGKILL (the OOM killer, a grace period run out) leaves no time to write anything: the files
+    said from the start that a run was under way and had passed nothing."""
+    _project(tmp_path)
+    for name in ("r.json", "r.yaml"):
+        (tmp_path / name).write_text('{"passed": true}')  # an earlier run's
+    command = [sys.executable, "-m", "pytest", "suites/mini.yaml", "-v", "-p", "no:cacheprovider"]
+    command += ["--policy-uri=slow://", "--eval-json=r.json", "--eval-yaml=r.yaml"]
+    code, output = _interrupt_after_first_result(command, tmp_path, signal.SIGKILL)
+    assert code == -signal.SIGKILL, output
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert (document["in_progress"], document["passed"], document["complete"]) == (True, False, False)
+    assert document["tasks_expected"] == 4
+    metta = yaml.safe_load((tmp_path / "r.yaml").read_text())
+    assert (metta["passed"], metta["complete"]) == (False, False)
+
+
 def test_sigterm_to_a_pytest_run_writes_what_ran_marked_interrupted(tmp_path: Path) -> None:
     """A CI job's timeout sends SIGTERM: the files say interrupted, as after Ctrl-C, instead of
     being missing (or stale from an earlier run)."""
