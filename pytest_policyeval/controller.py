@@ -9,6 +9,7 @@ error result: nothing is re-read from the suites.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 from dataclasses import dataclass, field
@@ -120,10 +121,24 @@ class Controller:
         """The results files say at once that a run is under way and has passed nothing, so a run
         killed outright (SIGKILL: the OOM killer, a grace period run out) leaves no earlier run's
         `passed: true` in their place. The run's end writes them again."""
-        if self.options.json_path is None and self.options.yaml_path is None:
-            return
-        self.write_files({**self.run_status(), "in_progress": True})
-        self._document, self.written, self.write_errors = None, [], []
+        from pytest_policyeval.atomic import write_text_atomic
+        from pytest_policyeval.reporting.documents import (
+            dump_json,
+            dump_yaml,
+            evaluation_yaml,
+            evaluator_json,
+        )
+
+        run = {**self.run_status(), "in_progress": True}
+        outputs = [
+            (self.options.json_path, lambda: dump_json(evaluator_json([], run, extend=False))),
+            (self.options.yaml_path, lambda: dump_yaml(evaluation_yaml([], run))),
+        ]
+        for path, render in outputs:
+            if path is not None:
+                # One that cannot be written now is reported when the run's end tries again.
+                with contextlib.suppress(OSError, ValueError):
+                    write_text_atomic(path, render())
 
     def _check_destination(self) -> None:
         """A destination no sink takes is a usage error before any task runs, not news after

@@ -161,13 +161,15 @@ def policy_identity(policy: Policy | None) -> dict[str, Any] | None:
     or for built-in policies (no file) their URI. Where it was fetched from does not count."""
     if policy is None:
         return None
-    from pytest_policyeval.provenance import outside_code_digest
+    from pytest_policyeval.policies.naming import split_uri
+    from pytest_policyeval.provenance import outside_code_digest, policy_registrations
 
     identity: dict[str, Any] = {"class": f"{type(policy).__module__}.{type(policy).__qualname__}"}
     source = outside_code_digest(policy)  # a plugin's or conftest's policy: its code counts
     if source is not None:
         identity["source_sha256"] = source
-    registered = _registrations(policy)  # and the code that registered its scheme or parts
+    # And the code that registered its scheme or parts.
+    registered = policy_registrations(split_uri(policy.uri)[0], policy.info)
     if registered:
         identity["registered_sha256"] = registered
     info = {k: v for k, v in policy.info.items() if k not in ("path", "source")}
@@ -179,33 +181,6 @@ def policy_identity(policy: Policy | None) -> dict[str, Any] | None:
         identity["config_sha256"] = hashlib.sha256(Path(config).read_bytes()).hexdigest()
         del identity["config"]  # the same file elsewhere (a Ray node's copy) plays the same
     return identity
-
-
-def _registrations(policy: Policy) -> dict[str, str]:
-    """Digests of the outside code registering what the policy was made with: its URI scheme's
-    loader, and for a Metta checkpoint its preset and architecture names."""
-    from pytest_policyeval.policies.naming import split_uri
-    from pytest_policyeval.provenance import registered_code
-
-    wanted = [("pytest_policyeval_policy_schemes", split_uri(policy.uri)[0])]
-    preset = policy.info.get("preset")
-    if isinstance(preset, str):
-        wanted.append(("pytest_policyeval_metta_presets", preset))
-    wanted += [
-        ("pytest_policyeval_metta_architectures", t) for t in _targets(policy.info.get("architecture"))
-    ]
-    found = {f"{hook.rsplit('_', 1)[-1]}:{name}": registered_code(hook, name) for hook, name in wanted}
-    return {key: digest for key, digest in found.items() if digest is not None}
-
-
-def _targets(node: Any) -> list[str]:
-    """Every `_target_` name in a Metta architecture config, nested ones included."""
-    if isinstance(node, dict):
-        own = [node["_target_"]] if isinstance(node.get("_target_"), str) else []
-        return own + [t for value in node.values() for t in _targets(value)]
-    if isinstance(node, list):
-        return [t for value in node for t in _targets(value)]
-    return []
 
 
 def engine_identity(task: Task) -> dict[str, Any]:

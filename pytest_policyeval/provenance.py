@@ -113,6 +113,28 @@ def registered_code(hook: str, name: str | None) -> str | None:
     return None if function is None else outside_code_digest(function)
 
 
+def policy_registrations(scheme: str, info: dict[str, Any]) -> dict[str, str]:
+    """Digests of the outside code registering what a policy was made with: its URI scheme's
+    loader, and for a Metta checkpoint (its `info`) its preset and architecture names."""
+    wanted = [("pytest_policyeval_policy_schemes", scheme)]
+    preset = info.get("preset")
+    if isinstance(preset, str):
+        wanted.append(("pytest_policyeval_metta_presets", preset))
+    wanted += [("pytest_policyeval_metta_architectures", t) for t in _targets(info.get("architecture"))]
+    found = {f"{hook.rsplit('_', 1)[-1]}:{name}": registered_code(hook, name) for hook, name in wanted}
+    return {key: digest for key, digest in found.items() if digest is not None}
+
+
+def _targets(node: Any) -> list[str]:
+    """Every `_target_` name in a Metta architecture config, nested ones included."""
+    if isinstance(node, dict):
+        own = [node["_target_"]] if isinstance(node.get("_target_"), str) else []
+        return own + [t for value in node.values() for t in _targets(value)]
+    if isinstance(node, list):
+        return [t for value in node for t in _targets(value)]
+    return []
+
+
 MAX_HELPERS = 256  # modules followed from one class: a bound, not a limit anyone should reach
 
 

@@ -186,7 +186,9 @@ def policy_metrics(results: Sequence[TaskResult], run: dict[str, Any] | None = N
     }
 
 
-def evaluator_json(results: Sequence[TaskResult], run: dict[str, Any]) -> dict[str, Any]:
+def evaluator_json(results: Sequence[TaskResult], run: dict[str, Any], extend: bool = True) -> dict[str, Any]:
+    """The evaluator service's results document; `extend`: plugins add their keys (not to the
+    placeholder a run writes when it starts, which no plugin expects: it has no results)."""
     policies = []
     for uri, group in by_policy(results).items():
         info = next((r.policy for r in group if r.policy), {})
@@ -213,6 +215,8 @@ def evaluator_json(results: Sequence[TaskResult], run: dict[str, Any]) -> dict[s
         "passed": run_passed(run, all(r.claims_pass for r in results)),
         "policies": policies,
     }
+    if not extend:
+        return document
     from pytest_policyeval import registry
 
     # Plugins add keys of their own; they see copies, so the evaluator's keys and the results stay
