@@ -200,3 +200,25 @@ def test_suites_sharing_beta_differently_are_both_named() -> None:
     verdict = suite_summary([_gated("nav/a", "sequential"), _gated("nav/b", "sequential", "none", suite="t")])
     assert verdict["suite_verdict"]["multiplicity"] == "bonferroni, none"
     assert "each beta / K" not in verdict["suite_verdict"]["guarantee"]  # not every task's beta was split
+
+
+def test_a_verdict_over_part_of_a_suite_says_how_much_was_left_out(pytester: pytest.Pytester) -> None:
+    import json
+
+    from helpers import MINI_SUITE, write_suite
+
+    write_suite(
+        pytester.path, MINI_SUITE.replace("map: maps/hard.map", "map: maps/hard.map\n    threshold: 0.1")
+    )
+    result = pytester.runpytest(
+        "--policy-uri", "scripted://navigator", "--eval-json", "out.json", "-k", "easy"
+    )
+    document = json.loads((pytester.path / "out.json").read_text())
+    verdict = document["policies"][0]["checkpoints"][0]["metrics"]["suite_verdict"]
+    assert verdict["gated_tasks"] == 1 and verdict["unselected_tasks"] == 1
+    result.stdout.fnmatch_lines(
+        ["*Suite verdict: * of 1 gated; 1 more of the suite not selected (-k, -m, --lf)*"]
+    )
+    pytester.runpytest("--policy-uri", "scripted://navigator", "--eval-json", "all.json")
+    whole = json.loads((pytester.path / "all.json").read_text())
+    assert whole["policies"][0]["checkpoints"][0]["metrics"]["suite_verdict"]["unselected_tasks"] == 0

@@ -152,6 +152,8 @@ def suite_summary(results: Sequence[TaskResult], run: dict[str, Any] | None = No
         uncovered=sum(1 for r in decided if not r.design.get("sequential", True)),
         inconclusive_pass=any(r.inconclusive == "pass" for r in decided),
     )
+    if verdict.get("outcome"):
+        verdict["unselected_tasks"] = _unselected(results)
     if run is not None and (run.get("complete") is not True or run.get("interrupted")):
         verdict = {
             **verdict,
@@ -168,6 +170,18 @@ def suite_summary(results: Sequence[TaskResult], run: dict[str, Any] | None = No
             f"; over {covered} of {len(results)} tasks (the others have no range or no scores)"
         )
     return {"suite_verdict": verdict, "iqm_normalised_score": headline}
+
+
+def _unselected(results: Sequence[TaskResult]) -> int:
+    """Gated tasks of the suites played that this run did not select (-k, -m, --lf): a verdict
+    over the rest is the verdict of a part of the suite, and says so."""
+    suites: dict[str, int] = {}
+    for result in results:
+        k = result.design.get("gated_tasks")
+        if isinstance(k, int):
+            suites[result.suite] = max(suites.get(result.suite, 0), k)
+    here = Counter(result.suite for result in results if _was_gated(result))
+    return sum(max(0, k - here[suite]) for suite, k in suites.items())
 
 
 def policy_metrics(results: Sequence[TaskResult], run: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -333,7 +347,9 @@ def verdict_counts(verdict: dict[str, Any]) -> str:
     errors = f", {verdict['error_tasks']} with errors" if verdict.get("error_tasks") else ""
     # A run that is not whole counts only the tasks that have a result: say so.
     whose = " with a result" if verdict.get("outcome") == "incomplete" else ""
+    unselected = verdict.get("unselected_tasks") or 0
+    left = f"; {unselected} more of the suite not selected (-k, -m, --lf)" if unselected else ""
     return (
         f"{verdict['passed_tasks']} pass, {verdict['failed_tasks']} fail, "
-        f"{verdict['inconclusive_tasks']} inconclusive{errors} of {verdict['gated_tasks']} gated{whose}"
+        f"{verdict['inconclusive_tasks']} inconclusive{errors} of {verdict['gated_tasks']} gated{whose}{left}"
     )
