@@ -193,3 +193,12 @@ def run_certain(pytester, settings: str, policy: str = "scripted://navigator", *
     result = pytester.runpytest("--policy-uri", policy, "--eval-json", "out.json", *args)
     detail = task_details(pytester.path / "out.json")[("nav/certain", policy.split("://")[1] or "random")]
     return result, detail
+
+
+def as_from_a_terminal() -> None:
+    """A child's preexec_fn: Ctrl-C as a terminal delivers it. A shell runs a background job (a CI
+    script's `cmd &`) with SIGINT ignored, and its children inherit that, so a test's SIGINT
+    would never reach pytest."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import random_scheme, run_shards, write_suite
+from helpers import as_from_a_terminal, random_scheme, run_shards, write_suite
 
 from pytest_policyeval.cli import main as policyeval_main
 
@@ -53,8 +53,9 @@ def _interrupt_after_first_result(
     """Run `command`, wait until a task has a result line on stderr/stdout, send `sig` (`times`
     times, 50 ms apart); return (exit code, stdout)."""
     process = subprocess.Popen(
-        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
+        command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        preexec_fn=as_from_a_terminal,
+    )  # fmt: skip
     lines = []
     deadline = time.monotonic() + 120
     assert process.stdout is not None

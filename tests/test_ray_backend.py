@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import task_details
+from helpers import as_from_a_terminal, task_details
 from ray_cluster import RAY_ENV, local_cluster
 
 pytest.importorskip("ray")
@@ -35,8 +35,9 @@ def pytest_run(cwd: Path, *args: str, wait: bool = True) -> subprocess.Completed
     env = {**os.environ, **RAY_ENV}
     if not wait:
         return subprocess.Popen(
-            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            preexec_fn=as_from_a_terminal,  # the test sends it Ctrl-C
+        )  # fmt: skip
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
