@@ -204,6 +204,10 @@ class Controller:
             "metta_preset_override": self.options.metta_preset,
         }
 
+    def hook_error(self) -> str | None:
+        """A plugin's results-document hook that raised, as the document records it."""
+        return (self._document or {}).get("document_hook_error")
+
     def document(self, run: dict[str, Any]) -> dict[str, Any]:
         """The results JSON's content, made once: the file and the publishers get the same one."""
         if self._document is None:
@@ -291,7 +295,7 @@ class Controller:
         add_suite_properties(session.config, self.results, run)
         try:
             self.write_files(run)
-            if self.write_errors and session.exitstatus == 0:
+            if (self.write_errors or self.hook_error()) and session.exitstatus == 0:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
             self.publish(session.config.hook, run)
         except KeyboardInterrupt:
@@ -329,6 +333,12 @@ class Controller:
             terminalreporter.write_line(f"results written to {path}")
         for error in self.write_errors:
             terminalreporter.write_line(f"results NOT written to {error}", red=True)
+        if self.hook_error():
+            terminalreporter.write_line(
+                f"a pytest_policyeval_results_document hook failed ({self.hook_error()}): the files "
+                "hold the evaluator's keys only",
+                red=True,
+            )
         if self.interrupted_late:
             terminalreporter.write_line(
                 "interrupted while the results were written or published: nothing more was published",

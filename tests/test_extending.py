@@ -192,3 +192,27 @@ def test_a_subfolders_conftest_sink_and_document_hook_work_under_xdist(pytester:
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*results cannot be published to 'nope://'; known: *'ledger'*"])
     assert not (pytester.path / "n.json").exists()
+
+
+def test_a_results_document_hook_that_raises_is_one_line_and_the_files_still_written(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeconftest(
+        """
+import pytest
+
+
+@pytest.hookimpl
+def pytest_policyeval_results_document(document, results):
+    raise KeyError("the plugin's own bug")
+"""
+    )
+    write_suite(pytester.path, MINI_SUITE)
+    result = pytester.runpytest_subprocess(
+        "-p", "no:importnb", "--policy-uri", "scripted://navigator", "--eval-json", "r.json"
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.stdout.fnmatch_lines(["*a pytest_policyeval_results_document hook failed (KeyError: *own bug*)*"])
+    document = json.loads((pytester.path / "r.json").read_text())
+    assert document["policies"] and document["document_hook_error"].startswith("KeyError")

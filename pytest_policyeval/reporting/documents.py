@@ -236,9 +236,15 @@ def evaluator_json(results: Sequence[TaskResult], run: dict[str, Any], extend: b
     # Plugins add keys of their own; they see copies, so the evaluator's keys and the results stay
     # as they are whatever a plugin does.
     shown = copy.deepcopy(document)
-    registry.manager().hook.pytest_policyeval_results_document(
-        document=shown, results=copy.deepcopy(list(results))
-    )
+    try:
+        registry.manager().hook.pytest_policyeval_results_document(
+            document=shown, results=copy.deepcopy(list(results))
+        )
+    except Exception as exc:  # a plugin's bug: the evaluator's document stands, and says so
+        from pytest_policyeval.redact import redact_text
+
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())
+        return {**document, "document_hook_error": redact_text(text)[:300]}
     return {**document, **{key: value for key, value in shown.items() if key not in document}}
 
 
