@@ -7,6 +7,7 @@ in rounds.py.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import sys
 from pathlib import Path
@@ -213,7 +214,7 @@ def played_task(task: Task) -> dict[str, Any]:
 
 def episodes_key(task: Task, policy: Policy, npc: Policy | None, device: str) -> tuple[str, dict[str, Any]]:
     """The episode cache's key for `policy` on `task`, and what it was made of (kept beside it)."""
-    from pytest_policyeval.episode_cache import SCHEMA, cache_key
+    from pytest_policyeval.episode_cache import SCHEMA, cache_key, plain
     from pytest_policyeval.provenance import code_digest, package_versions, registered_code
 
     versions = package_versions()
@@ -233,6 +234,8 @@ def episodes_key(task: Task, policy: Policy, npc: Policy | None, device: str) ->
     preset = registered_code("pytest_policyeval_metta_presets", task.metta_preset)
     if preset is not None:  # a conftest's preset: its contents decide the episodes, not its name
         meta["metta_preset_sha256"] = preset
+    # As JSON keeps it (int dict keys become strings): the reader hashes what it reads back.
+    meta = json.loads(json.dumps(meta, default=plain))
     return cache_key(meta), meta
 
 

@@ -90,6 +90,8 @@ def regate(result: TaskResult) -> TaskResult:
 
 def _partial(document: dict[str, Any]) -> str | None:
     """Why a shard's results are not its whole share of the run, or None."""
+    if document.get("in_progress"):
+        return "never finished (killed while it ran)"
     if document.get("interrupted"):
         return "interrupted"
     if document.get("complete") is not True:
@@ -137,7 +139,11 @@ def merge_shards(paths: Sequence[Path], allow_partial: bool = False) -> Merged:
     shas = {doc.get("git_sha") for _, doc in documents}
     if len(shas) > 1:
         raise MergeError(f"the shards ran different commits: {sorted(map(str, shas))}")
-    splits = {json.dumps(doc["shard"].get("split"), sort_keys=True) for _, doc in documents}
+    # An interrupted xdist shard may not know its split (its workers' word never came): the
+    # others are compared.
+    splits = {
+        json.dumps(doc["shard"]["split"], sort_keys=True) for _, doc in documents if doc["shard"].get("split")
+    }
     if len(splits) > 1:
         # Each shard's share is computed from what it collected: different -k, -m, suites or
         # policies give shares of different runs, and their union is neither.

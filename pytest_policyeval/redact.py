@@ -51,7 +51,7 @@ def redact_uri(uri: str) -> str:
 
 URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 # user:password@ after a scheme, found without parsing the rest
-USERINFO = re.compile(r"(://[^\s:/@]*:)([^\s@]*)@")
+USERINFO = re.compile(r"(://[^\s:/@]*:)(\S*)@(?=[^@\s]*$)")  # to the last @: a password may hold one
 
 
 def secrets_of(uri: str) -> list[str]:

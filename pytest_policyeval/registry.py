@@ -81,7 +81,8 @@ def registrar(hook: str, name: str) -> Any:
     `lambda uri, rest, options: Oracle(uri, GUESS)`), beside the class it returns."""
     for impl in getattr(manager().hook, hook).get_hookimpls()[::-1]:  # last registered first
         if name in (impl.function() or {}):
-            return impl.function
+            # A plugin object's hook is a bound method: its function is the code.
+            return getattr(impl.function, "__func__", impl.function)
     return None
 
 

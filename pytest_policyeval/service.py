@@ -149,6 +149,8 @@ def evaluate(env: dict[str, str]) -> dict[str, Any]:
         if not json_path.is_file():
             raise ServiceError(f"the evaluation produced no results (pytest exit status {code}); see stderr")
         document = json.loads(json_path.read_text())
+        if document.get("in_progress"):  # the start-of-run placeholder: the run's end never came
+            raise ServiceError(f"the evaluation did not finish (pytest exit status {code}); see stderr")
     tasks = [
         t for p in document["policies"] for c in p["checkpoints"] for t in c["metrics"]["tasks"].values()
     ]

@@ -548,3 +548,19 @@ def test_episodes_filed_under_another_key_are_not_this_keys(tmp_path: Path) -> N
     copied.parent.rmdir()
     copied.parent.symlink_to(kept.parent, target_is_directory=True)
     assert cache.load(cache_key(ours)) == {}
+
+
+def test_a_key_with_integer_dict_keys_still_finds_its_episodes(tmp_path: Path) -> None:
+    # JSON turns int keys into strings, which sort otherwise: the key is made from what is kept.
+    from pytest_policyeval.collection.suite import load_suite
+    from pytest_policyeval.episode_cache import CachedEpisode, EpisodeCache
+    from pytest_policyeval.gating import episodes_key
+    from pytest_policyeval.policies.random_policy import RandomPolicy
+
+    task = load_suite(write_suite(tmp_path, SUITE.format(steps=10), maps={"coin": COIN})).tasks[0]
+    policy = RandomPolicy("random://")
+    policy.info = {**policy.info, "metadata": {"lr_by_epoch": {2: 0.1, 10: 0.01}}}
+    key, meta = episodes_key(task, policy, None, "cpu")
+    cache = EpisodeCache(tmp_path)
+    cache.store(key, [CachedEpisode(0, 1, [1.0], 3, [0])], meta)
+    assert cache.load(key)[0].rewards == [1.0]

@@ -216,3 +216,25 @@ def pytest_policyeval_results_document(document, results):
     result.stdout.fnmatch_lines(["*a pytest_policyeval_results_document hook failed (KeyError: *own bug*)*"])
     document = json.loads((pytester.path / "r.json").read_text())
     assert document["policies"] and document["document_hook_error"].startswith("KeyError")
+
+
+def test_a_plugin_objects_registration_counts_by_its_code() -> None:
+    """A plugin registered as an object has bound methods for hooks: their code is still found."""
+    import pluggy
+
+    from pytest_policyeval import registry
+    from pytest_policyeval.provenance import registered_code
+
+    class Plugin:
+        @pluggy.HookimplMarker("pytest")
+        def pytest_policyeval_engines(self) -> dict:
+            return {"mine": object()}
+
+    manager = pluggy.PluginManager("pytest")
+    registry.add_to(manager)
+    manager.register(Plugin())
+    previous = registry.use(manager)
+    try:
+        assert registered_code("pytest_policyeval_engines", "mine") is not None
+    finally:
+        registry.use(previous)

@@ -304,6 +304,9 @@ def test_a_mean_at_the_threshold_but_for_rounding_passes_the_mean_gate() -> None
     # A real difference, however small against the scores, still decides.
     assert judge(GateDesign("mean", 0.2 + 1e-9, True, 0.0, 4.0), scores).outcome == "fail"
     assert judge(GateDesign("mean", 0.2 - 1e-9, False, 0.0, 4.0), scores).outcome == "fail"
+    # Large scores of both signs do not widen the tie: their mean 0 is not 1e-7.
+    far = judge(GateDesign("mean", 1e-7, True, -1e6, 1e6), np.array([1e6, -1e6]))
+    assert far.outcome == "fail" and "the mean 0 < threshold 1e-07" in far.reason
 
 
 def test_a_cap_that_cannot_reach_both_verdicts_is_a_suite_error(pytester: pytest.Pytester) -> None:

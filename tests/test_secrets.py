@@ -83,3 +83,11 @@ def test_a_private_url_works_and_its_secrets_reach_no_output(
     for name, text in outputs.items():
         for secret in (PASSWORD, SIGNATURE, GIT_TOKEN):
             assert secret not in text, f"{secret} in {name}"
+
+
+def test_a_malformed_url_with_an_at_sign_in_its_password_keeps_all_of_it_hidden() -> None:
+    from pytest_policyeval.redact import redact_text, redact_uri
+
+    uri = "postgres://u:p@ssw0rd@[::1/db"  # too malformed to parse (an unclosed IPv6 host)
+    assert redact_uri(uri) == "postgres://u:***@[::1/db"
+    assert "ssw0rd" not in redact_text(f"cannot open {uri}; password p@ssw0rd", [uri])

@@ -148,3 +148,41 @@ def test_a_worker_waits_out_a_database_restart(database: str, tmp_path: Path) ->
     finally:
         output = stop(worker)
     assert worker.returncode == 0, output[-2000:]
+
+
+def test_a_database_gone_during_a_run_stops_the_run_with_the_lease(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heartbeats that cannot reach the database are tried again until the lease would have run
+    out; then the run is stopped: no orphan keeps playing (and publishing) beside the retry."""
+    from pytest_policyeval.serve.store import StoreError
+
+    monkeypatch.setenv("POLICYEVAL_DATA_DIR", str(tmp_path / "data"))
+    store = open_store(f"sqlite:///{tmp_path / 'q.db'}")
+    store.enqueue(EvaluationRequest(policy_uri="random://", num_episodes=150), "long", "api")
+    worker = _worker(tmp_path, store, lease_s=1.0, heartbeat_s=0.2)
+    job = store.claim(worker.id, 1.0)
+
+    def unreachable(*args, **kwargs):
+        raise StoreError("the queue's database: lost the connection")
+
+    monkeypatch.setattr(store, "heartbeat", unreachable)
+    started = time.monotonic()
+    assert worker.run_one(job) == "lease lost"
+    assert time.monotonic() - started < 30  # stopped about a lease after the last renewal
+    log = (tmp_path / "runs" / job.id / "attempt-1" / "pytest.log").read_text()
+    assert "passed" not in log.splitlines()[-1:]  # the run did not get to its end
+
+
+def test_a_run_whose_end_never_replaced_its_placeholder_is_not_done(tmp_path: Path) -> None:
+    # The results file a run writes when it starts says in_progress: a run that exits 1 leaving
+    # it (its final write failed) has no results, and is retried as the machine's fault.
+    store = open_store(f"sqlite:///{tmp_path / 'q.db'}")
+    store.enqueue(EvaluationRequest(policy_uri="random://"), "k", "api")
+    worker = _worker(tmp_path, store)
+    job = store.claim(worker.id)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps({"in_progress": True, "passed": False, "policies": []}))
+    status, result, error = worker.outcome(job, folder, 1)
+    assert (status, result) == ("system_error", None) and "ended without results" in error

@@ -69,7 +69,7 @@ def _fixed(design: GateDesign, x: np.ndarray, kind: str) -> Decision:
     estimate = float(np.mean(x)) if x.size else math.nan
     if kind == "mean":
         value, rule = estimate, "the mean"
-        if x.size and _ties(estimate, design.threshold, x):
+        if x.size and _ties(estimate, design.threshold):
             value = design.threshold  # a mean at the threshold but for rounding is at it
     else:
         value = shown.low if design.higher_is_better else shown.high
@@ -82,7 +82,8 @@ def _fixed(design: GateDesign, x: np.ndarray, kind: str) -> Decision:
         relation = (
             (">=" if design.higher_is_better else "<=") if ok else ("<" if design.higher_is_better else ">")
         )
-        reason = f"{rule} {value:.4g} {relation} threshold {design.threshold:g} after {x.size} episodes"
+        said = estimate if kind == "mean" else value  # the mean as computed, even where it ties
+        reason = f"{rule} {said:.4g} {relation} threshold {design.threshold:g} after {x.size} episodes"
         if not ok and kind == "ci" and shown.method == EQUAL_SCORES:
             reason += _episodes_needed(design, float(x[0]), level)
     return Decision(
@@ -102,12 +103,13 @@ def _fixed(design: GateDesign, x: np.ndarray, kind: str) -> Decision:
 TIE = 1e-12  # relative: far below any score's meaning, far above double rounding
 
 
-def _ties(mean: float, threshold: float, x: np.ndarray) -> bool:
+def _ties(mean: float, threshold: float) -> bool:
     """Whether `mean` equals `threshold` up to the rounding of computing it. Per-episode scores are
     themselves means (12 tags over 60 agent-episodes is 0.2, yet the mean of the episodes' k/3
     sums to 0.19999999999999998), so an exact tie must not depend on the last bit."""
-    scale = max(abs(threshold), float(np.mean(np.abs(x))), 1e-300)
-    return abs(mean - threshold) <= TIE * scale
+    # Relative to the threshold only: large scores of both signs must not widen it (their mean
+    # may sit far from them), and a threshold of 0 ties only with an exact 0.
+    return abs(mean - threshold) <= TIE * abs(threshold)
 
 
 def _episodes_needed(design: GateDesign, value: float, level: float) -> str:

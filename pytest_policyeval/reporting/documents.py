@@ -152,7 +152,7 @@ def suite_summary(results: Sequence[TaskResult], run: dict[str, Any] | None = No
         uncovered=sum(1 for r in decided if not r.design.get("sequential", True)),
         inconclusive_pass=any(r.inconclusive == "pass" for r in decided),
     )
-    if verdict.get("outcome"):
+    if verdict.get("outcome") and not (run or {}).get("shard"):  # a shard's others are elsewhere
         verdict["unselected_tasks"] = _unselected(results)
     if run is not None and (run.get("complete") is not True or run.get("interrupted")):
         verdict = {

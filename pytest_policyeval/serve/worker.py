@@ -49,7 +49,7 @@ STOP_POLL_S = 0.2  # how often a running evaluation's worker looks for a stop
 MAX_PAUSE_S = 60.0  # the longest wait between tries while the database is away
 KEPT_FILES = ("results.json", "report.html")  # what the API serves of a finished evaluation
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -83,7 +83,7 @@ class Worker:
                 self.store.expire_leases()
                 job = self.store.claim(self.id, self.settings.lease_s)
             except StoreError as exc:  # the database restarting: wait for it, as long as it takes
-                log.warning("policyeval worker %s: %s; trying again in %.0f s", self.id, exc, pause)
+                logger.warning("policyeval worker %s: %s; trying again in %.0f s", self.id, exc, pause)
                 self.stopping.wait(pause)
                 pause = min(pause * 2, MAX_PAUSE_S)
                 continue
@@ -95,7 +95,7 @@ class Worker:
                 self.run_one(job)
             except Exception as exc:
                 # The worker's own failure, not the run's: the evaluation is retried elsewhere.
-                log.exception("policyeval worker %s: evaluation %s", self.id, job.id)
+                logger.exception("policyeval worker %s: evaluation %s", self.id, job.id)
                 with contextlib.suppress(StoreError):
                     self.store.finish(
                         job.id, self.id, "system_error", error=f"the worker failed: {_one_line(exc)}"
@@ -114,7 +114,7 @@ class Worker:
             self.command(job, folder), cwd=self.settings.cwd, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
         )  # fmt: skip
-        started = beat = time.monotonic()
+        started = beat = held = time.monotonic()  # held: when the lease was last renewed
         try:
             while True:
                 # Short waits: a SIGTERM (docker stop gives 10 s before SIGKILL) is acted on at
@@ -126,13 +126,21 @@ class Worker:
                     pass
                 if self.stopping.is_set():
                     # Handed back first: should the stop be cut short, no attempt is spent.
-                    self.store.release(job.id, self.id)
+                    with contextlib.suppress(StoreError):  # unreachable: its lease runs out instead
+                        self.store.release(job.id, self.id)
                     _stop(child)
                     return "released"
                 if time.monotonic() - beat < self.settings.heartbeat_s:
                     continue
                 beat = time.monotonic()
-                if not self.store.heartbeat(job.id, self.id, self.settings.lease_s):
+                try:
+                    renewed = self.store.heartbeat(job.id, self.id, self.settings.lease_s)
+                except StoreError as exc:  # the database away for now: try again at the next beat
+                    logger.warning("policyeval worker %s: heartbeat failed: %s", self.id, exc)
+                    renewed = time.monotonic() - held < self.settings.lease_s
+                else:
+                    held = time.monotonic() if renewed else held
+                if not renewed:
                     _stop(child)  # the lease expired and the evaluation is another worker's now
                     return "lease lost"
                 if time.monotonic() - started > self.settings.timeout_s:
@@ -141,6 +149,9 @@ class Worker:
                         job.id, self.id, "system_error", error=f"ran past {self.settings.timeout_s:g}s"
                     )
                     return "system_error"
+        except BaseException:
+            _stop(child)  # whatever ends the wait (the database, a signal) ends the run with it
+            raise
         finally:
             log.close()
         status, result, error = self.outcome(job, folder, code)
@@ -242,11 +253,13 @@ def _tasks(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _read_document(path: Path) -> dict[str, Any] | None:
+    """The run's results, or None: none written, unreadable, or the placeholder a run writes when
+    it starts (its end failed to replace it)."""
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return data if isinstance(data, dict) else None
+    return data if isinstance(data, dict) and not data.get("in_progress") else None
 
 
 def _tail(path: Path, limit: int = 600) -> str:
