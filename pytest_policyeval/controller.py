@@ -35,9 +35,11 @@ def load_conftests(config: pytest.Config, suite_files: set[str]) -> None:
         return
     importmode = config.getoption("importmode")
     namespaces = bool(config.getini("consider_namespace_packages"))
-    for directory in sorted({(config.rootpath / name).parent for name in suite_files}):
-        if directory.is_dir():
-            load(directory, importmode, config.rootpath, consider_namespace_packages=namespaces)
+    # A suite outside the rootdir has a made-up id (FOLDER/NAME.yaml, collection/items.py): only
+    # ids naming a real file below the rootdir say where its conftests are.
+    found = {(config.rootpath / name) for name in suite_files if (config.rootpath / name).is_file()}
+    for directory in sorted({path.parent for path in found}):
+        load(directory, importmode, config.rootpath, consider_namespace_packages=namespaces)
 
 
 @dataclass(eq=False)
