@@ -9,9 +9,9 @@ error result: nothing is re-read from the suites.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,8 +122,8 @@ class Controller:
     def _mark_started(self) -> None:
         """The results files say at once that a run is under way and has passed nothing, so a run
         killed outright (SIGKILL: the OOM killer, a grace period run out) leaves no earlier run's
-        `passed: true` in their place. The run's end writes them again."""
-        from pytest_policyeval.atomic import write_text_atomic
+        `passed: true` in their place. The run's end writes them again (and reports what it
+        cannot write, so what cannot be written now is not reported twice)."""
         from pytest_policyeval.reporting.documents import (
             dump_json,
             dump_yaml,
@@ -132,15 +132,10 @@ class Controller:
         )
 
         run = {**self.run_status(), "in_progress": True}
-        outputs = [
-            (self.options.json_path, lambda: dump_json(evaluator_json([], run, extend=False))),
-            (self.options.yaml_path, lambda: dump_yaml(evaluation_yaml([], run))),
-        ]
-        for path, render in outputs:
-            if path is not None:
-                # One that cannot be written now is reported when the run's end tries again.
-                with contextlib.suppress(OSError, ValueError):
-                    write_text_atomic(path, render())
+        self._write_outputs(
+            lambda: dump_json(evaluator_json([], run, extend=False)),
+            lambda: dump_yaml(evaluation_yaml([], run)),
+        )
 
     def _check_destination(self) -> None:
         """A destination no sink takes is a usage error before any task runs, not news after
@@ -219,22 +214,32 @@ class Controller:
         return self._document
 
     def write_files(self, run: dict[str, Any]) -> None:
-        from pytest_policyeval.atomic import write_text_atomic
         from pytest_policyeval.reporting.documents import dump_json, dump_yaml, evaluation_yaml
 
-        outputs = [
-            (self.options.json_path, lambda: dump_json(self.document(run))),
-            (self.options.yaml_path, lambda: dump_yaml(evaluation_yaml(self.results, run))),
-        ]
-        for path, render in outputs:
+        written, errors = self._write_outputs(
+            lambda: dump_json(self.document(run)),
+            lambda: dump_yaml(evaluation_yaml(self.results, run)),
+        )
+        self.written += written
+        self.write_errors += errors
+
+    def _write_outputs(
+        self, render_json: Callable[[], str], render_yaml: Callable[[], str]
+    ) -> tuple[list[Path], list[str]]:
+        """Each results file asked for, atomically: (written paths, errors naming the path)."""
+        from pytest_policyeval.atomic import write_text_atomic
+
+        written, errors = [], []
+        for path, render in ((self.options.json_path, render_json), (self.options.yaml_path, render_yaml)):
             if path is None:
                 continue
             # One output that cannot be written (a full disk, a folder gone) loses only itself.
             try:
-                self.written.append(write_text_atomic(path, render()))
+                written.append(write_text_atomic(path, render()))
             except (OSError, ValueError) as exc:
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-                self.write_errors.append(f"{path}: {reason}")
+                errors.append(f"{path}: {reason}")
+        return written, errors
 
     def publish(self, hook: Any, run: dict[str, Any]) -> None:
         """The `pytest_policyeval_publish` hook (W&B and the output URI built in, plugins' own)."""
