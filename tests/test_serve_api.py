@@ -146,6 +146,8 @@ def test_one_command_serves_a_laptop_with_sqlite_and_an_embedded_worker(tmp_path
             assert time.monotonic() < deadline
             time.sleep(0.2)
         assert found["status"] == "done" and found["result"]["complete"] is True, found["error"]
+        ready = httpx.get(f"{api.url}/readyz").json()
+        assert ready["status"] == "ready" and ready["worker"]["state"] == "ok", ready
         report = httpx.get(f"{api.url}{found['result']['report_url']}")
         assert report.status_code == 200 and "navigation/maze_small" in report.text
         assert httpx.get(f"{api.url}/evaluations/../../etc/passwd/report").status_code == 404

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from servers import FileServer
+from servers import AppServer, FileServer
 from test_serve_store import _terminate
 from test_serve_worker import start_worker, stop, wait_for
 
@@ -132,6 +132,51 @@ def test_a_worker_failing_itself_ends_the_evaluation_as_a_system_error_and_goes_
         and "the worker failed: NotADirectoryError" in failed.error
     )
     assert store.attempts(first)[0].outcome == "system_error"
+    # The loop went on, and says what failed last (an embedded worker's /readyz shows it).
+    assert worker.health()["state"] == "stopping" and "NotADirectoryError" in worker.health()["last_failure"]
+
+
+def test_readyz_reports_an_embedded_worker_that_waits_for_its_database_or_has_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    from pytest_policyeval.serve.api import create_app
+    from pytest_policyeval.serve.settings import ServeSettings
+    from pytest_policyeval.serve.store import StoreError
+
+    database = f"sqlite:///{tmp_path / 'q.db'}"
+    store = open_store(database)
+    worker = _worker(tmp_path, store)
+    thread = threading.Thread(target=worker.run_forever, kwargs={"handle_signals": False}, daemon=True)
+    app = create_app(
+        ServeSettings(database_url=database, api_tokens=("t",)),
+        worker_health=lambda: worker.health() if thread.is_alive() else None,
+    )
+    server = AppServer(app)
+    client = httpx.Client(base_url=server.url)
+    thread.start()
+    try:
+        wait_for(lambda: client.get("/readyz").status_code == 200, what="ready")
+        assert client.get("/readyz").json()["worker"]["state"] == "ok"
+
+        def away(*_: object) -> None:
+            raise StoreError("the queue's database did not answer (connection refused)")
+
+        monkeypatch.setattr(store, "claim", away)
+        wait_for(lambda: client.get("/readyz").status_code == 503, what="not ready")
+        answer = client.get("/readyz").json()
+        assert answer["status"] == "unavailable" and "connection refused" in answer["worker"]["waiting_for"]
+        monkeypatch.undo()
+        wait_for(lambda: client.get("/readyz").status_code == 200, timeout=30, what="ready again")
+    finally:
+        worker.stopping.set()
+        thread.join(timeout=60)
+    try:
+        answer = client.get("/readyz")
+    finally:
+        server.stop()
+    assert answer.status_code == 503 and answer.json()["error"] == "the embedded worker has stopped"
 
 
 def test_a_worker_waits_out_a_database_restart(database: str, tmp_path: Path) -> None:

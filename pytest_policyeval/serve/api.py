@@ -7,7 +7,7 @@
     GET  /evaluations/{id}/report   the HTML report its worker kept
     GET  /evaluations          ?status=&policy_uri=&suite=&limit=
     DELETE /evaluations/{id}   cancel a queued evaluation (409 once it runs)
-    GET  /healthz, /readyz     liveness; readiness (the database answers)
+    GET  /healthz, /readyz     liveness; readiness (the database answers, an embedded worker runs)
     GET  /                     the status page
 
 A request that is not authenticated, or not signed with the secret, gets 401 and nothing is
@@ -44,9 +44,13 @@ from pytest_policyeval.serve.webhooks import (
 
 
 def create_app(
-    settings: ServeSettings, store: Store | None = None, on_shutdown: Callable[[], None] | None = None
+    settings: ServeSettings,
+    store: Store | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+    worker_health: Callable[[], dict[str, Any] | None] | None = None,
 ) -> FastAPI:
-    """The API; `on_shutdown` runs when the server stops gracefully (an embedded worker's end)."""
+    """The API; `on_shutdown` runs when the server stops gracefully (an embedded worker's end);
+    `worker_health` says how an embedded worker is (None: its thread has ended), for /readyz."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -177,7 +181,19 @@ def create_app(
             await run_in_threadpool(queue.list, None, None, 1)
         except Exception as exc:
             return JSONResponse({"status": "unavailable", "error": str(exc)[:300]}, status_code=503)
-        return JSONResponse({"status": "ready"})
+        if worker_health is None:
+            return JSONResponse({"status": "ready"})
+        # Laptop mode: requests are accepted only to be run here, so a dead worker is not ready.
+        health = worker_health()
+        if health is None:
+            return JSONResponse(
+                {"status": "unavailable", "error": "the embedded worker has stopped"}, status_code=503
+            )
+        ready = health["state"] == "ok"
+        return JSONResponse(
+            {"status": "ready" if ready else "unavailable", "worker": health},
+            status_code=200 if ready else 503,
+        )
 
     @app.get("/", response_class=HTMLResponse)
     async def page() -> str:

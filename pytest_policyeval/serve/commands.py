@@ -96,8 +96,13 @@ def _serve(args: argparse.Namespace) -> int:
             worker.stopping.set()  # its evaluation is handed back, to be run again next time
             thread.join(timeout=60)
 
+    def worker_health() -> dict[str, Any] | None:
+        assert embedded is not None
+        worker, thread = embedded
+        return worker.health() if thread.is_alive() else None
+
     try:
-        app = create_app(settings, on_shutdown=stop_worker)
+        app = create_app(settings, on_shutdown=stop_worker, worker_health=worker_health if embedded else None)
     except StoreError as exc:
         stop_worker()
         print(f"policyeval serve: {exc}")

@@ -71,6 +71,18 @@ class Worker:
         self.settings = settings
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.stopping = threading.Event()
+        self.waiting_for: str | None = None  # why the loop cannot claim now (the database is away)
+        self.last_failure: str | None = None  # the worker's own last failure, for /readyz
+
+    def health(self) -> dict[str, Any]:
+        """What /readyz says of a worker embedded in the API process: it claims work, or why not."""
+        state = "stopping" if self.stopping.is_set() else "waiting" if self.waiting_for else "ok"
+        found: dict[str, Any] = {"id": self.id, "state": state}
+        if self.waiting_for:
+            found["waiting_for"] = self.waiting_for
+        if self.last_failure:
+            found["last_failure"] = self.last_failure
+        return found
 
     def run_forever(self, handle_signals: bool = True) -> None:
         """Claim and run until SIGTERM/SIGINT (or `stopping` is set by whoever embeds it)."""
@@ -84,10 +96,12 @@ class Worker:
                 job = self.store.claim(self.id, self.settings.lease_s)
             except StoreError as exc:  # the database restarting: wait for it, as long as it takes
                 logger.warning("policyeval worker %s: %s; trying again in %.0f s", self.id, exc, pause)
+                self.waiting_for = _one_line(exc)
                 self.stopping.wait(pause)
                 pause = min(pause * 2, MAX_PAUSE_S)
                 continue
             pause = self.settings.poll_s
+            self.waiting_for = None
             if job is None:
                 self.stopping.wait(self.settings.poll_s)
                 continue
@@ -96,6 +110,7 @@ class Worker:
             except Exception as exc:
                 # The worker's own failure, not the run's: the evaluation is retried elsewhere.
                 logger.exception("policyeval worker %s: evaluation %s", self.id, job.id)
+                self.last_failure = f"evaluation {job.id}: {_one_line(exc)}"
                 with contextlib.suppress(StoreError):
                     self.store.finish(
                         job.id, self.id, "system_error", error=f"the worker failed: {_one_line(exc)}"
