@@ -126,8 +126,9 @@ class TaskSettings(BaseModel):
     def _ordered_range(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
         if value is not None and not value[0] < value[1]:
             raise ValueError("must be [low, high] with low < high")
-        if value is not None and not math.isfinite(value[1] - value[0]):
-            raise ValueError("its width must be a finite number")
+        # Twice the width too: a baseline gate's per-seed differences span it.
+        if value is not None and not math.isfinite(2 * (value[1] - value[0])):
+            raise ValueError("its width must be a finite number, and so must twice it")
         return value
 
 

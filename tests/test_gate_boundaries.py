@@ -202,6 +202,8 @@ def test_an_inconclusive_task_counted_as_skip_is_not_a_pass_in_the_results(pytes
     ("settings", "key"),
     [
         ("score_range: [-1.0e308, 1.0e308]\n        threshold: 0.5", "score_range"),
+        # Finite, but a baseline gate's differences would span twice it, which is not.
+        ("score_range: [-8.0e307, 8.0e307]\n        threshold: 0.5", "score_range"),
         ("score_range: [1, 0]\n        threshold: 0.5", "score_range"),
         ("threshold: 1.0", "threshold"),  # the top of the range [0, 1]: nothing can clear it
         ("threshold: 0.5\n        margin: 0.6", "margin"),
@@ -326,6 +328,17 @@ def test_a_cap_that_cannot_reach_both_verdicts_is_a_suite_error(pytester: pytest
         pytester.path, body.replace("max_episodes: 7", "max_episodes: 8"), maps={"certain": CERTAIN_MAP}
     )
     pytester.runpytest("--policy-uri", "scripted://navigator").assert_outcomes(passed=1)
+
+
+def test_the_fewest_episodes_to_a_verdict_are_found_beyond_ten_thousand_when_the_cap_allows() -> None:
+    from pytest_policyeval.gates.sequential import least_episodes
+
+    # A pass a hair's breadth from the top of the range takes tens of thousands of perfect episodes.
+    design = GateDesign("sequential", 0.9999, True, 0.0, 1.0, 5e-5, max_episodes=100_000)
+    to_pass, to_fail = least_episodes(design)
+    assert to_pass is not None and 10_000 < to_pass <= 100_000 and to_fail is not None
+    assert judge(design, np.ones(to_pass)).outcome == "pass"
+    assert judge(design, np.ones(to_pass - 1)).outcome is None  # and no fewer
 
 
 def test_what_a_cap_or_inconclusive_pass_takes_from_the_guarantee_is_said(pytester: pytest.Pytester) -> None:

@@ -185,13 +185,15 @@ def _fastest(m0: float, m1: float, d: float, alpha: float, beta: float) -> float
 def least_episodes(design: GateDesign) -> tuple[int | None, int | None]:
     """The fewest episodes in which the gate can pass, and fail, at all: the gate itself on every
     score at the best (worst) end of the range, the quickest way its bets grow. None: never (the
-    bets cannot reach the evidence). A cap below both can decide nothing."""
-    endless = replace(design, max_episodes=LEAST_HORIZON, cap_factor=None)
+    bets cannot reach the evidence within the cap, or LEAST_HORIZON if that is longer). A cap
+    below both can decide nothing."""
+    horizon = max(LEAST_HORIZON, design.max_episodes)
+    endless = replace(design, max_episodes=horizon, cap_factor=None)
     assert design.low is not None and design.high is not None
     best, worst = (design.high, design.low) if design.higher_is_better else (design.low, design.high)
     found = []
     for score, outcome in ((best, "pass"), (worst, "fail")):
-        decision = decide(endless, np.full(LEAST_HORIZON, score))
+        decision = decide(endless, np.full(horizon, score))
         found.append(decision.episodes if decision.outcome == outcome else None)
     return found[0], found[1]
 
