@@ -6,8 +6,12 @@ default, is pinned in test_gate_boundaries.py and test_sequential.py.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from helpers import write_suite
+
+from pytest_policyeval.gates.decide import judge
+from pytest_policyeval.gates.design import GateDesign
 
 SUITE = """
 name: gates
@@ -73,7 +77,35 @@ def test_ci_gate_fails_where_the_mean_would_pass(pytester: pytest.Pytester) -> N
     assert detail["ci_low"] < 0.2 <= detail["score"], detail  # the premise of this test
     mean_gate.assert_outcomes(passed=1)
     ci_gate.assert_outcomes(failed=1)
-    ci_gate.stdout.fnmatch_lines(["*(wilson, 90% two-sided)*(ci gate)*the one-sided 95% bound*"])
+    ci_gate.stdout.fnmatch_lines(["*(clopper-pearson, 90% two-sided)*(ci gate)*the one-sided 95% bound*"])
+
+
+@pytest.mark.parametrize("n", [5, 10, 20, 40])
+def test_the_ci_gate_passes_a_success_rate_at_its_threshold_at_most_alpha_of_the_time(n: int) -> None:
+    # Exactly, over every count of successes: Wilson's bound passed up to 3 times alpha here.
+    from scipy.stats import binom
+
+    for threshold in np.linspace(0.05, 0.95, 37):
+        design = GateDesign("ci", float(threshold), True, 0.0, 1.0, 0.1)
+        passes = [judge(design, np.r_[np.ones(k), np.zeros(n - k)]).outcome == "pass" for k in range(n + 1)]
+        chance = float(binom.pmf(np.arange(n + 1), n, threshold) @ np.array(passes, dtype=float))
+        assert chance <= design.alpha + 1e-12, (threshold, chance)
+
+
+def test_the_ci_gate_on_skewed_scores_keeps_its_false_pass_rate() -> None:
+    # Mean 0.8722, below 0.88 = threshold - margin; a bootstrap bound passed it 20-30% of the time
+    # at ten episodes.
+    rng = np.random.default_rng(7)
+    design = GateDesign("ci", 0.98, True, 0.0, 1.0, 0.1)
+    runs = 300
+    passed = sum(
+        judge(design, rng.choice([0.0, 0.99, 1.0], p=[0.12, 0.78, 0.10], size=10)).outcome == "pass"
+        for _ in range(runs)
+    )
+    assert passed / runs <= design.alpha + 3 * (design.alpha * (1 - design.alpha) / runs) ** 0.5
+    # And it is a real test: a policy well above the threshold passes.
+    good = judge(GateDesign("ci", 0.5, True, 0.0, 1.0, 0.1), rng.beta(8, 1, 30))
+    assert good.outcome == "pass" and good.interval_method.startswith("betting")
 
 
 def test_task_without_threshold_passes_and_is_reported(pytester: pytest.Pytester) -> None:

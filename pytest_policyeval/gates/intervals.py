@@ -2,9 +2,12 @@
 
 Success rates (every score at one end of the range) get Wilson's interval, which stays inside
 [0, 1] where a t-interval does not. Other bounded scores get scipy's BCa bootstrap, clipped to the
-range. Equal scores have no spread to resample (BCa would give NaN): they get the exact bound for
-that event on the declared range, valid for any distribution there. One episode says nothing about
-spread: the interval is the whole declared range.
+range, where the interval describes. Where a gate stands on it (`any_distribution`), each end
+holds at its level for any distribution on the range: Clopper-Pearson for success rates, the
+betting interval for other scores (Wilson's bound passed up to 3 times its level at a few
+episodes, a bootstrap bound up to 6 times). Equal scores have no spread to resample (BCa would
+give NaN): they get the exact bound for that event on the declared range, valid for any
+distribution there. One episode says nothing about spread: the interval is the whole range.
 """
 
 from __future__ import annotations
@@ -28,14 +31,23 @@ class Interval:
     method: str
 
 
+BETTING = "betting (valid for any distribution on the range)"
+
+
 def interval(
-    scores: np.ndarray | list[float], low: float | None, high: float | None, level: float = 0.95
+    scores: np.ndarray | list[float],
+    low: float | None,
+    high: float | None,
+    level: float = 0.95,
+    any_distribution: bool = False,
 ) -> Interval:
     x = np.asarray(scores, dtype=np.float64)
     if x.size == 0:
         return Interval(math.nan, math.nan, level, "no episodes")
     if x.size == 1:
         return Interval(_or_nan(low), _or_nan(high), level, "one episode: the whole score range")
+    if any_distribution and low is not None and high is not None:
+        return _exact(x, low, high, level)
     if low is not None and high is not None and np.all((x == low) | (x == high)):
         from scipy.stats import binomtest
 
@@ -46,6 +58,29 @@ def interval(
     if np.all(x == x[0]):
         return _no_spread(x, low, high, level)
     return _bootstrap(x, low, high, level)
+
+
+def _exact(x: np.ndarray, low: float, high: float, level: float) -> Interval:
+    """An interval whose ends hold at their level for any distribution on the range: the zero-event
+    bound for equal scores, Clopper-Pearson for successes and failures, betting otherwise."""
+    if np.all(x == x[0]):
+        return _no_spread(x, low, high, level)
+    if np.all((x == low) | (x == high)):
+        from scipy.stats import binomtest
+
+        ci = binomtest(int(np.sum(x == high)), x.size).proportion_ci(confidence_level=level, method="exact")
+        width = high - low
+        return Interval(float(low + ci.low * width), float(low + ci.high * width), level, "clopper-pearson")
+    return _betting(x, low, high, level)
+
+
+def _betting(x: np.ndarray, low: float, high: float, level: float) -> Interval:
+    from pytest_policyeval.gates.sequential import fixed_n_interval
+
+    width = high - low
+    side = (1 - level) / 2
+    lo, hi = fixed_n_interval(np.clip((x - low) / width, 0.0, 1.0), side, side)
+    return Interval(low + lo * width, low + hi * width, level, BETTING)
 
 
 def _no_spread(x: np.ndarray, low: float | None, high: float | None, level: float) -> Interval:

@@ -164,6 +164,23 @@ def decide(design: GateDesign, scores: np.ndarray | list[float], trace: bool = F
     return result
 
 
+def fixed_n_interval(z: np.ndarray, alpha: float, beta: float) -> tuple[float, float]:
+    """An interval for the mean of scores on [0, 1], lower end at level 1 - alpha and upper at
+    1 - beta, valid for any distribution on [0, 1] at the number of scores given (fixed in advance).
+
+    The same betting construction as the gate's, with bets tuned to that number instead of to a
+    margin: Waudby-Smith & Ramdas's predictable plug-in, lambda_t = sqrt(2 log(1 / level) /
+    (n sigma^2_{t-1})), capped so no episode can lose three quarters of the wealth."""
+    n = z.size
+    _, var = _running(z)
+    before = var[:-1]  # a bet uses only the episodes before it
+    up = np.sqrt(2 * math.log(1 / alpha) / (n * before))
+    down = np.sqrt(2 * math.log(1 / beta) / (n * before))
+    levels = GateDesign("sequential", 0.5, True, 0.0, 1.0, 0.0, alpha, beta)
+    lows, highs = _interval(z, up, down, 0.0, 1.0, levels, np.array([n]))
+    return float(lows[-1]), float(highs[-1])
+
+
 TRACE_POINTS = 400  # a long gate's plot is drawn from this many points, spread evenly
 CHUNK = 2048  # episodes per block when the interval is computed: memory stays ~ CHUNK x GRID
 
