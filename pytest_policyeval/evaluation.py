@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_policyeval import signals
 from pytest_policyeval.redact import redact_data, redact_text, redact_uri
 from pytest_policyeval.worker import ProcessTuning
 
@@ -260,6 +261,7 @@ class Evaluation:
                     episodes(baseline, baseline_uri, frozenset()) if baseline is not None else None,
                 )
         except Exception as exc:
+            signals.stop_if_signalled()  # a Ctrl-C some library turned into an error is still one
             result.error = f"{type(exc).__name__}: {exc}"
             result.traceback = traceback.format_exc(limit=8)
             return result, []

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pytest_policyeval import signals
 from pytest_policyeval.engines import engine_for
 from pytest_policyeval.policies.base import Policy
 from pytest_policyeval.seeding import episode_seed, slot_seeds
@@ -133,6 +134,7 @@ def play_episodes(
         policy_time = 0.0
         step = 0
         while live:
+            signals.stop_if_signalled()  # a Ctrl-C an engine or a policy swallowed
             if clock() > deadline:
                 raise TaskTimeout(
                     f"task {task.name} ran past max_time_s={settings.max_time_s:g}s at step {step} "

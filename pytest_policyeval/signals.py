@@ -29,6 +29,13 @@ def signalled() -> bool:
     return _signalled[0]
 
 
+def stop_if_signalled() -> None:
+    """Raise KeyboardInterrupt if a signal came: one that a library caught (an engine's retry
+    loop, pydantic turning it into a serialization error) still ends the run here."""
+    if _signalled[0]:
+        raise KeyboardInterrupt
+
+
 def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 

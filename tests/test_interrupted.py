@@ -100,6 +100,45 @@ def test_ctrl_c_leaves_files_that_say_interrupted_and_never_passed(tmp_path: Pat
     assert suite_properties["policyeval_suite_verdict[slow]"] == "incomplete"
 
 
+@pytest.mark.parametrize(
+    "swallow",
+    [
+        "pass  # caught and dropped, as a retry loop does",
+        'raise ValueError("serialization failed") from None  # as pydantic wraps it',
+    ],
+)
+def test_a_ctrl_c_that_a_library_swallows_still_ends_the_run(tmp_path: Path, swallow: str) -> None:
+    write_suite(tmp_path, SUITE)
+    # In the second task's third step, the policy's own code gets Ctrl-C and catches it.
+    before_act = f"""if step == 2 and not FIRED and os.path.exists("started-2"):
+    FIRED.append(1)
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)
+    except BaseException:
+        {swallow}
+"""
+    scheme = random_scheme(
+        "swallow", before_act,
+        imports="import itertools, os, signal, time\nSTARTED = itertools.count(1)\nFIRED = []",
+        on_actor='open(f"started-{next(STARTED)}", "w").close()',
+    )  # fmt: skip
+    (tmp_path / "conftest.py").write_text(scheme)
+    command = [sys.executable, "-m", "pytest", "suites/mini.yaml", "-v", "-p", "no:cacheprovider"]
+    run = subprocess.run(
+        [*command, "--policy-uri=swallow://", "--eval-json=r.json"], cwd=tmp_path, capture_output=True,
+        text=True, timeout=120, preexec_fn=as_from_a_terminal,
+    )  # fmt: skip
+    assert run.returncode == pytest.ExitCode.INTERRUPTED, run.stdout[-3000:]
+    assert "run INTERRUPTED: " in run.stdout and "nav/third[swallow] PASSED" not in run.stdout
+    document = json.loads((tmp_path / "r.json").read_text())
+    assert document["interrupted"] is True and document["passed"] is False
+    tasks = document["policies"][0]["checkpoints"][0]["metrics"]["tasks"]
+    # Stopped at the next step: the second task had a result or none, never an error; no later one.
+    assert "nav/first" in tasks and not {"nav/third", "nav/fourth"} & set(tasks)
+    assert all(task["error"] is None for task in tasks.values())
+
+
 def test_ctrl_c_pressed_twice_still_says_interrupted(tmp_path: Path) -> None:
     # The second arrives while pytest handles the first, which then ends with another status.
     _project(tmp_path)
