@@ -330,6 +330,27 @@ def test_a_cap_that_cannot_reach_both_verdicts_is_a_suite_error(pytester: pytest
     pytester.runpytest("--policy-uri", "scripted://navigator").assert_outcomes(passed=1)
 
 
+def test_a_cap_is_checked_at_the_suites_beta_over_k(pytester: pytest.Pytester) -> None:
+    # Alone, a task fails in 8 episodes at the earliest; with three gated tasks each runs at
+    # beta / 3 and needs more, so a cap of 9 reaches no fail for any of them.
+    body = """
+    name: capped
+    defaults: {num_episodes: 3, max_episodes: 9, threshold: 0.5}
+    tasks:
+      - {name: nav/a, map: maps/certain.map}
+      - {name: nav/b, map: maps/certain.map}
+      - {name: nav/c, map: maps/certain.map}
+    """
+    write_suite(pytester.path, body, maps={"certain": CERTAIN_MAP})
+    result = pytester.runpytest("--policy-uri", "random://")
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error
+    result.stdout.fnmatch_lines(["*task 'nav/a': key 'max_episodes': 9 episodes cannot reach*beta / 3*"])
+    write_suite(
+        pytester.path, body.replace("max_episodes: 9", "max_episodes: 20"), maps={"certain": CERTAIN_MAP}
+    )
+    pytester.runpytest("--policy-uri", "scripted://navigator").assert_outcomes(passed=3)
+
+
 def test_the_fewest_episodes_to_a_verdict_are_found_beyond_ten_thousand_when_the_cap_allows() -> None:
     from pytest_policyeval.gates.sequential import least_episodes
 

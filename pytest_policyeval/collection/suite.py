@@ -209,6 +209,20 @@ def _check_task(path: Path, label: str, engine: Any, task: Task) -> None:
         raise SuiteError(f"{path}: {label}: {exc}") from None
 
 
+def _check_caps(path: Path, tasks: list[Task]) -> None:
+    """The caps again, now that the suite's K is known: beta / K needs more episodes to fail."""
+    from pytest_policyeval.gating import ScoreRangeError, check_cap
+
+    for task in tasks:
+        try:
+            check_cap(task)
+        except ScoreRangeError as exc:
+            raise SuiteError(
+                f"{path}: task '{task.name}': {exc} (at beta / {task.gated_tasks}, for its suite's "
+                f"{task.gated_tasks} gated tasks)"
+            ) from None
+
+
 def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
     """Read and validate a suite file. Raises SuiteError naming the file, task and key."""
     path = Path(path)
@@ -310,6 +324,7 @@ def load_suite(path: str | Path, _including: tuple[Path, ...] = ()) -> Suite:
         replace(task, gated_tasks=max(1, gated), suite_tasks=len(tasks), multiplicity=suite.multiplicity)
         for task in tasks
     ]
+    _check_caps(path, tasks)
     return Suite(
         name=suite.name, path=path, seed=suite.seed, tasks=tuple(tasks), description=suite.description
     )
