@@ -100,7 +100,7 @@ def check_cap(task: Task) -> None:
         )
 
 
-def _check_paired(task: Task, low: float | None, margin: float | None) -> None:
+def _check_paired(task: Task, low: float | None, high: float | None, margin: float | None) -> None:
     """A baseline gate asks "not worse by more than the margin": it needs a margin, and a
     sequential one needs the range too (check_score_range skips a task without a threshold)."""
     from pytest_policyeval.gates.decide import gate_for
@@ -115,6 +115,12 @@ def _check_paired(task: Task, low: float | None, margin: float | None) -> None:
         raise ScoreRangeError(
             "key 'margin': a baseline gate needs the margin by which the candidate may trail the "
             "baseline, and without a score_range there is no default (declare margin:)"
+        )
+    # As for a threshold: trailing by half the range or more, no score could show it.
+    if low is not None and high is not None and margin >= (high - low) / 2:
+        raise ScoreRangeError(
+            f"key 'margin': {margin:g} is half the score range [{low:g}, {high:g}] or more, so a "
+            "candidate could trail its baseline by all of it and still pass"
         )
 
 
@@ -140,7 +146,7 @@ def gate_design(task: Task, paired: bool = False, every_task_gated: bool = False
     beta = settings.beta / gated if task.multiplicity == "bonferroni" else settings.beta
     threshold = settings.threshold
     if paired:
-        _check_paired(task, low, margin)
+        _check_paired(task, low, high, margin)
         if threshold is None:
             threshold = math.nan  # gated on the differences alone; paired() sets their threshold
     return GateDesign(

@@ -134,6 +134,19 @@ def test_a_baseline_gate_without_a_range_names_what_it_needs(
     result.assert_outcomes(failed=1)
 
 
+@pytest.mark.parametrize("gate", ["sequential", "ci", "mean"])
+def test_a_baseline_gates_margin_of_half_the_range_or_more_is_refused(
+    pytester: pytest.Pytester, gate
+) -> None:
+    # Trailing by 0.5 on [0, 1]: a candidate that never succeeds against one that always does
+    # would still pass.
+    result, detail = run_frozen(pytester, f"gate: {gate}\n    score_range: [0, 1]\n    margin: 0.5")
+    assert "key 'margin': 0.5 is half the score range [0, 1] or more" in detail["error"], detail["error"]
+    result.assert_outcomes(failed=1)
+    result, detail = run_frozen(pytester, f"gate: {gate}\n    score_range: [0, 1]\n    margin: 0.49")
+    assert detail["error"] is None, detail["error"]
+
+
 @pytest.mark.parametrize("gate", ["ci", "mean"])
 def test_a_baseline_gate_without_a_range_but_with_a_margin_runs_and_writes_finite_files(
     pytester: pytest.Pytester, gate: str
