@@ -91,6 +91,10 @@ def test_ctrl_c_leaves_files_that_say_interrupted_and_never_passed(tmp_path: Pat
     assert document["policies"][0]["checkpoints"][0]["metrics"]["suite_verdict"]["outcome"] == "incomplete"
     assert "Suite verdict: INCOMPLETE" in output
     assert "gated with a result;" in output  # the tally covers only what finished
+    # The tasks it did not reach were selected: they have no result, they were not deselected.
+    verdict = document["policies"][0]["checkpoints"][0]["metrics"]["suite_verdict"]
+    assert "unselected_tasks" not in verdict and verdict["tasks_without_result"] >= 1
+    assert "without a result (not run, or not selected)" in output and "not selected (-k" not in output
     metta = yaml.safe_load((tmp_path / "r.yaml").read_text())
     assert (metta["complete"], metta["interrupted"], metta["passed"]) == (False, True, False)
     assert "run INTERRUPTED: " in output and "the results files say passed: false" in output

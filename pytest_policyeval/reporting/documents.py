@@ -155,11 +155,15 @@ def suite_summary(results: Sequence[TaskResult], run: dict[str, Any] | None = No
     if verdict.get("outcome") and not (run or {}).get("shard"):  # a shard's others are elsewhere
         verdict["unselected_tasks"] = _unselected(results)
     if run is not None and (run.get("complete") is not True or run.get("interrupted")):
+        # Tasks left without a result may have been selected and never run: not "unselected".
+        missing = verdict.pop("unselected_tasks", 0)
         verdict = {
             **verdict,
             "outcome": "incomplete" if verdict.get("outcome") else None,
             "guarantee": "none: the run is not whole (interrupted or tasks missing)",
         }
+        if missing:
+            verdict["tasks_without_result"] = missing
     normalised = [normalised_scores(r) for r in results]
     headline = iqm_interval(normalised)
     covered = sum(1 for scores in normalised if len(scores))
@@ -355,6 +359,8 @@ def verdict_counts(verdict: dict[str, Any]) -> str:
     whose = " with a result" if verdict.get("outcome") == "incomplete" else ""
     unselected = verdict.get("unselected_tasks") or 0
     left = f"; {unselected} more of the suite not selected (-k, -m, --lf)" if unselected else ""
+    if missing := verdict.get("tasks_without_result"):
+        left = f"; {missing} more of the suite without a result (not run, or not selected)"
     return (
         f"{verdict['passed_tasks']} pass, {verdict['failed_tasks']} fail, "
         f"{verdict['inconclusive_tasks']} inconclusive{errors} of {verdict['gated_tasks']} gated{whose}{left}"
