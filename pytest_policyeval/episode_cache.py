@@ -26,6 +26,7 @@ import json
 import os
 import re
 import stat
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -66,9 +67,24 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
+class EpisodeCacheWarning(UserWarning):
+    """The cache could not keep a round: the results stand, the next run plays it again."""
+
+
 class EpisodeCache:
     def __init__(self, root: Path):
         self.root = Path(root) / "episodes"
+        self._warned = False  # one warning a run: a full disk fails every round alike
+
+    def _could_not_write(self, exc: Exception) -> None:
+        if not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"the episode cache cannot be written at {self.root} ({type(exc).__name__}: {exc}); "
+                "results are unaffected, but the next run plays these episodes again",
+                EpisodeCacheWarning,
+                stacklevel=3,
+            )
 
     def load(self, key: str) -> dict[int, CachedEpisode]:
         found: dict[int, CachedEpisode] = {}
@@ -94,13 +110,15 @@ class EpisodeCache:
 
         first, last = min(e.index for e in episodes), max(e.index for e in episodes)
         body = {"meta": meta, "episodes": [asdict(e) for e in sorted(episodes, key=lambda e: e.index)]}
-        with contextlib.suppress(OSError, ValueError, TypeError, RecursionError):
+        try:
             # No fsync: a round lost in a power cut is only played again.
             write_text_atomic(
                 self.root / key / f"{first:07d}-{last:07d}.json",
                 json.dumps(body, default=plain),
                 durable=False,
             )
+        except (OSError, ValueError, TypeError, RecursionError) as exc:
+            self._could_not_write(exc)
 
     def remember(self, hint: str, key: str) -> None:
         """Note that `hint`'s episodes are kept under `key` (first of the few remembered)."""

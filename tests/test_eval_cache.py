@@ -56,6 +56,21 @@ def test_a_second_run_plays_nothing_and_gives_identical_results(pytester: pytest
             assert after[key][field] == detail[field], field
     assert first.ret == second.ret
     assert list((tmp_path / "episodes").iterdir())
+    # The terminal says it too, not only the files.
+    used = sum(len(detail["episode_cached"]) for detail in after.values())
+    first.stdout.fnmatch_lines([f"*Episodes: {used} decided on, 0 of them from the episode cache*"])
+    second.stdout.fnmatch_lines([f"*Episodes: {used} decided on, {used} of them from the episode cache*"])
+
+
+def test_a_cache_that_cannot_be_written_is_said_once_and_results_stand(
+    pytester: pytest.Pytester, tmp_path
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # the data dir is a file: no round can be kept below it
+    result, details = run(pytester, blocked)
+    assert all(detail["error"] is None for detail in details.values())
+    result.stdout.fnmatch_lines(["*EpisodeCacheWarning: the episode cache cannot be written at *a-file*"])
+    assert result.stdout.str().count("EpisodeCacheWarning") == 1
 
 
 def test_a_changed_task_plays_again_and_only_that_task(pytester: pytest.Pytester, tmp_path) -> None:

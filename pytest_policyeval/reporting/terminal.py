@@ -65,6 +65,10 @@ def summary_lines(results: Sequence[TaskResult], run: dict | None = None) -> lis
             )
         lines.append(f"  Average simulation score: {_num(avg_sim)}")
         lines.append(f"  Average category score:   {_num(avg_cat)}")
+        # A rerun that plays nothing says so: each episode kept is one not played again.
+        used = sum(len(r.episode_cached) for r in group)
+        kept = sum(sum(1 for cached in r.episode_cached if cached) for r in group)
+        lines.append(f"  Episodes: {used} decided on, {kept} of them from the episode cache")
         lines.extend(suite_lines(group, run))
         # Each interval's method: one for all, or numbered where the tasks' differ.
         methods = sorted({_method(r) for r in group if r.interval_method and r.error is None})
