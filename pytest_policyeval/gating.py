@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_policyeval.engines import engine_for
-from pytest_policyeval.gates.design import GUARANTEES, GateDesign, default_margin
+from pytest_policyeval.gates.design import GateDesign, default_margin
+from pytest_policyeval.gates.guarantee import cap_short, guarantee_text
 
 if TYPE_CHECKING:
     from pytest_policyeval.policies.base import Policy
@@ -305,6 +306,8 @@ def fill_result(
         "score_range": list(score_range(task) or ()) or None,
         "sequential": gate_for(task.settings.gate).sequential,  # its beta bounds a false fail
     }
+    if result.design["sequential"] and run.design.threshold is not None:
+        result.design["cap_short"] = cap_short(run.design, task.settings.inconclusive)
     result.reason = decision.reason
     result.evidence = {"pass": decision.evidence_pass, "fail": decision.evidence_fail}
     result.trace = decision.trace
@@ -318,46 +321,6 @@ def fill_result(
         result.baseline_score = float(sum(base) / len(base)) if base else math.nan
     result.outcome = decision.outcome
     result.passed = verdict(decision.outcome, task.settings.inconclusive)
-
-
-def guarantee_text(gate: Any, design: Any, paired: bool, inconclusive: str = "fail") -> str:
-    """What the task's verdict promises, in words: on the side its direction makes bad, nothing
-    for a task without a threshold, and what a cap or `inconclusive: pass` takes away."""
-    if design.threshold is None and not paired:
-        return "none: no threshold, so no verdict (the score is reported only)"
-    if not gate.sequential:
-        text = gate.guarantee
-        if design.kind == "ci" and design.low is None:
-            text = GUARANTEES["ci, no range"]
-        return text + (" (on per-seed differences to the baseline)" if paired else "")
-    if paired:
-        text = GUARANTEES["paired"]
-    else:
-        text = GUARANTEES["sequential" if design.higher_is_better else "sequential, lower is better"]
-    return text + _cap_caveat(design, inconclusive)
-
-
-def _cap_caveat(design: Any, inconclusive: str) -> str:
-    """What the episode cap takes from a sequential gate's promise."""
-    from pytest_policyeval.gates.sequential import least_episodes
-
-    to_pass, to_fail = least_episodes(design)
-    cap = design.max_episodes
-    never = [word for word, need in (("pass", to_pass), ("fail", to_fail)) if need is None or need > cap]
-    if len(never) == 2:
-        return (
-            f"; but not in {cap} episodes: no verdict can come in them (a pass takes at least "
-            f"{to_pass}, a fail {to_fail}), so every run is inconclusive"
-        )
-    if never:
-        need = to_pass if never[0] == "pass" else to_fail
-        return (
-            f"; but it cannot {never[0]} within its {cap} episodes (that takes at least {need}): "
-            f"such a policy is inconclusive, counted as {inconclusive}"
-        )
-    if inconclusive == "pass":
-        return "; inconclusive counts as pass here, so a policy the cap stops passes without that bound"
-    return ""
 
 
 def verdict(outcome: str | None, inconclusive: str) -> bool | None:

@@ -351,6 +351,36 @@ def test_a_cap_is_checked_at_the_suites_beta_over_k(pytester: pytest.Pytester) -
     pytester.runpytest("--policy-uri", "scripted://navigator").assert_outcomes(passed=3)
 
 
+def test_a_cap_too_short_for_a_policy_at_the_margin_is_said_in_the_guarantee(
+    pytester: pytest.Pytester,
+) -> None:
+    # A margin of 0.03 on [0, 1]: 0/1 scores at 0.53 need over a thousand episodes to pass now and
+    # then; a cap of 1000 stops about one run in eight undecided, which counts as a fail.
+    _, detail = run_certain(pytester, "threshold: 0.5\n        margin: 0.03", "scripted://navigator")
+    assert "but its cap of 1000 episodes can come first" in detail["guarantee"], detail["guarantee"]
+    assert "undecided in 12.5% of 200 simulated runs" in detail["guarantee"]
+    assert "false fail can exceed beta" in detail["guarantee"]
+    # The default margin leaves room: nothing is said.
+    _, plain = run_certain(pytester, "threshold: 0.5", "scripted://navigator")
+    assert "can come first" not in plain["guarantee"]
+
+
+def test_the_cap_check_matches_what_the_gate_does() -> None:
+    from pytest_policyeval.gates.sequential import cap_reached
+
+    # A cap of 60 at beta / 13: measured directly, most runs at the margin's good side end undecided.
+    design = GateDesign("sequential", 0.5, True, 0.0, 1.0, 0.1, 0.05, 0.01 / 13, max_episodes=60)
+    rng = np.random.default_rng(1)
+    undecided = sum(
+        judge(design, (rng.random(60) < 0.6).astype(float)).outcome == "inconclusive" for _ in range(300)
+    )
+    assert abs(cap_reached(design, "good") - undecided / 300) < 0.1
+    # Lower is better: the good side is below the threshold, and the same cap is as short.
+    lower = GateDesign("sequential", 0.5, False, 0.0, 1.0, 0.1, 0.05, 0.01 / 13, max_episodes=60)
+    assert cap_reached(lower, "good") == cap_reached(design, "good")
+    assert cap_reached(GateDesign("sequential", 0.5, True, 0.0, 1.0, 0.1), "good") == 0.0
+
+
 def test_the_fewest_episodes_to_a_verdict_are_found_beyond_ten_thousand_when_the_cap_allows() -> None:
     from pytest_policyeval.gates.sequential import least_episodes
 
@@ -382,7 +412,7 @@ def test_what_a_cap_or_inconclusive_pass_takes_from_the_guarantee_is_said(pytest
     )
     # A ci gate with no range to declare (an unbounded return) says its bound is only approximate.
     from pytest_policyeval.gates.decide import gate_for
-    from pytest_policyeval.gating import guarantee_text
+    from pytest_policyeval.gates.guarantee import guarantee_text
 
     unbounded = guarantee_text(gate_for("ci"), GateDesign("ci", 0.5), paired=False)
     assert "approximate (false pass above alpha at a few episodes)" in unbounded

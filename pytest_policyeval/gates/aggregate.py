@@ -29,11 +29,14 @@ def suite_verdict(
     betas: Sequence[float] = (),
     uncovered: int = 0,
     inconclusive_pass: bool = False,
+    short_caps: int = 0,
 ) -> dict[str, Any]:
     """The verdict over these tasks; `betas` are the sequential gates' own false-fail rates, whose
     sum bounds the chance that a policy a margin on the good side of every threshold fails any of
     them. `uncovered` gated tasks (a fixed gate: `mean`, `ci`) control no false-fail rate, and
-    with `inconclusive_pass` a task stopped by its cap passes without its false-pass bound."""
+    with `inconclusive_pass` a task stopped by its cap passes without its false-pass bound.
+    `short_caps` sequential tasks have caps a policy a margin on the good side can reach undecided
+    (a fail): their beta is not in `betas`, and they are named as not covered."""
     gated = [(o, p) for o, p in zip(outcomes, passed, strict=True) if o is not None]
     if not gated:
         return {"outcome": None, "gated_tasks": 0}
@@ -48,7 +51,7 @@ def suite_verdict(
     else:
         outcome = "inconclusive"
     bound = min(1.0, float(sum(betas))) if betas else None
-    guarantee = _suite_guarantee(bound, multiplicity, uncovered, inconclusive_pass)
+    guarantee = _suite_guarantee(bound, multiplicity, uncovered, inconclusive_pass, short_caps)
     return {
         "outcome": outcome,
         "gated_tasks": len(gated),
@@ -62,14 +65,25 @@ def suite_verdict(
     }
 
 
-def _suite_guarantee(bound: float | None, multiplicity: str, uncovered: int, inconclusive_pass: bool) -> str:
+def _suite_guarantee(
+    bound: float | None, multiplicity: str, uncovered: int, inconclusive_pass: bool, short_caps: int = 0
+) -> str:
     """The suite verdict's promise in words, neutral to each task's direction and baseline."""
+    short = (
+        f"{short_caps} task(s) whose cap can stop a policy a margin on the good side undecided "
+        "(counted as fail)"
+        if short_caps
+        else ""
+    )
     if bound is None:
+        causes = [f"{uncovered} use fixed gates (mean, ci), which control no false fail"] if uncovered else []
+        causes += [short] if short else []
         return (
-            f"none: its {uncovered} gated task(s) use fixed gates (mean, ci), which control no false fail"
-            if uncovered
+            f"none: of its gated tasks, {'; '.join(causes)}"
+            if causes
             else "none: no gated task reached a verdict"
         )
+
     split = ", each beta / K" if multiplicity == "bonferroni" else ""
     text = (
         f"false fail <= {bound:.3g} (the sum of the sequential tasks' beta{split}) for a policy a "
@@ -79,6 +93,8 @@ def _suite_guarantee(bound: float | None, multiplicity: str, uncovered: int, inc
     )
     if uncovered:
         text += f"; {uncovered} task(s) with a fixed gate (mean, ci) are not covered"
+    if short:
+        text += f"; {short} are not covered"
     if inconclusive_pass:
         text += "; a task counting inconclusive as pass passes without its false-pass bound"
     return text

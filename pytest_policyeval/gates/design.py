@@ -81,11 +81,11 @@ class GateDesign:
 def fixed_n(sigma: float, margin: float, alpha: float, beta: float) -> int:
     """N*: the episodes a one-sided fixed-N test needs to tell threshold - margin from threshold +
     margin with false pass alpha and false fail beta, for scores with standard deviation sigma."""
-    from scipy.stats import norm
+    from statistics import NormalDist  # scipy.stats would cost a run a second to import
 
     if margin <= 0:
         return 0 if sigma == 0 else 10**9
-    z = norm.ppf(1 - alpha) + norm.ppf(1 - beta)
+    z = NormalDist().inv_cdf(1 - alpha) + NormalDist().inv_cdf(1 - beta)
     return max(1, math.ceil((z * sigma / (2 * margin)) ** 2))
 
 

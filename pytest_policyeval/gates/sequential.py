@@ -20,6 +20,7 @@ how episodes were grouped into rounds, processes or shards.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -216,6 +217,35 @@ def least_episodes(design: GateDesign) -> tuple[int | None, int | None]:
 
 
 LEAST_HORIZON = 10_000
+CAP_RUNS = 200  # simulated runs behind a statement that a cap can come first
+CAP_PLAINLY_ENOUGH = 6.0  # caps this many N* and up were never reached in simulation: none is run
+
+
+@functools.lru_cache(maxsize=256)
+def cap_reached(design: GateDesign, side: str) -> float:
+    """The share of CAP_RUNS simulated runs that reach the cap undecided, for scores a margin on
+    `side` ("good" or "bad") of the threshold with the widest spread the range allows: each at one
+    of its ends, which is what takes a betting gate longest. A cap that is too short for that
+    turns the gate's verdicts into inconclusive ones, which count against its error rates as the
+    suite counts inconclusive. Deterministic (a fixed seed). 0 without simulating where the cap is
+    CAP_PLAINLY_ENOUGH times the fixed-N test's N* at that spread."""
+    oriented = replace(design.oriented(), cap_factor=None)
+    assert oriented.low is not None and oriented.high is not None
+    width = oriented.high - oriented.low
+    mean = oriented.threshold + (oriented.margin if side == "good" else -oriented.margin)
+    share = min(max((mean - oriented.low) / width, 0.0), 1.0)  # of scores at the top of the range
+    from pytest_policyeval.gates.design import fixed_n
+
+    n_star = fixed_n(math.sqrt(share * (1 - share)) * width, oriented.margin, oriented.alpha, oriented.beta)
+    if oriented.max_episodes >= CAP_PLAINLY_ENOUGH * n_star:
+        return 0.0
+    rng = np.random.default_rng(0)
+    reached = 0
+    for _ in range(CAP_RUNS):
+        top = rng.random(oriented.max_episodes) < share
+        scores = np.where(top, oriented.high, oriented.low)
+        reached += decide(oriented, scores).outcome in (None, "inconclusive")
+    return reached / CAP_RUNS
 
 
 def _z(alpha: float, beta: float) -> float:
