@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from pytest_policyeval.gates.design import GateDesign, Outcome, first_outside, fraction, range_error
+from pytest_policyeval.gates.design import GateDesign, Outcome, first_outside, fixed_n, fraction, range_error
 
 BET_CAP = 0.75  # a bet never risks more than three quarters of the wealth on one episode
 GRID = 257  # points on which the confidence sequence is evaluated
@@ -229,15 +229,14 @@ def cap_reached(design: GateDesign, side: str) -> float:
     turns the gate's verdicts into inconclusive ones, which count against its error rates as the
     suite counts inconclusive. Deterministic (a fixed seed). 0 without simulating where the cap is
     CAP_PLAINLY_ENOUGH times the fixed-N test's N* at that spread."""
-    oriented = replace(design.oriented(), cap_factor=None)
+    oriented = design.oriented()
     assert oriented.low is not None and oriented.high is not None
     width = oriented.high - oriented.low
     mean = oriented.threshold + (oriented.margin if side == "good" else -oriented.margin)
     share = min(max((mean - oriented.low) / width, 0.0), 1.0)  # of scores at the top of the range
-    from pytest_policyeval.gates.design import fixed_n
-
     n_star = fixed_n(math.sqrt(share * (1 - share)) * width, oriented.margin, oriented.alpha, oriented.beta)
-    if oriented.max_episodes >= CAP_PLAINLY_ENOUGH * n_star:
+    # A variance cap (cap_factor) can stop earlier than max_episodes: simulated, always.
+    if oriented.cap_factor is None and oriented.max_episodes >= CAP_PLAINLY_ENOUGH * n_star:
         return 0.0
     rng = np.random.default_rng(0)
     reached = 0
