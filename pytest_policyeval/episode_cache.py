@@ -79,12 +79,15 @@ class EpisodeCache:
     def _could_not_write(self, exc: Exception) -> None:
         if not self._warned:
             self._warned = True
-            warnings.warn(
-                f"the episode cache cannot be written at {self.root} ({type(exc).__name__}: {exc}); "
-                "results are unaffected, but the next run plays these episodes again",
-                EpisodeCacheWarning,
-                stacklevel=3,
-            )
+            # Shown, never raised: under -W error it would make the task that ran fine an error.
+            with warnings.catch_warnings():
+                warnings.simplefilter("always", EpisodeCacheWarning)
+                warnings.warn(
+                    f"the episode cache cannot be written at {self.root} ({type(exc).__name__}: "
+                    f"{exc}); results are unaffected, but the next run plays these episodes again",
+                    EpisodeCacheWarning,
+                    stacklevel=3,
+                )
 
     def load(self, key: str) -> dict[int, CachedEpisode]:
         found: dict[int, CachedEpisode] = {}

@@ -71,6 +71,10 @@ def test_a_cache_that_cannot_be_written_is_said_once_and_results_stand(
     assert all(detail["error"] is None for detail in details.values())
     result.stdout.fnmatch_lines(["*EpisodeCacheWarning: the episode cache cannot be written at *a-file*"])
     assert result.stdout.str().count("EpisodeCacheWarning") == 1
+    # Warnings as errors: still shown, and still no task's error.
+    strict, details = run(pytester, blocked, "-W", "error", out="strict.json")
+    assert all(detail["error"] is None for detail in details.values())
+    strict.stdout.fnmatch_lines(["*EpisodeCacheWarning: the episode cache cannot be written*"])
 
 
 def test_a_changed_task_plays_again_and_only_that_task(pytester: pytest.Pytester, tmp_path) -> None:
