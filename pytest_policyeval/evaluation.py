@@ -88,6 +88,7 @@ class Evaluation:
                 )
                 self._policies[key] = load_policy(self.locate(uri) if self.locate else uri, options)
             except PolicyLoadError as exc:
+                signals.stop_if_signalled()  # a Ctrl-C a loader's retry turned into an error
                 self._policies[key] = exc
             self.tuning.after_load()
         loaded = self._policies[key]

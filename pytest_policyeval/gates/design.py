@@ -85,7 +85,7 @@ def fixed_n(sigma: float, margin: float, alpha: float, beta: float) -> int:
 
     if margin <= 0:
         return 0 if sigma == 0 else 10**9
-    z = NormalDist().inv_cdf(1 - alpha) + NormalDist().inv_cdf(1 - beta)
+    z = -NormalDist().inv_cdf(alpha) - NormalDist().inv_cdf(beta)  # 1 - beta rounds to 1 for tiny beta
     return max(1, math.ceil((z * sigma / (2 * margin)) ** 2))
 
 

@@ -76,12 +76,13 @@ class Worker:
 
     def health(self) -> dict[str, Any]:
         """What /readyz says of a worker embedded in the API process: it claims work, or why not."""
-        state = "stopping" if self.stopping.is_set() else "waiting" if self.waiting_for else "ok"
+        waiting, failure = self.waiting_for, self.last_failure  # read once: the loop sets them
+        state = "stopping" if self.stopping.is_set() else "waiting" if waiting else "ok"
         found: dict[str, Any] = {"id": self.id, "state": state}
-        if self.waiting_for:
-            found["waiting_for"] = self.waiting_for
-        if self.last_failure:
-            found["last_failure"] = self.last_failure
+        if waiting:
+            found["waiting_for"] = waiting
+        if failure:
+            found["last_failure"] = failure
         return found
 
     def run_forever(self, handle_signals: bool = True) -> None:
