@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pytest_policyeval.engines import engine_for
 from pytest_policyeval.gates.design import GateDesign, default_margin
-from pytest_policyeval.gates.guarantee import cap_short, guarantee_text
+from pytest_policyeval.gates.guarantee import cap_risk, guarantee_text
 
 if TYPE_CHECKING:
     from pytest_policyeval.policies.base import Policy
@@ -307,7 +307,7 @@ def fill_result(
         "sequential": gate_for(task.settings.gate).sequential,  # its beta bounds a false fail
     }
     if result.design["sequential"] and run.design.threshold is not None:
-        result.design["cap_short"] = cap_short(run.design, task.settings.inconclusive)
+        result.design["cap_risk"] = cap_risk(run.design, task.settings.inconclusive)
     result.reason = decision.reason
     result.evidence = {"pass": decision.evidence_pass, "fail": decision.evidence_fail}
     result.trace = decision.trace

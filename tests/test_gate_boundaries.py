@@ -358,7 +358,7 @@ def test_a_cap_too_short_for_a_policy_at_the_margin_is_said_in_the_guarantee(
     # then; a cap of 1000 stops about one run in eight undecided, which counts as a fail.
     _, detail = run_certain(pytester, "threshold: 0.5\n        margin: 0.03", "scripted://navigator")
     assert "but its cap of 1000 episodes can come first" in detail["guarantee"], detail["guarantee"]
-    assert "undecided in 12.5% of 200 simulated runs" in detail["guarantee"]
+    assert "undecided in 128 of 1000 simulated runs (12.8%)" in detail["guarantee"]
     assert "false fail can exceed beta" in detail["guarantee"]
     # The default margin leaves room: nothing is said.
     _, plain = run_certain(pytester, "threshold: 0.5", "scripted://navigator")
@@ -366,19 +366,22 @@ def test_a_cap_too_short_for_a_policy_at_the_margin_is_said_in_the_guarantee(
 
 
 def test_the_cap_check_matches_what_the_gate_does() -> None:
-    from pytest_policyeval.gates.sequential import cap_reached
+    from pytest_policyeval.gates.sequential import cap_reached, undecided
 
-    # A cap of 60 at beta / 13: measured directly, most runs at the margin's good side end undecided.
+    # Path by path, the simulation's rule is the gate's: on caps of 60 at beta / 13, many paths
+    # at the good side's margin are still undecided, and exactly those.
     design = GateDesign("sequential", 0.5, True, 0.0, 1.0, 0.1, 0.05, 0.01 / 13, max_episodes=60)
     rng = np.random.default_rng(1)
-    undecided = sum(
-        judge(design, (rng.random(60) < 0.6).astype(float)).outcome == "inconclusive" for _ in range(300)
-    )
-    assert abs(cap_reached(design, "good") - undecided / 300) < 0.1
+    paths = (rng.random((300, 60)) < 0.6).astype(float)
+    by_gate = np.array([judge(design, row).outcome == "inconclusive" for row in paths])
+    assert by_gate.sum() > 30 and np.array_equal(undecided(design, paths), by_gate)
+    reached, runs = cap_reached(design, "good")
+    assert runs == 1000 and abs(reached / runs - by_gate.mean()) < 0.1
     # Lower is better: the good side is below the threshold, and the same cap is as short.
     lower = GateDesign("sequential", 0.5, False, 0.0, 1.0, 0.1, 0.05, 0.01 / 13, max_episodes=60)
-    assert cap_reached(lower, "good") == cap_reached(design, "good")
-    assert cap_reached(GateDesign("sequential", 0.5, True, 0.0, 1.0, 0.1), "good") == 0.0
+    assert cap_reached(lower, "good") == (reached, runs)
+    # A cap far beyond what the gate needs is not simulated at all.
+    assert cap_reached(GateDesign("sequential", 0.5, True, 0.0, 1.0, 0.1), "good") == (0, 0)
 
 
 def test_the_fewest_episodes_to_a_verdict_are_found_beyond_ten_thousand_when_the_cap_allows() -> None:

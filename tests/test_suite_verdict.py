@@ -184,7 +184,7 @@ def test_the_suite_guarantee_counts_only_gates_that_control_a_false_fail() -> No
     assert "2 task(s) with a fixed gate (mean, ci) are not covered" in verdict["guarantee"]
     fixed = suite_summary([_gated("nav/b", "mean"), _gated("nav/c", "ci")])["suite_verdict"]
     assert fixed["false_fail_bound"] is None and fixed["guarantee"].startswith(
-        "none: of its gated tasks, 2 use fixed"
+        "none: its 2 gated task(s) use fixed"
     )
     # Neutral to direction and baseline: no "above"/"below" that lower-is-better would turn around.
     assert (
@@ -192,16 +192,12 @@ def test_the_suite_guarantee_counts_only_gates_that_control_a_false_fail() -> No
     )
     lenient = suite_summary([_gated("nav/a", "sequential", inconclusive="pass")])["suite_verdict"]
     assert "counting inconclusive as pass passes without its false-pass bound" in lenient["guarantee"]
-    # A cap that can stop a policy a margin on the good side undecided (a fail) takes its task out.
+    # A cap that the hardest scores a margin on the good side reached undecided (a fail) adds to it.
     short = _gated("nav/s", "sequential")
-    short.design["cap_short"] = True
+    short.design["cap_risk"] = 0.02
     capped = suite_summary([_gated("nav/a", "sequential"), short])["suite_verdict"]
-    assert capped["false_fail_bound"] == pytest.approx(0.005)
-    assert "1 task(s) whose cap can stop a policy a margin on the good side undecided" in capped["guarantee"]
-    alone = suite_summary([short])["suite_verdict"]
-    assert alone["false_fail_bound"] is None and alone["guarantee"].startswith(
-        "none: of its gated tasks, 1 task"
-    )
+    assert capped["false_fail_bound"] == pytest.approx(0.005 + 0.005 + 0.02)
+    assert "plus 0.02 for 1 cap(s) that the hardest scores" in capped["guarantee"]
 
 
 def test_suites_sharing_beta_differently_are_both_named() -> None:

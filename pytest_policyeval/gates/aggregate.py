@@ -29,14 +29,14 @@ def suite_verdict(
     betas: Sequence[float] = (),
     uncovered: int = 0,
     inconclusive_pass: bool = False,
-    short_caps: int = 0,
+    cap_risks: Sequence[float] = (),
 ) -> dict[str, Any]:
     """The verdict over these tasks; `betas` are the sequential gates' own false-fail rates, whose
     sum bounds the chance that a policy a margin on the good side of every threshold fails any of
     them. `uncovered` gated tasks (a fixed gate: `mean`, `ci`) control no false-fail rate, and
     with `inconclusive_pass` a task stopped by its cap passes without its false-pass bound.
-    `short_caps` sequential tasks have caps a policy a margin on the good side can reach undecided
-    (a fail): their beta is not in `betas`, and they are named as not covered."""
+    `cap_risks` are, per sequential task whose cap can come first, the simulated share of the
+    hardest scores a margin on the good side that reached it undecided (a fail): added to the bound."""
     gated = [(o, p) for o, p in zip(outcomes, passed, strict=True) if o is not None]
     if not gated:
         return {"outcome": None, "gated_tasks": 0}
@@ -50,8 +50,8 @@ def suite_verdict(
         outcome = "pass"  # inconclusive tasks counted as passes by their suite's choice
     else:
         outcome = "inconclusive"
-    bound = min(1.0, float(sum(betas))) if betas else None
-    guarantee = _suite_guarantee(bound, multiplicity, uncovered, inconclusive_pass, short_caps)
+    bound = min(1.0, float(sum(betas)) + float(sum(cap_risks))) if betas else None
+    guarantee = _suite_guarantee(bound, multiplicity, uncovered, inconclusive_pass, cap_risks)
     return {
         "outcome": outcome,
         "gated_tasks": len(gated),
@@ -66,35 +66,34 @@ def suite_verdict(
 
 
 def _suite_guarantee(
-    bound: float | None, multiplicity: str, uncovered: int, inconclusive_pass: bool, short_caps: int = 0
+    bound: float | None,
+    multiplicity: str,
+    uncovered: int,
+    inconclusive_pass: bool,
+    cap_risks: Sequence[float] = (),
 ) -> str:
     """The suite verdict's promise in words, neutral to each task's direction and baseline."""
-    short = (
-        f"{short_caps} task(s) whose cap can stop a policy a margin on the good side undecided "
-        "(counted as fail)"
-        if short_caps
-        else ""
-    )
     if bound is None:
-        causes = [f"{uncovered} use fixed gates (mean, ci), which control no false fail"] if uncovered else []
-        causes += [short] if short else []
         return (
-            f"none: of its gated tasks, {'; '.join(causes)}"
-            if causes
+            f"none: its {uncovered} gated task(s) use fixed gates (mean, ci), which control no false fail"
+            if uncovered
             else "none: no gated task reached a verdict"
         )
-
     split = ", each beta / K" if multiplicity == "bonferroni" else ""
+    caps = (
+        f", plus {sum(cap_risks):.3g} for {len(cap_risks)} cap(s) that the hardest scores a margin on "
+        "the good side reached undecided in simulation"
+        if cap_risks
+        else ""
+    )
     text = (
-        f"false fail <= {bound:.3g} (the sum of the sequential tasks' beta{split}) for a policy a "
+        f"false fail <= {bound:.3g} (the sum of the sequential tasks' beta{split}{caps}) for a policy a "
         "margin on the good side of every threshold (as good as its baseline, for a baseline gate); "
         "false pass <= alpha for one a margin on the bad side of any threshold (two margins worse "
         "than its baseline)"
     )
     if uncovered:
         text += f"; {uncovered} task(s) with a fixed gate (mean, ci) are not covered"
-    if short:
-        text += f"; {short} are not covered"
     if inconclusive_pass:
         text += "; a task counting inconclusive as pass passes without its false-pass bound"
     return text

@@ -27,7 +27,7 @@ def guarantee_text(gate: Any, design: Any, paired: bool, inconclusive: str = "fa
 
 def _cap_caveat(design: Any, inconclusive: str) -> str:
     """What the episode cap takes from a sequential gate's promise."""
-    from pytest_policyeval.gates.sequential import CAP_RUNS, cap_reached, least_episodes
+    from pytest_policyeval.gates.sequential import cap_reached, least_episodes
 
     to_pass, to_fail = least_episodes(design)
     cap = design.max_episodes
@@ -45,19 +45,30 @@ def _cap_caveat(design: Any, inconclusive: str) -> str:
         )
     if inconclusive == "pass":
         return "; inconclusive counts as pass here, so a policy the cap stops passes without that bound"
-    if inconclusive == "fail" and (share := cap_reached(design, "good")) > 0:
+    if inconclusive != "fail":
+        return ""
+    reached, runs = cap_reached(design, "good")
+    if reached:
         return (
             f"; but its cap of {cap} episodes can come first: scores a margin on the good side, all at "
-            f"the range's ends (the widest spread), reached it undecided in {share:.1%} of "
-            f"{CAP_RUNS} simulated runs, counted as fail, so false fail can exceed beta there "
-            "(raise max_episodes)"
+            f"the range's ends (the widest spread), reached it undecided in {reached} of {runs} "
+            f"simulated runs ({reached / runs:.1%}), counted as fail, so false fail can exceed beta "
+            "there (raise max_episodes)"
+        )
+    if runs:
+        return (
+            f"; its cap of {cap} episodes was reached undecided in none of {runs} simulated runs of the "
+            "hardest scores a margin on the good side (all at the range's ends)"
         )
     return ""
 
 
-def cap_short(design: Any, inconclusive: str) -> bool:
-    """Whether the cap can turn a policy a margin on the good side into a fail (inconclusive),
-    beyond the gate's beta: its suite's false-fail bound does not cover the task then."""
+def cap_risk(design: Any, inconclusive: str) -> float:
+    """The share of simulated runs of the hardest scores a margin on the good side that reached
+    the cap undecided, where that counts as a fail: added to the suite's false-fail bound."""
     from pytest_policyeval.gates.sequential import cap_reached
 
-    return inconclusive == "fail" and design.low is not None and cap_reached(design, "good") > 0
+    if inconclusive != "fail" or design.low is None:
+        return 0.0
+    reached, runs = cap_reached(design, "good")
+    return reached / runs if runs else 0.0

@@ -148,14 +148,10 @@ def suite_summary(results: Sequence[TaskResult], run: dict[str, Any] | None = No
         [r.outcome if r.error is None else ("error" if _was_gated(r) else None) for r in results],
         [r.passed if r.error is None else False for r in results],
         multiplicity,
-        [
-            r.design["beta"]
-            for r in decided
-            if r.design.get("sequential", True) and not r.design.get("cap_short")
-        ],
+        [r.design["beta"] for r in decided if r.design.get("sequential", True)],
         uncovered=sum(1 for r in decided if not r.design.get("sequential", True)),
         inconclusive_pass=any(r.inconclusive == "pass" for r in decided),
-        short_caps=sum(1 for r in decided if r.design.get("sequential", True) and r.design.get("cap_short")),
+        cap_risks=[r.design["cap_risk"] for r in decided if r.design.get("cap_risk")],
     )
     if verdict.get("outcome") and not (run or {}).get("shard"):  # a shard's others are elsewhere
         verdict["unselected_tasks"] = _unselected(results)
