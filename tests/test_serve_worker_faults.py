@@ -231,3 +231,45 @@ def test_a_run_whose_end_never_replaced_its_placeholder_is_not_done(tmp_path: Pa
     (folder / "results.json").write_text(json.dumps({"in_progress": True, "passed": False, "policies": []}))
     status, result, error = worker.outcome(job, folder, 1)
     assert (status, result) == ("system_error", None) and "ended without results" in error
+
+
+def test_a_queue_that_cannot_be_written_is_not_ready_and_its_worker_waits(tmp_path: Path) -> None:
+    """The queue's file deleted under a running service: reads still work on the open file, but no
+    write can land. /readyz says so, a request gets 503 (not 500), and the worker waits instead
+    of dying."""
+    import httpx
+
+    from pytest_policyeval.serve.api import create_app
+    from pytest_policyeval.serve.settings import ServeSettings
+
+    database = f"sqlite:///{tmp_path / 'q.db'}"
+    worker = _worker(tmp_path, open_store(database))
+    thread = threading.Thread(target=worker.run_forever, kwargs={"handle_signals": False}, daemon=True)
+    app = create_app(
+        ServeSettings(database_url=database, api_tokens=("t",)),
+        worker_health=lambda: worker.health() if thread.is_alive() else None,
+    )
+    server = AppServer(app)
+    client = httpx.Client(base_url=server.url)
+    thread.start()
+    try:
+        wait_for(lambda: client.get("/readyz").status_code == 200, what="ready")
+        for name in ("q.db", "q.db-wal", "q.db-shm", "q.db-journal"):
+            (tmp_path / name).unlink(missing_ok=True)
+        wait_for(lambda: client.get("/readyz").status_code == 503, timeout=30, what="not ready")
+        posted = client.post(
+            "/evaluations", json={"policy_uri": "random://"}, headers={"Authorization": "Bearer t"}
+        )
+        assert posted.status_code == 503 and "Retry-After" in posted.headers, posted.text
+        # A failure the database raises as it is (disk I/O) does not end the worker's loop either.
+
+        def broken(*_: object) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        worker.store.expire_leases = broken  # type: ignore[method-assign]
+        wait_for(lambda: worker.health()["state"] == "waiting", timeout=30, what="the worker waiting")
+        assert thread.is_alive() and "disk I/O error" in worker.health()["waiting_for"]
+    finally:
+        worker.stopping.set()
+        thread.join(timeout=60)
+        server.stop()

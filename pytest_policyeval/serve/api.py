@@ -7,7 +7,7 @@
     GET  /evaluations/{id}/report   the HTML report its worker kept
     GET  /evaluations          ?status=&policy_uri=&suite=&limit=
     DELETE /evaluations/{id}   cancel a queued evaluation (409 once it runs)
-    GET  /healthz, /readyz     liveness; readiness (the database answers, an embedded worker runs)
+    GET  /healthz, /readyz     liveness; readiness (the database takes a write, an embedded worker runs)
     GET  /                     the status page
 
 A request that is not authenticated, or not signed with the secret, gets 401 and nothing is
@@ -178,7 +178,7 @@ def create_app(
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         try:
-            await run_in_threadpool(queue.list, None, None, 1)
+            await run_in_threadpool(queue.ping)
         except Exception as exc:
             return JSONResponse({"status": "unavailable", "error": str(exc)[:300]}, status_code=503)
         if worker_health is None:

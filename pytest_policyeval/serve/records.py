@@ -42,6 +42,8 @@ SCHEMA = [
         detail TEXT,
         PRIMARY KEY (evaluation_id, number)
     )""",
+    # Written and emptied by /readyz: a queue that can be read but not written is not ready.
+    "CREATE TABLE IF NOT EXISTS readiness (probe INTEGER)",
 ]
 COLUMNS = (
     "id, idempotency_key, source, request, policy_uri, suites, status, attempts, max_attempts, lease_owner, "

@@ -105,11 +105,21 @@ class Store:
                             "the next call connects again"
                         ) from None
                     raise
-                connection.rollback()
+                with contextlib.suppress(Exception):  # a database that cannot write cannot roll back
+                    connection.rollback()
+                if _operational(exc):  # the database failed (read-only, full, locked), not the SQL
+                    cause = redacted(str(exc).strip().splitlines()[0] if str(exc).strip() else "", self.url)
+                    raise StoreError(f"{safe_url(self.url)}: the queue's database failed: {cause}") from None
                 raise
             finally:
                 with contextlib.suppress(Exception):  # a cursor of a lost connection
                     cursor.close()
+
+    def ping(self) -> None:
+        """A write, undone at once: raises StoreError unless the queue can take requests."""
+        with self._transaction() as cursor:
+            cursor.execute("INSERT INTO readiness (probe) VALUES (1)")
+            cursor.execute("DELETE FROM readiness")
 
     def _sql(self, text: str) -> str:
         return text if self.sqlite else text.replace("?", "%s")
@@ -340,6 +350,11 @@ class Store:
                 (*values, max(1, min(limit, 1000))),
             )
             return [Evaluation.from_row(row) for row in cursor.fetchall()]
+
+
+def _operational(exc: BaseException) -> bool:
+    """The DB-API's OperationalError (sqlite3's and psycopg's alike): the database, not the query."""
+    return any(cls.__name__ == "OperationalError" for cls in type(exc).__mro__)
 
 
 def open_store(url: str) -> Store:

@@ -95,7 +95,7 @@ class Worker:
             try:
                 self.store.expire_leases()
                 job = self.store.claim(self.id, self.settings.lease_s)
-            except StoreError as exc:  # the database restarting: wait for it, as long as it takes
+            except Exception as exc:  # the database restarting or failing: wait, as long as it takes
                 logger.warning("policyeval worker %s: %s; trying again in %.0f s", self.id, exc, pause)
                 self.waiting_for = _one_line(exc)
                 self.stopping.wait(pause)
