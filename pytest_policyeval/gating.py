@@ -91,13 +91,18 @@ def check_cap(task: Task) -> None:
     if design.low is None:
         return
     to_pass, to_fail = least_episodes(design)
-    short = [f"a {word} at least {need}" for word, need in (("pass", to_pass), ("fail", to_fail))
+    short = [(word, need) for word, need in (("pass", to_pass), ("fail", to_fail))
              if need is None or need > design.max_episodes]  # fmt: skip
     if short:
+        takes = " and ".join(
+            f"a {word} at least {need}" if need is not None else f"a {word} more than {design.max_episodes}"
+            for word, need in short
+        )
+        never = " or ".join(word for word, _ in short)
         raise ScoreRangeError(
             f"key 'max_episodes': {design.max_episodes} episodes cannot reach both verdicts at "
-            f"alpha {design.alpha:g}, beta {design.beta:.3g} ({' and '.join(short)}; "
-            "none would ever come): raise max_episodes or the error rates"
+            f"alpha {design.alpha:g}, beta {design.beta:.3g} ({takes}, so no {never} can come "
+            "within the cap): raise max_episodes or the error rates"
         )
 
 

@@ -293,6 +293,9 @@ def test_a_policy_equal_to_its_baseline_passes_a_paired_ci_gate_once_the_episode
     assert judge(lower, np.full(needed - 1, 0.4)).outcome == "fail"  # and no fewer
     # Equal scores on the bad side: no count helps, and none is offered.
     assert "equal episodes" not in judge(lower, np.full(100, 0.6)).reason
+    # A paired lower-is-better gate sees its differences negated: a 0 is printed as 0, not -0.
+    same = judge(paired(lower), np.full(10, -0.0))
+    assert "every episode scored 0," in same.reason and "scored -0" not in same.reason
 
 
 def test_a_mean_at_the_threshold_but_for_rounding_passes_the_mean_gate() -> None:
@@ -322,7 +325,7 @@ def test_a_cap_that_cannot_reach_both_verdicts_is_a_suite_error(pytester: pytest
     result = pytester.runpytest("--policy-uri", "random://")
     assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error
     result.stdout.fnmatch_lines(
-        ["*key 'max_episodes': 7 episodes cannot reach both verdicts*a fail at least 8*"]
+        ["*key 'max_episodes': 7 episodes cannot reach both verdicts*a fail at least 8, so no fail can come*"]
     )
     write_suite(
         pytester.path, body.replace("max_episodes: 7", "max_episodes: 8"), maps={"certain": CERTAIN_MAP}

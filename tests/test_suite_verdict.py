@@ -198,6 +198,15 @@ def test_the_suite_guarantee_counts_only_gates_that_control_a_false_fail() -> No
     capped = suite_summary([_gated("nav/a", "sequential"), short])["suite_verdict"]
     assert capped["false_fail_bound"] == pytest.approx(0.005 + 0.005 + 0.02)
     assert "plus 0.02 for 1 cap(s) that the hardest scores" in capped["guarantee"]
+    # Caps that decide nothing leave no bound, said as such rather than summed past 1.
+    hopeless = []
+    for name in ("nav/x", "nav/y"):
+        task = _gated(name, "sequential")
+        task.design["cap_risk"] = 1.0
+        hopeless.append(task)
+    none = suite_summary(hopeless)["suite_verdict"]
+    assert none["false_fail_bound"] == 1.0 and none["guarantee"].startswith("none: 2 cap(s) are reached")
+    assert "plus 2" not in none["guarantee"]
 
 
 def test_suites_sharing_beta_differently_are_both_named() -> None:

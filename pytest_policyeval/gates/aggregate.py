@@ -79,6 +79,12 @@ def _suite_guarantee(
             if uncovered
             else "none: no gated task reached a verdict"
         )
+    if bound >= 1 and cap_risks:
+        return (
+            f"none: {len(cap_risks)} cap(s) are reached undecided (a fail) by the hardest scores a margin "
+            f"on the good side in simulation, together {sum(cap_risks):.3g} of runs, which leaves no "
+            "false-fail bound (raise max_episodes, or run the full cap)"
+        )
     split = ", each beta / K" if multiplicity == "bonferroni" else ""
     caps = (
         f", plus {sum(cap_risks):.3g} for {len(cap_risks)} cap(s) that the hardest scores a margin on "

@@ -128,7 +128,7 @@ def _episodes_needed(design: GateDesign, value: float, level: float) -> str:
     )
     needed = math.ceil(math.log((1 - level) / 2) / math.log1p(-room))
     return (
-        f" (every episode scored {value:.4g}, which does not rule out a rarer worse score; "
+        f" (every episode scored {value + 0.0:.4g}, which does not rule out a rarer worse score; "
         f"this bound clears the threshold after {needed} equal episodes)"
     )
 
