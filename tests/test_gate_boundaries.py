@@ -363,6 +363,11 @@ def test_a_cap_too_short_for_a_policy_at_the_margin_is_said_in_the_guarantee(
     assert "but its cap of 1000 episodes can come first" in detail["guarantee"], detail["guarantee"]
     assert "undecided in 128 of 1000 simulated runs (12.8%)" in detail["guarantee"]
     assert "false fail can exceed beta" in detail["guarantee"]
+    # Counted as skip, such a run is no fail, but its suite has no verdict: said too.
+    _, skipped = run_certain(
+        pytester, "threshold: 0.5\n        margin: 0.03\n        inconclusive: skip", "scripted://navigator"
+    )
+    assert "reached it undecided in 128 of 1000 simulated runs; such a run is skipped" in skipped["guarantee"]
     # The default margin leaves room: nothing is said.
     _, plain = run_certain(pytester, "threshold: 0.5", "scripted://navigator")
     assert "can come first" not in plain["guarantee"]

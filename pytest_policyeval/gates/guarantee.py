@@ -45,6 +45,15 @@ def _cap_caveat(design: Any, inconclusive: str) -> str:
         )
     if inconclusive == "pass":
         return "; inconclusive counts as pass here, so a policy the cap stops passes without that bound"
+    if inconclusive == "skip":
+        reached, runs = cap_reached(design, "good")
+        return (
+            f"; but its cap of {cap} episodes can come first: scores a margin on the good side, all at "
+            f"the range's ends, reached it undecided in {reached} of {runs} simulated runs; such a run "
+            "is skipped, and its suite verdict is then inconclusive"
+            if reached
+            else ""
+        )
     if inconclusive != "fail":
         return ""
     reached, runs = cap_reached(design, "good")
