@@ -10,6 +10,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from servers import AppServer, FileServer
@@ -30,6 +31,26 @@ def _worker(tmp_path: Path, store, reports: Path | None = None, **settings: floa
         **settings,
     )  # fmt: skip
     return Worker(store, work)
+
+
+def _laptop_service(tmp_path: Path) -> tuple[Worker, threading.Thread, AppServer, Any]:
+    """`policyeval serve` in laptop mode, in this process: the API on a loopback port over a
+    SQLite queue, its worker in a thread (started), and an HTTP client for the API."""
+    import httpx
+
+    from pytest_policyeval.serve.api import create_app
+    from pytest_policyeval.serve.settings import ServeSettings
+
+    database = f"sqlite:///{tmp_path / 'q.db'}"
+    worker = _worker(tmp_path, open_store(database))
+    thread = threading.Thread(target=worker.run_forever, kwargs={"handle_signals": False}, daemon=True)
+    app = create_app(
+        ServeSettings(database_url=database, api_tokens=("t",)),
+        worker_health=lambda: worker.health() if thread.is_alive() else None,
+    )
+    server = AppServer(app)
+    thread.start()
+    return worker, thread, server, httpx.Client(base_url=server.url)
 
 
 def _free_port() -> int:
@@ -139,23 +160,10 @@ def test_a_worker_failing_itself_ends_the_evaluation_as_a_system_error_and_goes_
 def test_readyz_reports_an_embedded_worker_that_waits_for_its_database_or_has_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import httpx
-
-    from pytest_policyeval.serve.api import create_app
-    from pytest_policyeval.serve.settings import ServeSettings
     from pytest_policyeval.serve.store import StoreError
 
-    database = f"sqlite:///{tmp_path / 'q.db'}"
-    store = open_store(database)
-    worker = _worker(tmp_path, store)
-    thread = threading.Thread(target=worker.run_forever, kwargs={"handle_signals": False}, daemon=True)
-    app = create_app(
-        ServeSettings(database_url=database, api_tokens=("t",)),
-        worker_health=lambda: worker.health() if thread.is_alive() else None,
-    )
-    server = AppServer(app)
-    client = httpx.Client(base_url=server.url)
-    thread.start()
+    worker, thread, server, client = _laptop_service(tmp_path)
+    store = worker.store
     try:
         wait_for(lambda: client.get("/readyz").status_code == 200, what="ready")
         assert client.get("/readyz").json()["worker"]["state"] == "ok"
@@ -237,21 +245,7 @@ def test_a_queue_that_cannot_be_written_is_not_ready_and_its_worker_waits(tmp_pa
     """The queue's file deleted under a running service: reads still work on the open file, but no
     write can land. /readyz says so, a request gets 503 (not 500), and the worker waits instead
     of dying."""
-    import httpx
-
-    from pytest_policyeval.serve.api import create_app
-    from pytest_policyeval.serve.settings import ServeSettings
-
-    database = f"sqlite:///{tmp_path / 'q.db'}"
-    worker = _worker(tmp_path, open_store(database))
-    thread = threading.Thread(target=worker.run_forever, kwargs={"handle_signals": False}, daemon=True)
-    app = create_app(
-        ServeSettings(database_url=database, api_tokens=("t",)),
-        worker_health=lambda: worker.health() if thread.is_alive() else None,
-    )
-    server = AppServer(app)
-    client = httpx.Client(base_url=server.url)
-    thread.start()
+    worker, thread, server, client = _laptop_service(tmp_path)
     try:
         wait_for(lambda: client.get("/readyz").status_code == 200, what="ready")
         for name in ("q.db", "q.db-wal", "q.db-shm", "q.db-journal"):
