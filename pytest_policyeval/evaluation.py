@@ -215,6 +215,7 @@ class Evaluation:
         import time
 
         from pytest_policyeval.gating import (
+            check_cap,
             episode_check,
             episodes_hint,
             episodes_key,
@@ -254,6 +255,8 @@ class Evaluation:
 
         try:
             design = gate_design(task, baseline is not None, self.every_task_gated)
+            if baseline is not None:  # --baseline-uri: caps checked at load were for no baseline
+                check_cap(task, True, self.every_task_gated)
             with self.tuning.hard_limit(nodeid, task):
                 run = gate_task(
                     design,

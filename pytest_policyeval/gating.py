@@ -78,18 +78,25 @@ def check_score_range(task: Task) -> None:
         raise ScoreRangeError(f"key 'margin': {margin:g} is half the score range [{low:g}, {high:g}] or more")
 
 
-def check_cap(task: Task) -> None:
+def check_cap(task: Task, paired_gate: bool = False, every_task_gated: bool = False) -> None:
     """A sequential gate whose `max_episodes` cannot reach both verdicts is refused: however the
     policy plays, one of them (or both) would never come, and every such run says inconclusive.
-    (A `--num-episodes` override may still cut it short: its guarantee then says what is lost.)"""
+    `paired_gate`: the gate on per-seed differences to a baseline, whose range is twice as wide and
+    so needs more episodes. (A `--num-episodes` override may still cut it short: its guarantee then
+    says what is lost.)"""
     from pytest_policyeval.gates.decide import gate_for
+    from pytest_policyeval.gates.design import paired
     from pytest_policyeval.gates.sequential import least_episodes
 
-    if task.settings.threshold is None or not gate_for(task.settings.gate).sequential:
+    if not gate_for(task.settings.gate).sequential:
         return
-    design = gate_design(task)
+    if task.settings.threshold is None and not paired_gate:
+        return
+    design = gate_design(task, paired_gate, every_task_gated)
     if design.low is None:
         return
+    if paired_gate:
+        design = paired(design)
     to_pass, to_fail = least_episodes(design)
     short = [(word, need) for word, need in (("pass", to_pass), ("fail", to_fail))
              if need is None or need > design.max_episodes]  # fmt: skip
@@ -99,8 +106,9 @@ def check_cap(task: Task) -> None:
             for word, need in short
         )
         never = " or ".join(word for word, _ in short)
+        against = " on the per-seed differences to the baseline" if paired_gate else ""
         raise ScoreRangeError(
-            f"key 'max_episodes': {design.max_episodes} episodes cannot reach both verdicts at "
+            f"key 'max_episodes': {design.max_episodes} episodes cannot reach both verdicts{against} at "
             f"alpha {design.alpha:g}, beta {design.beta:.3g} ({takes}, so no {never} can come "
             "within the cap): raise max_episodes or the error rates"
         )

@@ -354,6 +354,38 @@ def test_a_cap_is_checked_at_the_suites_beta_over_k(pytester: pytest.Pytester) -
     pytester.runpytest("--policy-uri", "scripted://navigator").assert_outcomes(passed=3)
 
 
+def test_a_cap_is_checked_for_the_paired_gate_a_baseline_brings(pytester: pytest.Pytester) -> None:
+    # At threshold 0.5 on [0, 1] the task alone can pass in 6 episodes and fail in 8, within a
+    # cap of 9; its differences to a baseline lie on [-1, 1], where a fail takes at least 10.
+    body = """
+    name: capped
+    tasks:
+      - {name: nav/capped, map: maps/certain.map, threshold: 0.5, num_episodes: 3, max_episodes: 9}
+    """
+    write_suite(pytester.path, body, maps={"certain": CERTAIN_MAP})
+    pytester.runpytest("--policy-uri", "scripted://navigator").assert_outcomes(passed=1)
+    # --baseline-uri: known only when the task runs, where it is the task's error, before any episode.
+    result = pytester.runpytest("--policy-uri", "scripted://navigator", "--baseline-uri", "random://")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*key 'max_episodes': 9 episodes cannot reach both verdicts on the per-seed differences to the "
+         "baseline*a fail at least 10*"]
+    )  # fmt: skip
+    result.stdout.fnmatch_lines(["*nav/capped*d=n/a*d vs baseline*0*ERROR*"])  # no episode played
+    # The suite's own baseline is known at load: the suite is refused.
+    keyed = body.replace("max_episodes: 9}", "max_episodes: 9, baseline_uri: 'random://'}")
+    write_suite(pytester.path, keyed, maps={"certain": CERTAIN_MAP})
+    result = pytester.runpytest("--policy-uri", "scripted://navigator")
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error
+    result.stdout.fnmatch_lines(
+        ["*task 'nav/capped'*key 'max_episodes': 9 episodes*differences to the baseline*"]
+    )
+    write_suite(
+        pytester.path, keyed.replace("max_episodes: 9", "max_episodes: 40"), maps={"certain": CERTAIN_MAP}
+    )
+    pytester.runpytest("--policy-uri", "scripted://navigator").assert_outcomes(passed=1)
+
+
 def test_a_cap_too_short_for_a_policy_at_the_margin_is_said_in_the_guarantee(
     pytester: pytest.Pytester,
 ) -> None:

@@ -204,7 +204,7 @@ def _check_task(path: Path, label: str, engine: Any, task: Task) -> None:
         raise SuiteError(f"{path}: {label}: key 'gate': {exc}") from None
     try:
         check_score_range(task)
-        check_cap(task)
+        check_cap(task, paired_gate=task.settings.baseline_uri is not None)
     except ScoreRangeError as exc:
         raise SuiteError(f"{path}: {label}: {exc}") from None
 
@@ -215,7 +215,7 @@ def _check_caps(path: Path, tasks: list[Task]) -> None:
 
     for task in tasks:
         try:
-            check_cap(task)
+            check_cap(task, paired_gate=task.settings.baseline_uri is not None)
         except ScoreRangeError as exc:
             raise SuiteError(
                 f"{path}: task '{task.name}': {exc} (at beta / {task.gated_tasks}, for its suite's "

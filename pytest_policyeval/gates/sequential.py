@@ -205,6 +205,7 @@ def _fastest(m0: float, m1: float, d: float, alpha: float, beta: float) -> float
     return max(math.log(1 / alpha) / up, math.log(1 / beta) / down)
 
 
+@functools.lru_cache(maxsize=256)  # asked at load, per task and again per baseline
 def least_episodes(design: GateDesign) -> tuple[int | None, int | None]:
     """The fewest episodes in which the gate can pass, and fail, at all: the gate itself on every
     score at the best (worst) end of the range, the quickest way its bets grow. None: never (the
