@@ -190,7 +190,7 @@ class Evaluation:
     @property
     def every_task_gated(self) -> bool:
         """One baseline for the whole run gates every task, ungated ones included."""
-        return self.options.baseline_uri is not None
+        return bool(self.options.baseline_uri)  # as baseline_uri() reads it
 
     def episode_cache(self) -> Any:
         if not self.options.eval_cache:

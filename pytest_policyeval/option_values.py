@@ -36,6 +36,14 @@ def gate_kind(text: str) -> str:
     return text
 
 
+def uri(text: str) -> str:
+    """A policy or output URI: an empty one is refused, not read as "none given" (an unset
+    variable in `--baseline-uri=$BASELINE` would otherwise turn a gate off without a word)."""
+    if not text.strip():
+        raise BadValue("is empty (an unset variable?): give a URI, or leave the option out")
+    return text
+
+
 def positive_int(text: str) -> int:
     value = _whole_number(text)
     if value < 1:

@@ -29,6 +29,7 @@ from pytest_policyeval.option_values import (
     ray_resources,
     replay_dir,
     retry_count,
+    uri,
 )
 
 
@@ -37,6 +38,7 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption(
         "--policy-uri",
         action="append",
+        type=uri,
         default=[],
         dest="policyeval_policy_uris",
         metavar="URI",
@@ -97,6 +99,7 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--baseline-uri",
+        type=uri,
         default=None,
         dest="policyeval_baseline_uri",
         metavar="URI",
@@ -128,6 +131,7 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--npc-policy-uri",
+        type=uri,
         default=None,
         dest="policyeval_npc_policy_uri",
         metavar="URI",
@@ -174,6 +178,7 @@ def add_options(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--eval-output-uri",
+        type=uri,
         default=None,
         dest="policyeval_output_uri",
         metavar="URI",

@@ -36,6 +36,12 @@ def test_command_line_wins_over_ini(pytester: pytest.Pytester, mini_suite: Path)
         (["--eval-seed", "-4"], "--eval-seed: must be 0 or more, got -4"),
         (["--device", "tpu"], "--device: unknown device 'tpu'; use cpu, cuda, cuda:N or mps"),
         (["--eval-gate", "median"], "--eval-gate: must be one of ci, mean, sequential"),
+        # An unset variable in --baseline-uri=$BASELINE must not turn the baseline gate off.
+        (["--baseline-uri="], "--baseline-uri: is empty (an unset variable?)*"),
+        (["--baseline-uri", " "], "--baseline-uri: is empty*"),
+        (["--npc-policy-uri="], "--npc-policy-uri: is empty*"),
+        (["--eval-output-uri="], "--eval-output-uri: is empty*"),
+        (["--policy-uri="], "--policy-uri: is empty*"),
     ],
 )
 def test_bad_option_values_are_usage_errors(
