@@ -255,7 +255,9 @@ class Evaluation:
 
         try:
             design = gate_design(task, baseline is not None, self.every_task_gated)
-            if baseline is not None:  # --baseline-uri: caps checked at load were for no baseline
+            # --baseline-uri: the caps checked at load were for no baseline. (--num-episodes asks
+            # for exactly N episodes: a cap too short for them says inconclusive, as without one.)
+            if baseline is not None and self.options.num_episodes is None:
                 check_cap(task, True, self.every_task_gated)
             with self.tuning.hard_limit(nodeid, task):
                 run = gate_task(

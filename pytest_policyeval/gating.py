@@ -148,7 +148,8 @@ def gate_design(task: Task, paired: bool = False, every_task_gated: bool = False
     """The task's gate. Raises ScoreRangeError (naming the key) when overrides such as
     --eval-gate sequential meet a threshold the range cannot gate."""
     settings = task.settings
-    check_score_range(task)
+    if not paired:  # a paired gate's threshold is -margin on the differences (_check_paired)
+        check_score_range(task)
     low, high = score_range(task) or (None, None)
     margin = (
         settings.margin

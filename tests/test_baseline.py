@@ -113,3 +113,21 @@ def test_a_tasks_own_baseline_shares_beta_among_the_gated_tasks_only(pytester: p
     )
     everything = task_details(pytester.path / "all.json").values()
     assert {d["design"]["gated_tasks"] for d in everything} == {4}
+
+
+def test_a_threshold_the_paired_gate_does_not_use_is_not_held_against_it(pytester: pytest.Pytester) -> None:
+    # A threshold outside the range could gate nothing on its own (gate: mean tolerates it); a
+    # baseline gate replaces it by -margin on the differences, so the task runs.
+    body = SUITE.replace("threshold: 0.2", "threshold: 1.5\n    gate: mean")
+    write_suite(pytester.path, body, maps={"near": NEAR})
+    args = ("--policy-uri", "random://", "--eval-gate", "sequential")
+    result = pytester.runpytest(*args)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*key 'threshold': 1.5 is not inside the score range*"])
+    result = pytester.runpytest(*args, "--baseline-uri", "random://", "--eval-json", "o.json")
+    result.assert_outcomes(passed=1)
+    (detail,) = task_details(pytester.path / "o.json").values()
+    assert detail["outcome"] == "pass" and detail["design"]["threshold"] == -detail["design"]["margin"]
+    # The suite's own baseline likewise, at load.
+    write_suite(pytester.path, body + "    baseline_uri: random://\n", maps={"near": NEAR})
+    pytester.runpytest("--policy-uri", "random://", "--eval-gate", "sequential").assert_outcomes(passed=1)

@@ -372,6 +372,12 @@ def test_a_cap_is_checked_for_the_paired_gate_a_baseline_brings(pytester: pytest
          "baseline*a fail at least 10*"]
     )  # fmt: skip
     result.stdout.fnmatch_lines(["*nav/capped*d=n/a*d vs baseline*0*ERROR*"])  # no episode played
+    # Asked for exactly 9 episodes, a run plays them and says inconclusive, as without a baseline.
+    result = pytester.runpytest(
+        "--policy-uri", "scripted://navigator", "--baseline-uri", "random://", "--num-episodes", "9"
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*nav/capped*d=*9*INCONCLUSIVE*"])
     # The suite's own baseline is known at load: the suite is refused.
     keyed = body.replace("max_episodes: 9}", "max_episodes: 9, baseline_uri: 'random://'}")
     write_suite(pytester.path, keyed, maps={"certain": CERTAIN_MAP})

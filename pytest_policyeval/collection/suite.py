@@ -203,8 +203,10 @@ def _check_task(path: Path, label: str, engine: Any, task: Task) -> None:
     except RegistryError as exc:
         raise SuiteError(f"{path}: {label}: key 'gate': {exc}") from None
     try:
-        check_score_range(task)
-        check_cap(task, paired_gate=task.settings.baseline_uri is not None)
+        paired = task.settings.baseline_uri is not None
+        if not paired:  # the baseline's gate is on differences, whatever the threshold
+            check_score_range(task)
+        check_cap(task, paired_gate=paired)
     except ScoreRangeError as exc:
         raise SuiteError(f"{path}: {label}: {exc}") from None
 
