@@ -583,3 +583,27 @@ def test_a_key_with_integer_dict_keys_still_finds_its_episodes(tmp_path: Path) -
     cache = EpisodeCache(tmp_path)
     cache.store(key, [CachedEpisode(0, 1, [1.0], 3, [0])], meta)
     assert cache.load(key)[0].rewards == [1.0]
+
+
+def test_a_map_edited_after_it_was_read_keys_the_map_that_is_played(tmp_path: Path) -> None:
+    """The grid is read once per process; an edit after that (mid-run) must not file the old
+    map's episodes under the new map's digest, where a later run would take them for its own."""
+    import hashlib
+
+    from pytest_policyeval.collection.suite import load_suite
+    from pytest_policyeval.engines import engine_for
+    from pytest_policyeval.engines.mettagrid.gridmap import task_grid
+
+    suite = write_suite(tmp_path, SUITE.format(steps=10), maps={"coin": COIN})
+    task = load_suite(suite).tasks[0]
+    map_file = tmp_path / "suites" / "maps" / "coin.map"
+    played = task_grid(task)  # what this process plays
+    before = hashlib.sha256(map_file.read_bytes()).hexdigest()
+    map_file.write_text(COIN.replace("_..", "._."))  # the goal a step nearer
+    assert engine_for(task).identity(task)["map_sha256"] == before == played.sha256
+    # A process that reads the edited map keys it by its own bytes.
+    fresh = load_suite(suite).tasks[0]
+    task_grid.cache_clear()
+    assert (
+        engine_for(fresh).identity(fresh)["map_sha256"] == hashlib.sha256(map_file.read_bytes()).hexdigest()
+    )

@@ -5,7 +5,6 @@ Importing this module does not import mettagrid; `spec` and `batch` do (simulati
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -62,8 +61,8 @@ class MettagridEngine(EngineBase):
         return game_score_range(task.env, task.settings, task_grid(task))
 
     def identity(self, task: Task) -> dict[str, Any]:
-        path = resolve_map(task.folder, task.env.map)
-        return {**super().identity(task), "map_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        # The bytes the grid was parsed from (read once per process), not the file as it is now.
+        return {**super().identity(task), "map_sha256": task_grid(task).sha256}
 
     def task_files(self, task: Task) -> list[Path]:
         return [resolve_map(task.folder, task.env.map)]

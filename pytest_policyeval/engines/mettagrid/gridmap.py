@@ -7,6 +7,7 @@ Lines must all have the same width. Agents are numbered in reading order (row by
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +35,9 @@ class MapError(ValueError):
 @dataclass(frozen=True)
 class GridMap:
     rows: tuple[str, ...]
+    # sha256 of the file's bytes this grid was parsed from: what an episode's cache key names,
+    # so a map edited after it was read cannot file the old map's episodes under the new one.
+    sha256: str = ""
 
     @property
     def height(self) -> int:
@@ -69,7 +73,7 @@ MAX_SIDE = 256
 MAX_MAP_BYTES = MAX_SIDE * (MAX_SIDE + 2)
 
 
-def parse_map(text: str) -> GridMap:
+def parse_map(text: str, sha256: str = "") -> GridMap:
     rows = tuple(line.rstrip("\r") for line in text.splitlines() if line.strip())
     if not rows:
         raise MapError("the map is empty")
@@ -85,7 +89,7 @@ def parse_map(text: str) -> GridMap:
             raise MapError(
                 f"line {number} has unknown characters {unknown[:8]}{more}; known: {sorted(LEGEND)}"
             )
-    grid = GridMap(rows)
+    grid = GridMap(rows, sha256)
     if grid.num_agents == 0:
         raise MapError(f"no agent start ('{AGENT}', '1' or '2')")
     return grid
@@ -103,7 +107,7 @@ def read_map(path: Path) -> GridMap:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MapError(f"not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start})") from None
-    return parse_map(text)
+    return parse_map(text, hashlib.sha256(data).hexdigest())
 
 
 MAP_ROOTS_VAR = "POLICYEVAL_MAP_ROOTS"  # more folders maps may come from (os.pathsep-separated)
