@@ -21,6 +21,7 @@ from pytest_policyeval.policies.checkpoint import Checkpoint, file_digest, read_
 from pytest_policyeval.policies.networks import build_network
 from pytest_policyeval.policies.observations import TokenEncoder, used_tokens
 from pytest_policyeval.policies.sampling import check_finite, gumbel_noise
+from pytest_policyeval.policies.steady import read_steadily
 from pytest_policyeval.spec import EnvSpec
 
 
@@ -174,8 +175,9 @@ def policy_from_checkpoint(checkpoint: Checkpoint, uri: str, name: str, source: 
 
 
 def load_file_policy(uri: str, path: Path, name: str) -> TorchPolicy:
-    checkpoint = read_checkpoint(path)
-    policy = policy_from_checkpoint(checkpoint, uri, name, str(path))
-    policy.info["digest"] = file_digest(path)
+    with read_steadily(str(path), path):  # the digest is of the bytes the weights came from
+        checkpoint = read_checkpoint(path)
+        policy = policy_from_checkpoint(checkpoint, uri, name, str(path))
+        policy.info["digest"] = file_digest(path)
     policy.info["path"] = str(path)
     return policy

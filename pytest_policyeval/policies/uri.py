@@ -16,6 +16,7 @@ the built-in ones), remote stores through `pytest_policyeval_policy_sources`.
 from __future__ import annotations
 
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -136,4 +137,13 @@ def load_policy(uri: str, options: LoadOptions | None = None) -> Policy:
     loader = loader_for(scheme)
     if loader is None:
         raise PolicyLoadError(f"{uri}: unknown policy URI scheme '{scheme}://'; known: {known_schemes()}")
-    return loader(uri, rest, options or LoadOptions())
+    from pytest_policyeval.policies.steady import ATTEMPTS, FileChanged
+
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return loader(uri, rest, options or LoadOptions())
+        except FileChanged:
+            if attempt == ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)  # a save in progress: let it finish
+    raise AssertionError("unreachable")

@@ -28,6 +28,7 @@ from pytest_policyeval.policies.metta.presets import Preset, get_preset
 from pytest_policyeval.policies.metta.sparse_encoder import SparseEncoder
 from pytest_policyeval.policies.observations import EMPTY_TOKEN, used_tokens
 from pytest_policyeval.policies.sampling import check_finite, gumbel_noise
+from pytest_policyeval.policies.steady import read_steadily
 from pytest_policyeval.policies.torch_files import check_weights, load_torch_file, unwrap_state_dict
 from pytest_policyeval.policies.torch_policy import load_state_strict, network_on, torch_device
 from pytest_policyeval.spec import EnvSpec
@@ -200,6 +201,14 @@ def _type_ids(config: dict[str, Any], preset: Preset, source: str) -> dict[str, 
 
 def load_pytorch_policy(
     uri: str, path: Path, name: str, config_path: Path | None = None, preset: str | None = None
+) -> MettaPolicy:
+    # The digest is of the bytes the weights came from; the config's is taken when keyed.
+    with read_steadily(str(path), path, config_path):
+        return _load_pytorch_policy(uri, path, name, config_path, preset)
+
+
+def _load_pytorch_policy(
+    uri: str, path: Path, name: str, config_path: Path | None, preset: str | None
 ) -> MettaPolicy:
     source = str(path)
     state, layout = to_puffer3(read_state_dict(path), source)

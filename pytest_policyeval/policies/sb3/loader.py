@@ -28,6 +28,7 @@ from pytest_policyeval.policies.sb3.archive import read_archive, read_policy_sta
 from pytest_policyeval.policies.sb3.metadata import DQN, read_facts
 from pytest_policyeval.policies.sb3.networks import build_network
 from pytest_policyeval.policies.sb3.policy import SB3Policy, describe_architecture
+from pytest_policyeval.policies.steady import read_steadily
 
 OPTIONS = {"deterministic": {"true": True, "false": False, "1": True, "0": False}}
 
@@ -59,6 +60,11 @@ def split_rest(uri: str, rest: str) -> tuple[Path, bool]:
 
 def load_sb3_file(uri: str, path: Path, name: str, deterministic: bool = True) -> SB3Policy:
     """An SB3 model file (local or downloaded) as a Policy; every problem is one PolicyLoadError."""
+    with read_steadily(str(path), path):  # the digest is of the bytes the weights came from
+        return _load_sb3_file(uri, path, name, deterministic)
+
+
+def _load_sb3_file(uri: str, path: Path, name: str, deterministic: bool) -> SB3Policy:
     archive = read_archive(path)
     source = str(archive.path)
     facts = read_facts(archive.data, source)  # refusals from the metadata come before the weights
