@@ -111,15 +111,20 @@ class EpisodeCache:
             return
         from pytest_policyeval.atomic import write_text_atomic
 
-        first, last = min(e.index for e in episodes), max(e.index for e in episodes)
+        indices = sorted({e.index for e in episodes})
+        first, last = indices[0], indices[-1]
+        name = f"{first:07d}-{last:07d}"
+        if len(indices) != last - first + 1:
+            # Some of a round (those a check refused, played again): a name of their own, so
+            # that they never replace the whole round's file.
+            name += "-" + hashlib.sha256(json.dumps(indices).encode()).hexdigest()[:12]
         body = {"meta": meta, "episodes": [asdict(e) for e in sorted(episodes, key=lambda e: e.index)]}
         try:
+            folder = self.root / key
+            if folder.is_symlink():  # load() reads no linked folder: nor is one written through
+                raise ValueError(f"{folder.name} is a link")
             # No fsync: a round lost in a power cut is only played again.
-            write_text_atomic(
-                self.root / key / f"{first:07d}-{last:07d}.json",
-                json.dumps(body, default=plain),
-                durable=False,
-            )
+            write_text_atomic(folder / f"{name}.json", json.dumps(body, default=plain), durable=False)
         except (OSError, ValueError, TypeError, RecursionError) as exc:
             self._could_not_write(exc)
 

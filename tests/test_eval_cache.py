@@ -607,3 +607,36 @@ def test_a_map_edited_after_it_was_read_keys_the_map_that_is_played(tmp_path: Pa
     assert (
         engine_for(fresh).identity(fresh)["map_sha256"] == hashlib.sha256(map_file.read_bytes()).hexdigest()
     )
+
+
+def test_a_partial_round_never_replaces_the_whole_rounds_file(tmp_path: Path) -> None:
+    # Episodes 0, 5 and 9 played again (a check refused the kept ones) span the same indices as
+    # the round 0-9 they came from: the round's other seven must stay kept.
+    from pytest_policyeval.episode_cache import CachedEpisode, EpisodeCache, cache_key
+
+    cache, meta = EpisodeCache(tmp_path), {"policy": "random://"}
+    key = cache_key(meta)
+    cache.store(key, [CachedEpisode(i, 100 + i, [float(i)], 3, [0]) for i in range(10)], meta)
+    cache.store(key, [CachedEpisode(i, 100 + i, [float(i)], 3, [0]) for i in (0, 5, 9)], meta)
+    assert len(round_files(tmp_path)) == 2
+    assert sorted(cache.load(key)) == list(range(10))
+    # The whole round again: the same file, not a third.
+    cache.store(key, [CachedEpisode(i, 100 + i, [float(i)], 3, [0]) for i in range(10)], meta)
+    assert len(round_files(tmp_path)) == 2
+
+
+def test_a_linked_key_folder_is_not_written_through(tmp_path: Path) -> None:
+    import warnings
+
+    from pytest_policyeval.episode_cache import CachedEpisode, EpisodeCache, EpisodeCacheWarning, cache_key
+
+    cache, meta = EpisodeCache(tmp_path / "data"), {"policy": "random://"}
+    key = cache_key(meta)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cache.root.mkdir(parents=True)
+    (cache.root / key).symlink_to(elsewhere, target_is_directory=True)
+    with warnings.catch_warnings(record=True) as caught:
+        cache.store(key, [CachedEpisode(0, 1, [1.0], 3, [0])], meta)
+    assert list(elsewhere.iterdir()) == []
+    assert any(issubclass(w.category, EpisodeCacheWarning) for w in caught)
