@@ -246,11 +246,23 @@ class Evaluation:
         first_round: list[float] = []  # when the first round began: the start of max_time_s
         recorded = frozenset(range(self.options.recorded_episodes))
 
-        def episodes(player: Policy, player_uri: str, fresh: frozenset[int]) -> Episodes:
+        failed_in: list[str] = []  # "the baseline" when its play raised: the error says whose it is
+
+        def episodes(player: Policy, player_uri: str, fresh: frozenset[int], whose: str = "") -> Episodes:
             key, meta = episodes_key(task, player, npc, self.options.device)
             if cache is not None:  # so that a caller who never loads the policy finds them too
                 cache.remember(episodes_hint(task, player_uri, npc_uri, self.options.device), key)
             play = self._player(task, player, npc, label, first_round)
+            if whose:
+                inner = play
+
+                def play(indices: list[int]) -> Any:
+                    try:
+                        return inner(indices)
+                    except Exception:
+                        failed_in.append(whose)
+                        raise
+
             return Episodes(play, cache, key, meta, fresh, check=episode_check(task))
 
         try:
@@ -264,11 +276,17 @@ class Evaluation:
                     design,
                     episodes(policy, uri, recorded),
                     task.settings.num_episodes,
-                    episodes(baseline, baseline_uri, frozenset()) if baseline is not None else None,
+                    episodes(baseline, baseline_uri, frozenset(), "the baseline")
+                    if baseline is not None
+                    else None,
                 )
         except Exception as exc:
             signals.stop_if_signalled()  # a Ctrl-C some library turned into an error is still one
             result.error = f"{type(exc).__name__}: {exc}"
+            if failed_in:
+                result.error = (
+                    f"while {failed_in[0]} ({redact_uri(baseline_uri or '')}) played: {result.error}"
+                )
             result.traceback = traceback.format_exc(limit=8)
             return result, []
         self.tuning.freeze_heap_once()

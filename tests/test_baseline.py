@@ -131,3 +131,25 @@ def test_a_threshold_the_paired_gate_does_not_use_is_not_held_against_it(pyteste
     # The suite's own baseline likewise, at load.
     write_suite(pytester.path, body + "    baseline_uri: random://\n", maps={"near": NEAR})
     pytester.runpytest("--policy-uri", "random://", "--eval-gate", "sequential").assert_outcomes(passed=1)
+
+
+def test_a_baseline_that_plays_actions_the_engine_lacks_is_its_error_not_a_pass(
+    pytester: pytest.Pytester,
+) -> None:
+    # mettagrid reads an unknown action id as no action: such a baseline would idle, score 0 and
+    # pass every candidate. The action is refused, and the error says it was the baseline's.
+    from helpers import random_scheme
+
+    pytester.makeconftest(
+        random_scheme(
+            "broken", "return np.full(len(slots), 9999, dtype=np.int32)", imports="import numpy as np"
+        )
+    )
+    result, detail = run(pytester, "scripted://navigator", "broken://")
+    assert detail["outcome"] is None and detail["passed"] is None
+    assert detail["error"].startswith("while the baseline (broken://) played: ValueError: task nav/near: ")
+    assert "the policy's action 9999 is outside the action space" in detail["error"]
+    result.assert_outcomes(failed=1)
+    # As the candidate, the same policy's error is its own.
+    result, detail = run(pytester, "broken://", "random://")
+    assert detail["error"].startswith("ValueError: task nav/near: the policy's action 9999 is outside")

@@ -281,9 +281,24 @@ class EpisodeBatch:
             for episode, (sim, c_sim) in enumerate(zip(self._sims, self._c_sims, strict=True))
         ]
         self._done_rows = (self._terminals.reshape(-1, agents), self._truncations.reshape(-1, agents))
+        self._task_name = task.name
+
+    def _check_actions(self, episodes: Sequence[int]) -> None:
+        """The engine reads an unknown action id as no action at all: a broken policy (or
+        baseline) would play on as if idle, so an id outside the action list is refused."""
+        agents, count = self.spec.num_agents, len(self.spec.action_names)
+        rows = (np.asarray(episodes, dtype=np.int64)[:, None] * agents + np.arange(agents)).ravel()
+        taken = self.actions[rows]
+        bad = np.flatnonzero((taken < 0) | (taken >= count))
+        if bad.size:
+            raise ValueError(
+                f"task {self._task_name}: the policy's action {int(taken[bad[0]])} is outside the "
+                f"action space: {count} actions (0..{count - 1})"
+            )
 
     def step(self, episodes: Sequence[int]) -> list[int]:
         """Advance the given episodes one step (actions already written); return those that ended."""
+        self._check_actions(episodes)
         terminals, truncations = self._done_rows
         ended = []
         for episode in episodes:
