@@ -43,10 +43,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+def pytest_plugin_registered(plugin: object, manager: pytest.PytestPluginManager) -> None:
+    # A conftest's code decides episodes: its digest is of the source as imported, now.
+    file = getattr(plugin, "__file__", None)
+    if isinstance(file, str) and file.endswith("conftest.py"):
+        from pytest_policyeval.provenance import remember_conftest
+
+        remember_conftest(plugin)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     from pytest_policyeval import registry
     from pytest_policyeval.collection.items import COLLECTING_KEY, Collecting
     from pytest_policyeval.options import options_from, ray_settings, writes_html_report
+    from pytest_policyeval.provenance import forget_sources
     from pytest_policyeval.worker import ProcessTuning
 
     # mettagrid depends on importnb, whose pytest plugin collects every file named on the command
@@ -58,6 +68,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # (pytester) gets its own back then, even if this one fails to configure further.
     previous = registry.use(config.pluginmanager)
     config.add_cleanup(lambda: registry.use(previous))
+    config.add_cleanup(forget_sources)
     base = Path(config.invocation_params.dir)
     _add_named_suites(config, base)
     options = options_from(config)

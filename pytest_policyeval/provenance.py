@@ -160,13 +160,39 @@ def _source_file(defined: Any) -> str | None:
         return None
 
 
+# Source digests as first read in this run. Code is imported once, at the start for conftests
+# (primed as each is registered): a file edited mid-run must not key the old code's episodes
+# under the new code's digest, where the next run would take them for its own.
+_FIRST_READ: dict[str, str | None] = {}
+
+
 def _file_digest(path: str) -> str | None:
     import hashlib
 
+    if path in _FIRST_READ:
+        return _FIRST_READ[path]
     try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+        digest: str | None = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
     except OSError:
-        return None
+        digest = None
+    _FIRST_READ[path] = digest
+    return digest
+
+
+def remember_conftest(module: object) -> None:
+    """Read a conftest's source, and its own helpers', as it is imported (see _FIRST_READ)."""
+    file = getattr(module, "__file__", None)
+    name = getattr(module, "__name__", None)
+    if not isinstance(file, str) or not isinstance(name, str) or not file.endswith(".py"):
+        return
+    _file_digest(file)
+    for helper in _helper_files(name, file).values():
+        _file_digest(helper)
+
+
+def forget_sources() -> None:
+    """At the end of a run: the next one in this process (pytester) reads the sources afresh."""
+    _FIRST_READ.clear()
 
 
 def _helper_files(module_name: str, own_path: str) -> dict[str, str]:

@@ -343,8 +343,9 @@ def test_helpers_of_ones_own_count_and_installed_or_standard_modules_do_not(
     import importlib
     import sys
 
-    from pytest_policyeval.provenance import _helper_files, outside_code_digest
+    from pytest_policyeval.provenance import _helper_files, forget_sources, outside_code_digest
 
+    forget_sources()
     (tmp_path / "mine_deep.py").write_text("DEPTH = 1\n")
     (tmp_path / "mine_helper.py").write_text(
         "import mine_deep\n\ndef shaped():\n    return mine_deep.DEPTH\n"
@@ -367,9 +368,14 @@ def test_helpers_of_ones_own_count_and_installed_or_standard_modules_do_not(
     assert "mine_lazy" not in sys.modules  # found without importing it
     before = outside_code_digest(module.Env)
     (tmp_path / "mine_deep.py").write_text("DEPTH = 2\n")
+    # Within a run, the code as first read (the one imported): an edit mid-run changes nothing
+    # this run plays, so it must not change the key its episodes are kept under.
+    assert outside_code_digest(module.Env) == before
+    forget_sources()  # the next run
     assert outside_code_digest(module.Env) != before
     before = outside_code_digest(module.Env)
     (tmp_path / "mine_consts.py").write_text("SCALE = 5.0\n")
+    forget_sources()
     assert outside_code_digest(module.Env) != before
 
 
@@ -640,3 +646,42 @@ def test_a_linked_key_folder_is_not_written_through(tmp_path: Path) -> None:
         cache.store(key, [CachedEpisode(0, 1, [1.0], 3, [0])], meta)
     assert list(elsewhere.iterdir()) == []
     assert any(issubclass(w.category, EpisodeCacheWarning) for w in caught)
+
+
+EDITED_MID_RUN = """
+import pathlib
+
+import pytest
+from pytest_policyeval.policies.random_policy import RandomPolicy
+
+VERSION = 1
+
+
+def pytest_collection_finish(session):
+    # After this file was imported, before any episode is keyed: as an editor's save mid-run.
+    path = pathlib.Path(__file__)
+    path.write_text(path.read_text().replace("VERSION = 1", "VERSION = 2"))
+
+
+@pytest.hookimpl
+def pytest_policyeval_policy_schemes():
+    return {"mine": lambda uri, rest, options: RandomPolicy(uri)}
+"""
+
+
+def test_a_conftest_edited_mid_run_keys_the_code_that_ran(pytester: pytest.Pytester, tmp_path) -> None:
+    """The run imported version 1; its episodes are kept under version 1's digest, so the next
+    run, which imports version 2, plays them again instead of taking them for its own."""
+    pytester.makeconftest(EDITED_MID_RUN)
+    write_suite(pytester.path, SUITE.format(steps=10), maps={"coin": COIN})
+    args = ("--policy-uri", "mine://", "--data-dir", str(tmp_path / "data"))
+    pytester.runpytest(*args).stdout.fnmatch_lines(
+        ["*Episodes: * decided on, 0 of them from the episode cache*"]
+    )
+    assert "VERSION = 2" in (pytester.path / "conftest.py").read_text()
+    pytester.runpytest(*args).stdout.fnmatch_lines(
+        ["*Episodes: * decided on, 0 of them from the episode cache*"]
+    )
+    # Unchanged since: all of them.
+    third = pytester.runpytest(*args).stdout.str()
+    assert "0 of them from the episode cache" not in third and "from the episode cache" in third
