@@ -145,11 +145,20 @@ def test_a_baseline_that_plays_actions_the_engine_lacks_is_its_error_not_a_pass(
             "broken", "return np.full(len(slots), 9999, dtype=np.int32)", imports="import numpy as np"
         )
     )
-    result, detail = run(pytester, "scripted://navigator", "broken://")
+    result, detail = run(
+        pytester, "scripted://navigator", "broken://", "--eval-yaml", "e.yaml", "--junitxml", "j.xml"
+    )
     assert detail["outcome"] is None and detail["passed"] is None
     assert detail["error"].startswith("while the baseline (broken://) played: ValueError: task nav/near: ")
     assert "the policy's action 9999 is outside the action space" in detail["error"]
     result.assert_outcomes(failed=1)
+    # Every document says why, and against what.
+    import yaml
+
+    (gate,) = yaml.safe_load((pytester.path / "e.yaml").read_text())["gates"].values()
+    assert gate["error"] == detail["error"] and gate["baseline_uri"] == "broken://"
+    junit = (pytester.path / "j.xml").read_text()
+    assert 'name="policyeval_baseline_uri" value="broken://"' in junit
     # As the candidate, the same policy's error is its own.
     result, detail = run(pytester, "broken://", "random://")
     assert detail["error"].startswith("ValueError: task nav/near: the policy's action 9999 is outside")

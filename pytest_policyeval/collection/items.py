@@ -49,12 +49,17 @@ COLLECTING_KEY = pytest.StashKey[Collecting]()
 def gate_properties(result: TaskResult) -> list[tuple[str, object]]:
     """What junitxml and other consumers of user_properties get: the gate's evidence (for an
     errored task, the outcome `error` and the error, nothing it did not measure)."""
+    # A baseline gate's verdict is relative: to what, said wherever the verdict is.
+    baseline = [("policyeval_baseline_uri", result.baseline_uri)] if result.baseline_uri else []
     if result.error is not None:
         return [
             ("policyeval_outcome", "error"),
             ("policyeval_episodes", result.num_episodes),
             ("policyeval_error", result.error),
+            *baseline,
         ]
+    if baseline:
+        baseline.append(("policyeval_baseline_score", result.baseline_score))
     return [
         ("policyeval_score", result.score),
         ("policyeval_outcome", result.outcome or "-"),
@@ -65,6 +70,7 @@ def gate_properties(result: TaskResult) -> list[tuple[str, object]]:
         ("policyeval_evidence_pass", result.evidence.get("pass")),
         ("policyeval_evidence_fail", result.evidence.get("fail")),
         ("policyeval_reason", result.reason),
+        *baseline,
     ]
 
 

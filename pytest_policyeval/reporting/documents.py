@@ -287,6 +287,13 @@ def _metta_layout(uri: str, results: Sequence[TaskResult], run: dict[str, Any]) 
                 "episodes": r.num_episodes,
                 "interval": [_finite(r.ci_low), _finite(r.ci_high)],
                 "passed": r.passed,
+                # An errored task's why, and what a baseline gate compared against.
+                **({"error": r.error} if r.error is not None else {}),
+                **(
+                    {"baseline_uri": r.baseline_uri, "baseline_score": _finite(r.baseline_score)}
+                    if r.baseline_uri
+                    else {}
+                ),
             }
             for key, r in zip(keys, results, strict=True)
         },
