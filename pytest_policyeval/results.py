@@ -171,12 +171,14 @@ def _end(value: float, edges: list[float]) -> str:
     def shown(number: float, digits: int) -> str:
         return f"{number:.{digits + 1}g}" if large else f"{number + 0.0:.{digits}f}"
 
+    def clashes(digits: int) -> bool:
+        return any(value != edge and shown(value, digits) == shown(edge, digits) for edge in edges)
+
     digits = 3
-    while digits < (12 if large else 6) and any(
-        value != edge and shown(value, digits) == shown(edge, digits) for edge in edges
-    ):
+    while digits < 15 and clashes(digits):
         digits += 1
-    return shown(value, digits)
+    # Closer than that: the shortest text that reads back as the value itself.
+    return repr(value + 0.0) if clashes(digits) else shown(value, digits)
 
 
 def finite_number(value: Any) -> float | None:

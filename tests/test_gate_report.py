@@ -467,3 +467,15 @@ def test_a_large_interval_end_next_to_a_band_edge_also_prints_apart_from_it() ->
         ci_low=1_234_100.0, ci_high=1_509_998.0, design={"threshold": 1.5e6, "margin": 1e4},
     )  # fmt: skip
     assert result.interval_ends == "[1.234e+06, 1509998]"
+
+
+def test_an_end_a_hair_past_its_edge_prints_as_many_decimals_as_that_takes() -> None:
+    # A margin of 0.01 and a long gate: the lower end clears -0.02 by two parts in ten million.
+    result = TaskResult(
+        suite="s", task="nav/t", policy_uri="random://", policy_label="random", order=(0, 0, 0),
+        threshold=-0.01, higher_is_better=True, gate="sequential", num_episodes=60000, seed=0,
+        ci_low=-0.0199997819, ci_high=0.036, design={"threshold": -0.01, "margin": 0.01},
+    )  # fmt: skip
+    assert result.interval_ends == "[-0.0199998, 0.036]"
+    result.ci_low = math.nextafter(-0.02, 0.0)  # closer than any decimals: the value itself
+    assert result.interval_ends == f"[{math.nextafter(-0.02, 0.0)!r}, 0.036]"
