@@ -115,3 +115,12 @@ def test_result_files_follow_the_umask(pytester: pytest.Pytester) -> None:
     finally:
         os.umask(previous)
     assert stat.S_IMODE((pytester.path / "r.json").stat().st_mode) == 0o644
+
+
+def test_a_task_setting_at_the_top_level_says_where_it_goes(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, MINI_SUITE.replace("name: mini", "name: mini\nbaseline_uri: random://", 1))
+    message = _refused(suite, "unknown key 'baseline_uri'")
+    assert "a task setting: put it under 'defaults:' for every task, or in a task" in message
+    # Not for a key that is nobody's.
+    suite = write_suite(tmp_path, MINI_SUITE.replace("name: mini", "name: mini\nbaselines: x", 1))
+    assert "a task setting" not in _refused(suite, "unknown key 'baselines'")

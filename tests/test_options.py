@@ -68,3 +68,14 @@ def test_cuda_without_a_gpu_fails_with_a_clear_message(pytester: pytest.Pytester
     result = pytester.runpytest("--policy-uri", str(path), "--device", "cuda", "-k", "easy")
     result.assert_outcomes(failed=1, deselected=1)
     result.stdout.fnmatch_lines(["*--device cuda: torch * sees no CUDA device on this machine*"])
+
+
+def test_a_run_of_fixed_gates_says_in_the_terminal_that_it_promises_nothing(
+    pytester: pytest.Pytester, mini_suite: Path
+) -> None:
+    result = pytester.runpytest("--policy-uri", "random://", "--eval-gate", "mean")
+    result.stdout.fnmatch_lines(
+        ["*Suite guarantee: none: *fixed gates (mean, ci), which control no false fail*"]
+    )
+    result = pytester.runpytest("--policy-uri", "random://", "--eval-gate", "sequential")
+    assert "Suite guarantee" not in result.stdout.str()  # the sequential gate's bound is in every file

@@ -103,9 +103,20 @@ def _describe(error: dict[str, Any], loc: tuple[Any, ...]) -> str:
     return f"key '{_where(loc)}': {error['msg']} (got {_EXCERPT.repr(error.get('input'))})"
 
 
+def _hint(context: str, error: dict[str, Any]) -> str:
+    """A task's setting written at the suite's top level: where it goes instead."""
+    loc = tuple(error["loc"])
+    top_level = context == "suite" and error["type"] == "extra_forbidden" and len(loc) == 1
+    if top_level and loc[0] in TaskModel.model_fields:  # TaskSettings' keys included
+        return " (a task setting: put it under 'defaults:' for every task, or in a task)"
+    return ""
+
+
 def _errors(path: Path, context: str, exc: ValidationError) -> SuiteError:
     errors = exc.errors()
-    lines = [f"{path}: {context}: {_describe(err, tuple(err['loc']))}" for err in errors[:5]]
+    lines = [
+        f"{path}: {context}: {_describe(err, tuple(err['loc']))}{_hint(context, err)}" for err in errors[:5]
+    ]
     if len(errors) > 5:
         lines.append(f"{path}: {context}: and {len(errors) - 5} more problems")
     return SuiteError("\n".join(lines))

@@ -40,6 +40,9 @@ def suite_lines(group: Sequence[TaskResult], run: dict | None = None) -> list[st
             f"  Suite verdict: {verdict['outcome'].upper()} ({verdict_counts(verdict)}; "
             f"multiplicity: {verdict['multiplicity']})"
         )
+        guarantee = str(verdict.get("guarantee") or "")
+        if guarantee.startswith("none"):  # fixed gates, or caps that decide nothing: said here too
+            lines.append(f"  Suite guarantee: {guarantee}")
     if iqm.get("iqm") is not None:
         interval = f" [{_num(iqm['low'])}, {_num(iqm['high'])}]" if iqm.get("low") is not None else ""
         lines.append(f"  IQM of normalised scores: {_num(iqm['iqm'])}{interval} ({iqm['method']})")
