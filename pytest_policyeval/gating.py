@@ -199,9 +199,11 @@ def policy_identity(policy: Policy | None) -> dict[str, Any] | None:
         identity["uri"] = policy.uri
     identity.update(info)
     config = info.get("config")
-    if isinstance(config, str) and Path(config).is_file():  # what the file says, not its name
+    if isinstance(info.get("config_sha256"), str):  # taken as the policy was read (its loader)
+        identity.pop("config", None)  # the same file elsewhere (a Ray node's copy) plays the same
+    elif isinstance(config, str) and Path(config).is_file():  # what the file says, not its name
         identity["config_sha256"] = hashlib.sha256(Path(config).read_bytes()).hexdigest()
-        del identity["config"]  # the same file elsewhere (a Ray node's copy) plays the same
+        del identity["config"]
     return identity
 
 

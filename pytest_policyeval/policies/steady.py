@@ -37,10 +37,24 @@ def read_steadily(source: str, *paths: Path | None) -> Iterator[None]:
     """Raises FileChanged, naming `source`, if any of `paths` changed while the block ran."""
     files = [Path(path) for path in paths if path is not None]
     before = [_identity(path) for path in files]
-    yield
-    for path, was in zip(files, before, strict=True):
-        if _identity(path) != was:
-            raise FileChanged(
-                f"{source}: {path.name} changed while it was read (is it being saved?): "
-                "the weights and the digest recorded for them could be of different files"
-            )
+
+    def changed() -> FileChanged | None:
+        for path, was in zip(files, before, strict=True):
+            if _identity(path) != was:
+                return FileChanged(
+                    f"{source}: {path.name} changed while it was read (is it being saved?): "
+                    "the weights and the digest recorded for them could be of different files"
+                )
+        return None
+
+    try:
+        yield
+    except Exception:
+        # A torn read (a save in place) fails the load: not the checkpoint's fault if it moved.
+        moved = changed()
+        if moved is not None:
+            raise moved from None
+        raise
+    moved = changed()
+    if moved is not None:
+        raise moved

@@ -202,9 +202,15 @@ def _type_ids(config: dict[str, Any], preset: Preset, source: str) -> dict[str, 
 def load_pytorch_policy(
     uri: str, path: Path, name: str, config_path: Path | None = None, preset: str | None = None
 ) -> MettaPolicy:
-    # The digest is of the bytes the weights came from; the config's is taken when keyed.
+    # The digests are of the bytes the weights and the config came from.
     with read_steadily(str(path), path, config_path):
         return _load_pytorch_policy(uri, path, name, config_path, preset)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _load_pytorch_policy(
@@ -259,5 +265,8 @@ def _load_pytorch_policy(
             "preset": chosen.name,
             "architecture": arch,
             "config": str(config_path) if config_path else None,
+            # Inside the load's bracket: the bytes the network was built from, whatever the file
+            # says by the time a task's episodes are keyed.
+            **({"config_sha256": _sha256(config_path)} if config_path else {}),
         },
     )
