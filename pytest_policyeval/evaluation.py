@@ -224,6 +224,7 @@ class Evaluation:
         )
         from pytest_policyeval.policies import PolicyLoadError
         from pytest_policyeval.rounds import Episodes, gate_task
+        from pytest_policyeval.runner import TaskTimeout
 
         baseline_uri = self.baseline_uri(task)
         try:
@@ -259,7 +260,9 @@ class Evaluation:
                 def play(indices: list[int]) -> Any:
                     try:
                         return inner(indices)
-                    except Exception:
+                    except TaskTimeout:  # the budget is both players': not the baseline's alone
+                        raise
+                    except Exception:  # its actor, or an npc or the engine in its episodes
                         failed_in.append(whose)
                         raise
 

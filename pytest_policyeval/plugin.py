@@ -33,8 +33,10 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     """Our hooks (hookspec.py) with the built-in behaviour as their implementations; conftest files
     and plugins add theirs to the same manager, which every lookup (registry.py) goes through."""
     from pytest_policyeval import registry
+    from pytest_policyeval.provenance import forget_sources
 
     registry.add_to(pluginmanager)
+    forget_sources()  # a run starts afresh, before its conftests load, even if the last one failed early
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -180,14 +180,12 @@ def _file_digest(path: str) -> str | None:
 
 
 def remember_conftest(module: object) -> None:
-    """Read a conftest's source, and its own helpers', as it is imported (see _FIRST_READ)."""
+    """Read a conftest's source as it is imported (see _FIRST_READ). Only its own file: walking
+    its imports here would cost every pytest run, evaluating or not, and would touch (so load)
+    lazily imported modules; its helpers are read when a task's episodes are first keyed."""
     file = getattr(module, "__file__", None)
-    name = getattr(module, "__name__", None)
-    if not isinstance(file, str) or not isinstance(name, str) or not file.endswith(".py"):
-        return
-    _file_digest(file)
-    for helper in _helper_files(name, file).values():
-        _file_digest(helper)
+    if isinstance(file, str) and file.endswith(".py"):
+        _file_digest(file)
 
 
 def forget_sources() -> None:

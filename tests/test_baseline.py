@@ -150,7 +150,7 @@ def test_a_baseline_that_plays_actions_the_engine_lacks_is_its_error_not_a_pass(
     )
     assert detail["outcome"] is None and detail["passed"] is None
     assert detail["error"].startswith("while the baseline (broken://) played: ValueError: task nav/near: ")
-    assert "the policy's action 9999 is outside the action space" in detail["error"]
+    assert "action 9999 of agent 0 is outside the action space" in detail["error"]
     result.assert_outcomes(failed=1)
     # Every document says why, and against what.
     import yaml
@@ -161,4 +161,22 @@ def test_a_baseline_that_plays_actions_the_engine_lacks_is_its_error_not_a_pass(
     assert 'name="policyeval_baseline_uri" value="broken://"' in junit
     # As the candidate, the same policy's error is its own.
     result, detail = run(pytester, "broken://", "random://")
-    assert detail["error"].startswith("ValueError: task nav/near: the policy's action 9999 is outside")
+    assert detail["error"].startswith("ValueError: task nav/near: action 9999 of agent 0 is outside")
+
+
+def test_a_time_budget_spent_during_the_baseline_is_not_called_the_baselines_error(
+    pytester: pytest.Pytester,
+) -> None:
+    # max_time_s is the task's, both players' rounds together: a slow baseline may be the one
+    # playing when it runs out, but the error is the task's timeout, not a fault of the baseline.
+    from helpers import random_scheme
+
+    pytester.makeconftest(random_scheme("slow", "time.sleep(0.1)", imports="import time"))
+    write_suite(
+        pytester.path, SUITE.replace("max_steps: 8}", "max_steps: 8, max_time_s: 0.3}"), maps={"near": NEAR}
+    )
+    pytester.runpytest(
+        "--policy-uri", "scripted://navigator", "--baseline-uri", "slow://", "--eval-json", "o.json"
+    )
+    (detail,) = task_details(pytester.path / "o.json").values()
+    assert detail["error"].startswith("TaskTimeout: "), detail["error"]

@@ -292,8 +292,8 @@ class EpisodeBatch:
         bad = np.flatnonzero((taken < 0) | (taken >= count))
         if bad.size:
             raise ValueError(
-                f"task {self._task_name}: the policy's action {int(taken[bad[0]])} is outside the "
-                f"action space: {count} actions (0..{count - 1})"
+                f"task {self._task_name}: action {int(taken[bad[0]])} of agent {int(rows[bad[0]]) % agents} "
+                f"is outside the action space: {count} actions (0..{count - 1})"
             )
 
     def step(self, episodes: Sequence[int]) -> list[int]:
