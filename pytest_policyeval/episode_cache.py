@@ -97,12 +97,13 @@ class EpisodeCache:
         if folder.is_symlink():  # another key's folder, perhaps: its episodes are not this key's
             return found
         try:
-            files = sorted(folder.glob("*.json"))
+            # Oldest first, so that an episode played again (a check refused the kept one) wins.
+            files = sorted(folder.glob("*.json"), key=lambda path: (_written(path), path.name))
         except OSError:
             return found
         for path in files:
             for episode in _read(path, key):
-                found.setdefault(episode.index, episode)
+                found[episode.index] = episode
         return found
 
     def store(self, key: str, episodes: list[CachedEpisode], meta: dict[str, Any]) -> None:
@@ -153,6 +154,13 @@ class EpisodeCache:
 
 
 KEY = re.compile(r"^[0-9a-f]{40}$")
+
+
+def _written(path: Path) -> int:
+    try:
+        return os.lstat(path).st_mtime_ns
+    except OSError:
+        return 0
 
 
 def _read_bounded(path: Path, limit: int) -> bytes | None:

@@ -4,6 +4,7 @@ what matters plays again exactly what changed, and a resumed gate continues wher
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -626,6 +627,13 @@ def test_a_partial_round_never_replaces_the_whole_rounds_file(tmp_path: Path) ->
     cache.store(key, [CachedEpisode(i, 100 + i, [float(i)], 3, [0]) for i in (0, 5, 9)], meta)
     assert len(round_files(tmp_path)) == 2
     assert sorted(cache.load(key)) == list(range(10))
+    # An episode played again after its kept copy was refused is the one found, whatever the names.
+    kept = next(p for p in round_files(tmp_path) if p.name == "0000000-0000009.json")
+    os.utime(kept, ns=(1, 1))  # written long before
+    cache.store(key, [CachedEpisode(5, 105, [50.0], 3, [0])], meta)
+    assert cache.load(key)[5].rewards == [50.0] and len(round_files(tmp_path)) == 3
+    (newer,) = (p for p in round_files(tmp_path) if p.name.startswith("0000005-"))
+    newer.unlink()
     # The whole round again: the same file, not a third.
     cache.store(key, [CachedEpisode(i, 100 + i, [float(i)], 3, [0]) for i in range(10)], meta)
     assert len(round_files(tmp_path)) == 2
