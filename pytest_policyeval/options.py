@@ -307,8 +307,28 @@ def _ini(config: pytest.Config, name: str, parse: Any) -> Any:
         raise pytest.UsageError(f"ini option {name} = {raw!r}: {exc}") from None
 
 
+URI_INI = (
+    "policyeval_baseline_uri",
+    "policyeval_npc_policy_uri",
+    "policyeval_output_uri",
+    "policyeval_policy_uris",
+)
+
+
+def _check_uri_overrides(config: pytest.Config) -> None:
+    """`-o policyeval_baseline_uri=$BASELINE` with the variable unset: refused as the option is
+    (an empty line in an ini file still means "not set")."""
+    for entry in config.getoption("override_ini", None) or []:
+        name, _, value = str(entry).partition("=")
+        if name.strip() in URI_INI and not value.strip():
+            raise pytest.UsageError(
+                f"-o {name.strip()}= is empty (an unset variable?): give a URI, or leave the option out"
+            )
+
+
 def options_from(config: pytest.Config) -> EvalOptions:
     """The run's options: the command line wins, then the ini file, then the defaults."""
+    _check_uri_overrides(config)
 
     def pick(name: str, parse: Any) -> Any:
         # Each option's dest is also its ini key: the command line wins, then the ini file.

@@ -52,6 +52,15 @@ def test_bad_option_values_are_usage_errors(
     result.stderr.fnmatch_lines([f"*{fragment}*"])
 
 
+def test_an_empty_uri_given_with_o_is_a_usage_error(pytester: pytest.Pytester, mini_suite: Path) -> None:
+    result = pytester.runpytest("--policy-uri", "random://", "-o", "policyeval_baseline_uri=")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*-o policyeval_baseline_uri= is empty (an unset variable?)*"])
+    # An empty line in an ini file still means "not set".
+    pytester.makeini("[pytest]\npolicyeval_baseline_uri =\n")
+    pytester.runpytest("--policy-uri", "random://", "-k", "easy").assert_outcomes(passed=1, deselected=1)
+
+
 def test_bad_ini_value_is_a_usage_error(pytester: pytest.Pytester, mini_suite: Path) -> None:
     pytester.makeini("[pytest]\npolicyeval_num_episodes = many\n")
     result = pytester.runpytest("--policy-uri", "random://")
