@@ -314,6 +314,19 @@ def test_a_mean_at_the_threshold_but_for_rounding_passes_the_mean_gate() -> None
     assert far.outcome == "fail" and "the mean 0 < threshold 1e-07" in far.reason
 
 
+def _refused_until(
+    pytester: pytest.Pytester, body: str, message: str, fix: tuple[str, str], passed: int
+) -> None:
+    """`body` is refused when the suite is read, with `message`; with `fix` applied (a longer
+    cap), its tasks run and the navigator passes them."""
+    write_suite(pytester.path, body, maps={"certain": CERTAIN_MAP})
+    result = pytester.runpytest("--policy-uri", "scripted://navigator")
+    assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error
+    result.stdout.fnmatch_lines([message])
+    write_suite(pytester.path, body.replace(*fix), maps={"certain": CERTAIN_MAP})
+    pytester.runpytest("--policy-uri", "scripted://navigator").assert_outcomes(passed=passed)
+
+
 def test_a_cap_that_cannot_reach_both_verdicts_is_a_suite_error(pytester: pytest.Pytester) -> None:
     # On [0, 1] at the default rates a pass takes at least 6 episodes and a fail 8, whatever is played.
     body = """
@@ -321,16 +334,10 @@ def test_a_cap_that_cannot_reach_both_verdicts_is_a_suite_error(pytester: pytest
     tasks:
       - {name: nav/capped, map: maps/certain.map, threshold: 0.5, num_episodes: 3, max_episodes: 7}
     """
-    write_suite(pytester.path, body, maps={"certain": CERTAIN_MAP})
-    result = pytester.runpytest("--policy-uri", "random://")
-    assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error
-    result.stdout.fnmatch_lines(
-        ["*key 'max_episodes': 7 episodes cannot reach both verdicts*a fail at least 8, so no fail can come*"]
+    message = (
+        "*key 'max_episodes': 7 episodes cannot reach both verdicts*a fail at least 8, so no fail can come*"
     )
-    write_suite(
-        pytester.path, body.replace("max_episodes: 7", "max_episodes: 8"), maps={"certain": CERTAIN_MAP}
-    )
-    pytester.runpytest("--policy-uri", "scripted://navigator").assert_outcomes(passed=1)
+    _refused_until(pytester, body, message, ("max_episodes: 7", "max_episodes: 8"), passed=1)
 
 
 def test_a_cap_is_checked_at_the_suites_beta_over_k(pytester: pytest.Pytester) -> None:
@@ -344,14 +351,8 @@ def test_a_cap_is_checked_at_the_suites_beta_over_k(pytester: pytest.Pytester) -
       - {name: nav/b, map: maps/certain.map}
       - {name: nav/c, map: maps/certain.map}
     """
-    write_suite(pytester.path, body, maps={"certain": CERTAIN_MAP})
-    result = pytester.runpytest("--policy-uri", "random://")
-    assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error
-    result.stdout.fnmatch_lines(["*task 'nav/a': key 'max_episodes': 9 episodes cannot reach*beta / 3*"])
-    write_suite(
-        pytester.path, body.replace("max_episodes: 9", "max_episodes: 20"), maps={"certain": CERTAIN_MAP}
-    )
-    pytester.runpytest("--policy-uri", "scripted://navigator").assert_outcomes(passed=3)
+    message = "*task 'nav/a': key 'max_episodes': 9 episodes cannot reach*beta / 3*"
+    _refused_until(pytester, body, message, ("max_episodes: 9", "max_episodes: 20"), passed=3)
 
 
 def test_a_cap_is_checked_for_the_paired_gate_a_baseline_brings(pytester: pytest.Pytester) -> None:
@@ -380,16 +381,8 @@ def test_a_cap_is_checked_for_the_paired_gate_a_baseline_brings(pytester: pytest
     result.stdout.fnmatch_lines(["*nav/capped*d=*9*INCONCLUSIVE*"])
     # The suite's own baseline is known at load: the suite is refused.
     keyed = body.replace("max_episodes: 9}", "max_episodes: 9, baseline_uri: 'random://'}")
-    write_suite(pytester.path, keyed, maps={"certain": CERTAIN_MAP})
-    result = pytester.runpytest("--policy-uri", "scripted://navigator")
-    assert result.ret == pytest.ExitCode.INTERRUPTED  # a collection error
-    result.stdout.fnmatch_lines(
-        ["*task 'nav/capped'*key 'max_episodes': 9 episodes*differences to the baseline*"]
-    )
-    write_suite(
-        pytester.path, keyed.replace("max_episodes: 9", "max_episodes: 40"), maps={"certain": CERTAIN_MAP}
-    )
-    pytester.runpytest("--policy-uri", "scripted://navigator").assert_outcomes(passed=1)
+    message = "*task 'nav/capped'*key 'max_episodes': 9 episodes*differences to the baseline*"
+    _refused_until(pytester, keyed, message, ("max_episodes: 9", "max_episodes: 40"), passed=1)
 
 
 def test_a_cap_too_short_for_a_policy_at_the_margin_is_said_in_the_guarantee(
