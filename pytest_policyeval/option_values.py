@@ -44,6 +44,50 @@ def uri(text: str) -> str:
     return text
 
 
+# The ini keys besides the options' own help; each option's dest is also its ini key.
+INI_KEYS = {
+    "policyeval_ray": "Ray cluster to evaluate on (see --eval-ray)",
+    "policyeval_ray_resources": "each task's Ray resources",
+    "policyeval_ray_retries": "retries of a task lost on Ray",
+    "policyeval_ray_node_wait": "seconds a task waits for a node that can run it",
+    "policyeval_policy_uris": "policies to evaluate",
+    "policyeval_suites": "suites to run, by name or path",
+    "policyeval_npc_policy_uri": "policy for the agents not under test",
+    "policyeval_pytorch_config": "architecture config of pytorch:// checkpoints",
+    "policyeval_metta_preset": "Metta engine version of Metta checkpoints",
+    "policyeval_data_dir": "cache of downloaded policies",
+    "policyeval_output_uri": "where results are published",
+    "policyeval_wandb_entity": "W&B entity of wandb://run/NAME (or WANDB_ENTITY)",
+    "policyeval_wandb_project": "W&B project of wandb://run/NAME (or WANDB_PROJECT)",
+    "policyeval_num_episodes": "episodes per task",
+    "policyeval_seed": "base seed of every episode",
+    "policyeval_device": "torch device: cpu, cuda, cuda:N",
+    "policyeval_gate": "sequential, mean or ci",
+    "policyeval_baseline_uri": "gate on per-seed differences to this policy",
+    "policyeval_replay_episodes": "episodes recorded per task",
+    "policyeval_suite_patterns": "glob patterns (relative to rootdir) of suite files, besides YAML files "
+    "in a 'suites' folder",
+}
+LINE_LISTS = {"policyeval_policy_uris", "policyeval_suites", "policyeval_suite_patterns"}
+
+URI_INI = (
+    "policyeval_baseline_uri",
+    "policyeval_npc_policy_uri",
+    "policyeval_output_uri",
+    "policyeval_policy_uris",
+)
+
+
+def empty_uri_override(entries: list[str]) -> str | None:
+    """The URI ini key that `-o NAME=` leaves empty, if any (an empty line in an ini file still
+    means "not set"; an empty `-o` is an unset variable, as for the options themselves)."""
+    for entry in entries:
+        name, _, value = str(entry).partition("=")
+        if name.strip() in URI_INI and not value.strip():
+            return name.strip()
+    return None
+
+
 def positive_int(text: str) -> int:
     value = _whole_number(text)
     if value < 1:

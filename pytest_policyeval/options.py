@@ -16,7 +16,10 @@ from pytest_policyeval.evaluation import EvalOptions
 if TYPE_CHECKING:
     from pytest_policyeval.ray_backend.settings import RaySettings
 from pytest_policyeval.option_values import (
+    INI_KEYS,
+    LINE_LISTS,
     device_name,
+    empty_uri_override,
     episode_count,
     existing_file,
     gate_kind,
@@ -262,39 +265,11 @@ def add_options(parser: pytest.Parser) -> None:
         "starting, an autoscaler) before it is that task's error (default 60; ini: "
         "policyeval_ray_node_wait)",
     )
-    parser.addini("policyeval_ray", default="", help="Ray cluster to evaluate on (see --eval-ray)")
-    parser.addini("policyeval_ray_resources", default="", help="each task's Ray resources")
-    parser.addini("policyeval_ray_retries", default="", help="retries of a task lost on Ray")
-    parser.addini(
-        "policyeval_ray_node_wait", default="", help="seconds a task waits for a node that can run it"
-    )
-    parser.addini("policyeval_policy_uris", type="linelist", default=[], help="policies to evaluate")
-    parser.addini("policyeval_suites", type="linelist", default=[], help="suites to run, by name or path")
-    parser.addini("policyeval_npc_policy_uri", default="", help="policy for the agents not under test")
-    parser.addini(
-        "policyeval_pytorch_config", default="", help="architecture config of pytorch:// checkpoints"
-    )
-    parser.addini("policyeval_metta_preset", default="", help="Metta engine version of Metta checkpoints")
-    parser.addini("policyeval_data_dir", default="", help="cache of downloaded policies")
-    parser.addini("policyeval_output_uri", default="", help="where results are published")
-    parser.addini(
-        "policyeval_wandb_entity", default="", help="W&B entity of wandb://run/NAME (or WANDB_ENTITY)"
-    )
-    parser.addini(
-        "policyeval_wandb_project", default="", help="W&B project of wandb://run/NAME (or WANDB_PROJECT)"
-    )
-    parser.addini("policyeval_num_episodes", default="", help="episodes per task")
-    parser.addini("policyeval_seed", default="", help="base seed of every episode")
-    parser.addini("policyeval_device", default="", help="torch device: cpu, cuda, cuda:N")
-    parser.addini("policyeval_gate", default="", help="sequential, mean or ci")
-    parser.addini("policyeval_baseline_uri", default="", help="gate on per-seed differences to this policy")
-    parser.addini("policyeval_replay_episodes", default="", help="episodes recorded per task")
-    parser.addini(
-        "policyeval_suite_patterns",
-        type="linelist",
-        default=[],
-        help="glob patterns (relative to rootdir) of suite files, besides YAML files in a 'suites' folder",
-    )
+    for name, text in INI_KEYS.items():
+        if name in LINE_LISTS:
+            parser.addini(name, type="linelist", default=[], help=text)
+        else:
+            parser.addini(name, default="", help=text)
 
 
 def _ini(config: pytest.Config, name: str, parse: Any) -> Any:
@@ -307,23 +282,13 @@ def _ini(config: pytest.Config, name: str, parse: Any) -> Any:
         raise pytest.UsageError(f"ini option {name} = {raw!r}: {exc}") from None
 
 
-URI_INI = (
-    "policyeval_baseline_uri",
-    "policyeval_npc_policy_uri",
-    "policyeval_output_uri",
-    "policyeval_policy_uris",
-)
-
-
 def _check_uri_overrides(config: pytest.Config) -> None:
-    """`-o policyeval_baseline_uri=$BASELINE` with the variable unset: refused as the option is
-    (an empty line in an ini file still means "not set")."""
-    for entry in config.getoption("override_ini", None) or []:
-        name, _, value = str(entry).partition("=")
-        if name.strip() in URI_INI and not value.strip():
-            raise pytest.UsageError(
-                f"-o {name.strip()}= is empty (an unset variable?): give a URI, or leave the option out"
-            )
+    """`-o policyeval_baseline_uri=$BASELINE` with the variable unset: refused as the option is."""
+    name = empty_uri_override(config.getoption("override_ini", None) or [])
+    if name is not None:
+        raise pytest.UsageError(
+            f"-o {name}= is empty (an unset variable?): give a URI, or leave the option out"
+        )
 
 
 def options_from(config: pytest.Config) -> EvalOptions:
