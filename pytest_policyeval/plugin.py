@@ -46,12 +46,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_plugin_registered(plugin: object, manager: pytest.PytestPluginManager) -> None:
-    # A conftest's code decides episodes: its digest is of the source as imported, now.
-    file = getattr(plugin, "__file__", None)
-    if isinstance(file, str) and file.endswith("conftest.py"):
-        from pytest_policyeval.provenance import remember_conftest
+    # A conftest's or local plugin's code decides episodes: its digest is of the source as imported, now.
+    if isinstance(getattr(plugin, "__file__", None), str):
+        from pytest_policyeval.provenance import remember_plugin
 
-        remember_conftest(plugin)
+        remember_plugin(plugin)
 
 
 def pytest_configure(config: pytest.Config) -> None:

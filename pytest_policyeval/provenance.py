@@ -179,13 +179,23 @@ def _file_digest(path: str) -> str | None:
     return digest
 
 
-def remember_conftest(module: object) -> None:
-    """Read a conftest's source as it is imported (see _FIRST_READ). Only its own file: walking
-    its imports here would cost every pytest run, evaluating or not, and would touch (so load)
-    lazily imported modules; its helpers are read when a task's episodes are first keyed."""
+def remember_plugin(module: object) -> None:
+    """Read a conftest's or a local plugin module's source as it is imported (see _FIRST_READ):
+    a module of one's own (`pytest_plugins`, `-p`), not an installed package's, whose versions
+    count instead. Only its own file: walking its imports here would cost every pytest run,
+    evaluating or not, and would touch (so load) lazily imported modules; its helpers are read
+    when a task's episodes are first keyed."""
     file = getattr(module, "__file__", None)
-    if isinstance(file, str) and file.endswith(".py"):
-        _file_digest(file)
+    if not isinstance(file, str) or not file.endswith(".py"):
+        return
+    try:
+        resolved = str(Path(file).resolve())
+    except (OSError, RuntimeError):
+        return
+    own = Path(__file__).resolve().parent
+    if resolved.startswith(_installed_roots()) or Path(resolved).is_relative_to(own):
+        return
+    _file_digest(file)
 
 
 def forget_sources() -> None:

@@ -693,3 +693,18 @@ def test_a_conftest_edited_mid_run_keys_the_code_that_ran(pytester: pytest.Pytes
     # Unchanged since: all of them.
     third = pytester.runpytest(*args).stdout.str()
     assert "0 of them from the episode cache" not in third and "from the episode cache" in third
+
+
+def test_a_local_plugin_edited_mid_run_keys_the_code_that_ran(pytester: pytest.Pytester, tmp_path) -> None:
+    """As for a conftest, for a module of one's own loaded with -p (or pytest_plugins)."""
+    pytester.makepyfile(localplug=EDITED_MID_RUN)
+    pytester.syspathinsert()
+    write_suite(pytester.path, SUITE.format(steps=10), maps={"coin": COIN})
+    args = ("-p", "localplug", "--policy-uri", "mine://", "--data-dir", str(tmp_path / "data"))
+    pytester.runpytest(*args).stdout.fnmatch_lines(
+        ["*Episodes: * decided on, 0 of them from the episode cache*"]
+    )
+    assert "VERSION = 2" in (pytester.path / "localplug.py").read_text()
+    pytester.runpytest(*args).stdout.fnmatch_lines(
+        ["*Episodes: * decided on, 0 of them from the episode cache*"]
+    )
