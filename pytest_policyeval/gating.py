@@ -6,11 +6,9 @@ in rounds.py.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_policyeval.engines import engine_for
@@ -198,12 +196,9 @@ def policy_identity(policy: Policy | None) -> dict[str, Any] | None:
     if "digest" not in info:
         identity["uri"] = policy.uri
     identity.update(info)
-    config = info.get("config")
-    if isinstance(info.get("config_sha256"), str):  # taken as the policy was read (its loader)
-        identity.pop("config", None)  # the same file elsewhere (a Ray node's copy) plays the same
-    elif isinstance(config, str) and Path(config).is_file():  # what the file says, not its name
-        identity["config_sha256"] = hashlib.sha256(Path(config).read_bytes()).hexdigest()
-        del identity["config"]
+    # A config counts by the digest its loader took of the bytes it read (info["config_sha256"]),
+    # not by its path: the same file elsewhere (a Ray node's copy) plays the same.
+    identity.pop("config", None)
     return identity
 
 

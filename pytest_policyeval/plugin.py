@@ -36,7 +36,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     from pytest_policyeval.provenance import forget_sources
 
     registry.add_to(pluginmanager)
-    forget_sources()  # a run starts afresh, before its conftests load, even if the last one failed early
+    forget_sources()  # each run reads its own code afresh
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -57,7 +57,6 @@ def pytest_configure(config: pytest.Config) -> None:
     from pytest_policyeval import registry
     from pytest_policyeval.collection.items import COLLECTING_KEY, Collecting
     from pytest_policyeval.options import options_from, ray_settings, writes_html_report
-    from pytest_policyeval.provenance import forget_sources
     from pytest_policyeval.worker import ProcessTuning
 
     # mettagrid depends on importnb, whose pytest plugin collects every file named on the command
@@ -69,7 +68,6 @@ def pytest_configure(config: pytest.Config) -> None:
     # (pytester) gets its own back then, even if this one fails to configure further.
     previous = registry.use(config.pluginmanager)
     config.add_cleanup(lambda: registry.use(previous))
-    config.add_cleanup(forget_sources)
     base = Path(config.invocation_params.dir)
     _add_named_suites(config, base)
     options = options_from(config)

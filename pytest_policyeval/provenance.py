@@ -180,26 +180,18 @@ def _file_digest(path: str) -> str | None:
 
 
 def remember_plugin(module: object) -> None:
-    """Read a conftest's or a local plugin module's source as it is imported (see _FIRST_READ):
-    a module of one's own (`pytest_plugins`, `-p`), not an installed package's, whose versions
-    count instead. Only its own file: walking its imports here would cost every pytest run,
-    evaluating or not, and would touch (so load) lazily imported modules; its helpers are read
-    when a task's episodes are first keyed."""
-    file = getattr(module, "__file__", None)
-    if not isinstance(file, str) or not file.endswith(".py"):
-        return
-    try:
-        resolved = str(Path(file).resolve())
-    except (OSError, RuntimeError):
-        return
-    own = Path(__file__).resolve().parent
-    if resolved.startswith(_installed_roots()) or Path(resolved).is_relative_to(own):
-        return
-    _file_digest(file)
+    """Read a conftest's or a local plugin module's source as it is imported (see _FIRST_READ),
+    where it is one's own (`_own_source`). Only its own file: walking its imports here would cost
+    every pytest run, evaluating or not, and would touch (so load) lazily imported modules; its
+    helpers are read when a task's episodes are first keyed."""
+    file = _own_source(module)
+    if file is not None:
+        _file_digest(file)
 
 
 def forget_sources() -> None:
-    """At the end of a run: the next one in this process (pytester) reads the sources afresh."""
+    """As a run starts (its hooks added, before its conftests load): each run in a process
+    (pytester) reads the sources afresh, even after one that failed early."""
     _FIRST_READ.clear()
 
 
